@@ -212,3 +212,16 @@ func TestClassString(t *testing.T) {
 		t.Error("out of range class must still print")
 	}
 }
+
+func TestParseFactor(t *testing.T) {
+	for in, want := range map[string]Factor{"": FactorAuto, "auto": FactorAuto, "push": FactorPush, "phone": FactorPhone} {
+		if got, err := ParseFactor(in); err != nil || got != want {
+			t.Errorf("ParseFactor(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"passcode", "sms", "Push"} {
+		if _, err := ParseFactor(bad); err == nil {
+			t.Errorf("ParseFactor(%q) accepted", bad)
+		}
+	}
+}
