@@ -36,3 +36,5 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/jimlambrt/gldap => ./third_party/gldap
