@@ -543,11 +543,11 @@ func (p *packet) assertApplicationRequest() error {
 	switch chkPacket.TagType {
 	case ber.TypePrimitive:
 		if chkPacket.Tag != ApplicationDelRequest && chkPacket.Tag != ApplicationUnbindRequest {
-			return fmt.Errorf("%s: incorrect type, primitive %q must be a delete request %q or an unbind request %q, but got %q", op, ber.TypePrimitive, ApplicationDelRequest, ApplicationUnbindRequest, chkPacket.Tag)
+			return fmt.Errorf("%s: incorrect type, primitive %v must be a delete request %d or an unbind request %d, but got %d", op, ber.TypePrimitive, ApplicationDelRequest, ApplicationUnbindRequest, chkPacket.Tag)
 		}
 	case ber.TypeConstructed:
 	default:
-		return fmt.Errorf("%s: incorrect type, expected ber.TypeConstructed %q but got %v", op, ber.TypeConstructed, chkPacket.TagType)
+		return fmt.Errorf("%s: incorrect type, expected ber.TypeConstructed %v but got %v", op, ber.TypeConstructed, chkPacket.TagType)
 	}
 	return nil
 }
