@@ -1,0 +1,148 @@
+// Package config loads ldapgate's YAML configuration into typed structs and
+// validates all of it at once, so an administrator sees every mistake, each
+// named by its key path, in one run of `ldapgate check`.
+//
+// Unknown keys are errors: a misspelt `failmod: safe` must not silently leave
+// a section on a default the administrator did not choose.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole file.
+type Config struct {
+	Log         Log                   `mapstructure:"log"`
+	AuthLog     string                `mapstructure:"auth_log"`
+	Health      Health                `mapstructure:"health"`
+	Admin       Admin                 `mapstructure:"admin"`
+	Alerts      Alerts                `mapstructure:"alerts"`
+	Directories map[string]*Directory `mapstructure:"directories"`
+	Servers     []*Server             `mapstructure:"servers"`
+}
+
+// Log configures the operational log (stderr).
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+	Format string `mapstructure:"format"` // text | json
+}
+
+// Health configures the HTTP listener for /healthz, /readyz, /status, /metrics.
+type Health struct {
+	Listen string `mapstructure:"listen"` // "" disables it
+}
+
+// Admin configures the unix socket for run-time commands (primary-only mode).
+type Admin struct {
+	Socket string `mapstructure:"socket"` // "" disables it
+}
+
+// Alerts configures where state changes are pushed.
+type Alerts struct {
+	WebhookURL string        `mapstructure:"webhook_url"`
+	Timeout    time.Duration `mapstructure:"timeout"`
+}
+
+// Directory is an upstream LDAP directory (Active Directory, OpenLDAP...).
+type Directory struct {
+	// Name is the key under `directories:` (lowercased, as viper reads keys).
+	Name string `mapstructure:"-"`
+
+	URLs    []string      `mapstructure:"urls"`
+	Timeout time.Duration `mapstructure:"timeout"`
+	// StartTLS upgrades ldap:// connections before any bind.
+	StartTLS bool `mapstructure:"start_tls"`
+	// CAFile holds PEM roots for ldaps:// and StartTLS; empty uses the system roots.
+	CAFile string `mapstructure:"ca_file"`
+
+	// BindDN and BindPassword are the lookup account: it resolves non-DN bind
+	// names and reads usernames and group membership.
+	BindDN           string `mapstructure:"bind_dn"`
+	BindPassword     Secret `mapstructure:"bind_password"`
+	BindPasswordFile string `mapstructure:"bind_password_file"`
+
+	BaseDN            string `mapstructure:"base_dn"`
+	UsernameAttribute string `mapstructure:"username_attribute"`
+	// UserFilter finds the entry for a bind name that is not a DN. {username}
+	// is the name without a DOMAIN\ prefix or @domain suffix, {name} the name
+	// as typed; both are escaped.
+	UserFilter string `mapstructure:"user_filter"`
+	// GroupFilter finds the groups of an entry; {dn} is the escaped entry DN.
+	GroupFilter string `mapstructure:"group_filter"`
+}
+
+// Server is one listening section: a port, a directory, a Duo integration
+// and a failmode policy.
+type Server struct {
+	Name      string `mapstructure:"name"`
+	Listen    string `mapstructure:"listen"`
+	Directory string `mapstructure:"directory"`
+	TLS       TLS    `mapstructure:"tls"`
+	Duo       Duo    `mapstructure:"duo"`
+
+	Failmode          string   `mapstructure:"failmode"`
+	SecureGroups      []string `mapstructure:"secure_groups"`
+	ExemptPrimaryBind bool     `mapstructure:"exempt_primary_bind"`
+	ExemptDNs         []string `mapstructure:"exempt_dns"`
+	Factor            string   `mapstructure:"factor"`
+	// PasscodeDelimiter is nil when unset (default ","), and "" when the
+	// administrator disabled passcodes in the password.
+	PasscodeDelimiter *string       `mapstructure:"passcode_delimiter"`
+	AllowAnonymous    bool          `mapstructure:"allow_anonymous"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+}
+
+// TLS lets clients upgrade with StartTLS on a server section.
+type TLS struct {
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// Require refuses binds (and everything else but StartTLS) on a
+	// connection that has not been upgraded.
+	Require bool `mapstructure:"require"`
+}
+
+// Duo is one Duo Auth API integration.
+type Duo struct {
+	APIHost        string `mapstructure:"api_host"`
+	IntegrationKey string `mapstructure:"integration_key"`
+	SecretKey      Secret `mapstructure:"secret_key"`
+	SecretKeyFile  string `mapstructure:"secret_key_file"`
+	// CAFile holds PEM roots that replace the built-in Duo roots.
+	CAFile      string        `mapstructure:"ca_file"`
+	Timeout     time.Duration `mapstructure:"timeout"`
+	PushTimeout time.Duration `mapstructure:"push_timeout"`
+
+	ProbeInterval    time.Duration `mapstructure:"probe_interval"`
+	UnreachableAfter int           `mapstructure:"unreachable_after"`
+	DegradedLatency  time.Duration `mapstructure:"degraded_latency"`
+}
+
+// Delimiter returns the passcode delimiter in force ("" when disabled).
+func (s *Server) Delimiter() string {
+	if s.PasscodeDelimiter == nil {
+		return DefaultPasscodeDelimiter
+	}
+	return *s.PasscodeDelimiter
+}
+
+// Secret is a string that never prints: fmt, logs and JSON see a placeholder.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return fmt.Sprintf("config.Secret(%q)", s.String()) }
+
+// MarshalText keeps encoders (JSON, YAML) from writing the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret itself, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+var sectionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// validate records every problem; it never stops at the first.
+func (c *Config) validate(p *Problems) {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", ErrInvalid, "must be debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		p.add("log.format", ErrInvalid, "must be text or json")
+	}
+	if c.Health.Listen != "" {
+		checkListen(p, "health.listen", c.Health.Listen)
+	}
+	if c.Alerts.WebhookURL != "" {
+		u, err := url.Parse(c.Alerts.WebhookURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add("alerts.webhook_url", ErrInvalid, "must be an http:// or https:// URL")
+		}
+	}
+	if c.Alerts.Timeout < 0 {
+		p.add("alerts.timeout", ErrInvalid, "must be positive")
+	}
+
+	if len(c.Directories) == 0 {
+		p.add("directories", ErrRequired, "at least one directory is required")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Directories)) {
+		c.Directories[name].validate(p, "directories."+name)
+	}
+
+	if len(c.Servers) == 0 {
+		p.add("servers", ErrRequired, "at least one server section is required")
+	}
+	names := map[string]int{}
+	listens := map[string]int{}
+	for i, s := range c.Servers {
+		path := fmt.Sprintf("servers[%d]", i)
+		if s == nil {
+			p.add(path, ErrInvalid, "empty server section")
+			continue
+		}
+		s.validate(p, path)
+		if j, dup := names[s.Name]; dup && s.Name != "" {
+			p.add(path+".name", ErrInvalid, "duplicates servers[%d].name %q", j, s.Name)
+		}
+		names[s.Name] = i
+		if j, dup := listens[s.Listen]; dup && s.Listen != "" {
+			p.add(path+".listen", ErrInvalid, "duplicates servers[%d].listen %q", j, s.Listen)
+		}
+		listens[s.Listen] = i
+		if s.Directory == "" {
+			p.add(path+".directory", ErrRequired, "must name a directory")
+		} else if _, ok := c.Directories[strings.ToLower(s.Directory)]; !ok {
+			p.add(path+".directory", ErrInvalid, "no directory named %q", s.Directory)
+		}
+	}
+}
+
+func (d *Directory) validate(p *Problems, path string) {
+	if d == nil {
+		p.add(path, ErrInvalid, "empty directory section")
+		return
+	}
+	if !sectionName.MatchString(d.Name) {
+		p.add(path, ErrInvalid, "directory names are lowercase letters, digits, '-' and '_'")
+	}
+	if len(d.URLs) == 0 {
+		p.add(path+".urls", ErrRequired, "at least one ldap:// or ldaps:// URL is required")
+	}
+	for i, raw := range d.URLs {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "must be ldap://host[:port] or ldaps://host[:port]")
+			continue
+		}
+		if d.StartTLS && u.Scheme == "ldaps" {
+			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "start_tls cannot be used with ldaps://")
+		}
+	}
+	if d.Timeout <= 0 {
+		p.add(path+".timeout", ErrInvalid, "must be positive")
+	}
+	checkFile(p, path+".ca_file", d.CAFile)
+	if d.BindDN != "" {
+		checkDN(p, path+".bind_dn", d.BindDN)
+		if d.BindPassword == "" {
+			p.add(path+".bind_password", ErrRequired, "bind_dn needs bind_password, bind_password_file or %s", EnvName("directories", d.Name, "bind_password"))
+		}
+	} else if d.BindPassword != "" {
+		p.add(path+".bind_dn", ErrRequired, "bind_password is set but bind_dn is not")
+	}
+	if d.BaseDN == "" {
+		p.add(path+".base_dn", ErrRequired, "is required")
+	} else {
+		checkDN(p, path+".base_dn", d.BaseDN)
+	}
+	if strings.ContainsAny(d.UsernameAttribute, " =()*\\,") || d.UsernameAttribute == "" {
+		p.add(path+".username_attribute", ErrInvalid, "must be an attribute name")
+	}
+	if !strings.Contains(d.UserFilter, "{username}") && !strings.Contains(d.UserFilter, "{name}") {
+		p.add(path+".user_filter", ErrInvalid, "must contain {username} or {name}")
+	} else if _, err := ldap.CompileFilter(d.ExpandUserFilter("x", "x")); err != nil {
+		p.add(path+".user_filter", ErrInvalid, "not a valid LDAP filter: %v", err)
+	}
+	if !strings.Contains(d.GroupFilter, "{dn}") {
+		p.add(path+".group_filter", ErrInvalid, "must contain {dn}")
+	} else if _, err := ldap.CompileFilter(d.ExpandGroupFilter("cn=x")); err != nil {
+		p.add(path+".group_filter", ErrInvalid, "not a valid LDAP filter: %v", err)
+	}
+}
+
+// ExpandUserFilter fills user_filter for a bind name; values are escaped.
+func (d *Directory) ExpandUserFilter(username, name string) string {
+	return strings.NewReplacer(
+		"{username_attribute}", d.UsernameAttribute,
+		"{username}", ldap.EscapeFilter(username),
+		"{name}", ldap.EscapeFilter(name),
+	).Replace(d.UserFilter)
+}
+
+// ExpandGroupFilter fills group_filter for an entry DN; the DN is escaped.
+func (d *Directory) ExpandGroupFilter(dn string) string {
+	return strings.ReplaceAll(d.GroupFilter, "{dn}", ldap.EscapeFilter(dn))
+}
+
+func (s *Server) validate(p *Problems, path string) {
+	if !sectionName.MatchString(s.Name) {
+		p.add(path+".name", ErrInvalid, "must be 1-63 lowercase letters, digits, '-' or '_'")
+	}
+	if s.Listen == "" {
+		p.add(path+".listen", ErrRequired, "is required (host:port)")
+	} else {
+		checkListen(p, path+".listen", s.Listen)
+	}
+	if _, err := failmode.ParseMode(s.Failmode); err != nil {
+		p.add(path+".failmode", ErrInvalid, "must be safe or secure")
+	}
+	if _, err := failmode.ParseFactor(s.Factor); err != nil {
+		p.add(path+".factor", ErrInvalid, "must be auto, push or phone")
+	}
+	for i, dn := range s.SecureGroups {
+		checkDN(p, fmt.Sprintf("%s.secure_groups[%d]", path, i), dn)
+	}
+	for i, dn := range s.ExemptDNs {
+		checkDN(p, fmt.Sprintf("%s.exempt_dns[%d]", path, i), dn)
+	}
+	if d := s.Delimiter(); d != "" {
+		if len(d) > 3 || strings.ContainsAny(d, "0123456789") || strings.TrimSpace(d) != d {
+			p.add(path+".passcode_delimiter", ErrInvalid, "must be 1-3 characters, no digits or spaces, or \"\" to disable passcodes")
+		}
+	}
+	if s.IdleTimeout < 0 {
+		p.add(path+".idle_timeout", ErrInvalid, "must be positive")
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		p.add(path+".tls", ErrInvalid, "cert_file and key_file go together")
+	}
+	if s.TLS.Require && s.TLS.CertFile == "" {
+		p.add(path+".tls.require", ErrInvalid, "requires cert_file and key_file")
+	}
+	checkFile(p, path+".tls.cert_file", s.TLS.CertFile)
+	checkFile(p, path+".tls.key_file", s.TLS.KeyFile)
+	s.Duo.validate(p, path+".duo", s.Name)
+}
+
+func (d *Duo) validate(p *Problems, path, server string) {
+	switch {
+	case d.APIHost == "":
+		p.add(path+".api_host", ErrRequired, "is required")
+	case strings.Contains(d.APIHost, "://") || strings.ContainsAny(d.APIHost, "/ ?#@"):
+		p.add(path+".api_host", ErrInvalid, "must be a host name (and optional :port), without scheme or path")
+	}
+	if d.IntegrationKey == "" {
+		p.add(path+".integration_key", ErrRequired, "is required")
+	} else if strings.ContainsAny(d.IntegrationKey, " \t\r\n") {
+		p.add(path+".integration_key", ErrInvalid, "must not contain spaces")
+	}
+	if d.SecretKey == "" {
+		p.add(path+".secret_key", ErrRequired, "is required (secret_key, secret_key_file or %s)", EnvName("servers", server, "duo_secret_key"))
+	}
+	checkFile(p, path+".ca_file", d.CAFile)
+	if d.Timeout <= 0 {
+		p.add(path+".timeout", ErrInvalid, "must be positive")
+	}
+	if d.PushTimeout <= 0 {
+		p.add(path+".push_timeout", ErrInvalid, "must be positive")
+	}
+	if d.ProbeInterval <= 0 {
+		p.add(path+".probe_interval", ErrInvalid, "must be positive")
+	}
+	if d.UnreachableAfter < 1 {
+		p.add(path+".unreachable_after", ErrInvalid, "must be at least 1")
+	}
+	if d.DegradedLatency <= 0 {
+		p.add(path+".degraded_latency", ErrInvalid, "must be positive")
+	}
+}
+
+func checkDN(p *Problems, path, dn string) {
+	if _, err := ldap.ParseDN(dn); err != nil || strings.TrimSpace(dn) == "" {
+		p.add(path, ErrInvalid, "not a valid DN")
+	}
+}
+
+func checkListen(p *Problems, path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(path, ErrInvalid, "must be host:port")
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.add(path, ErrInvalid, "port must be 0-65535")
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /") {
+		p.add(path, ErrInvalid, "bad host")
+	}
+}
+
+func checkFile(p *Problems, path, file string) {
+	if file == "" {
+		return
+	}
+	if _, err := os.Stat(file); err != nil {
+		p.add(path, ErrInvalid, "%v", err)
+	}
+}
