@@ -152,21 +152,22 @@ func (s *Server) Run(addr string, opt ...Option) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	s.mu.Lock()
-	s.listener, err = net.Listen("tcp", addr)
-	s.listenerReady = true
-	s.mu.Unlock()
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: unable to listen to addr %s: %w", op, addr, err)
 	}
 	if opts.withTLSConfig != nil {
 		s.logger.Debug("setting up TLS listener", "op", op)
-		s.tlsConfig = opts.withTLSConfig
-		s.mu.Lock()
-		s.listener = tls.NewListener(s.listener, s.tlsConfig)
-		s.mu.Unlock()
+		l = tls.NewListener(l, opts.withTLSConfig)
 	}
-	s.logger.Info("listening", "op", op, "addr", s.listener.Addr())
+	// only report Ready (and an Addr) once the listener is really listening,
+	// TLS included.
+	s.mu.Lock()
+	s.tlsConfig = opts.withTLSConfig
+	s.listener = l
+	s.listenerReady = true
+	s.mu.Unlock()
+	s.logger.Info("listening", "op", op, "addr", l.Addr())
 
 	connID := 0
 	for {
@@ -235,11 +236,23 @@ func (s *Server) Run(addr string, opt ...Option) error {
 	}
 }
 
-// Ready will return true when the server is ready to accept connection
+// Ready will return true when the server is ready to accept connection, i.e.
+// Run is listening on its address.  It stays false if listening failed.
 func (s *Server) Ready() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.listenerReady
+}
+
+// Addr returns the address the server is listening on, or nil until Run is
+// listening.  It is useful when Run was given a port of 0.
+func (s *Server) Addr() net.Addr {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.listenerReady || s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
 }
 
 // Stop a running ldap server
