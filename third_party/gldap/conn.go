@@ -32,6 +32,27 @@ type conn struct {
 	reader   *bufio.Reader
 	writer   *bufio.Writer
 	writerMu sync.Mutex // shared lock across all ResponseWriter's to prevent write data races
+
+	// netMu guards netConn for readers that must not wait behind mu, which is
+	// held while the read loop is blocked reading the next PDU (see
+	// currentNetConn).  initConn holds both when it swaps the conn.
+	netMu sync.RWMutex
+
+	// ctx is the connection's context: it's derived from shutdownCtx and
+	// cancelled when the read loop ends.  Every request gets a child of it.
+	// ctx and cancel are set by serveRequests before the first read.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// stateMu guards inflight
+	stateMu  sync.Mutex
+	inflight map[int]*inflightRequest // keyed by Request.ID
+}
+
+// inflightRequest tracks a request whose handler has not returned yet.
+type inflightRequest struct {
+	messageID int64
+	cancel    context.CancelFunc
 }
 
 // newConn will create a new Conn from an accepted net.Conn which will be used
@@ -70,6 +91,15 @@ func newConn(shutdownCtx context.Context, connID int, netConn net.Conn, logger h
 // as the server stops
 func (c *conn) serveRequests() error {
 	const op = "gldap.serveRequests"
+
+	c.stateMu.Lock()
+	c.ctx, c.cancel = context.WithCancel(c.shutdownCtx)
+	c.inflight = map[int]*inflightRequest{}
+	c.stateMu.Unlock()
+	// Whatever ends the read loop (EOF, unbind, read error, shutdown) cancels
+	// the connection context, so handlers still running learn that their
+	// client is gone before close() waits for them.
+	defer c.cancel()
 
 	requestID := 0
 	for {
@@ -119,7 +149,9 @@ func (c *conn) serveRequests() error {
 		case r.routeOp == unbindRouteOperation:
 			// support an optional unbind route
 			if c.router.unbindRoute != nil {
+				done := c.beginRequest(r)
 				c.router.unbindRoute.handler()(w, r)
+				done()
 			}
 			// stop serving requests when UnbindRequest is received
 			return nil
@@ -129,11 +161,17 @@ func (c *conn) serveRequests() error {
 		// any other requests.
 		// see: https://datatracker.ietf.org/doc/html/rfc4511#section-4.14.1
 		case r.extendedName == ExtendedOperationStartTLS:
+			done := c.beginRequest(r)
 			c.router.serve(w, r)
+			done()
 		default:
+			// register the request before reading the next PDU, so its
+			// context exists before anything else on the conn can refer to it.
+			done := c.beginRequest(r)
 			c.requestsWg.Add(1)
 			go func() {
 				defer func() {
+					done()
 					c.logger.Debug("requestsWg done", "op", op, "conn", c.connID, "requestID", w.requestID)
 					c.requestsWg.Done()
 				}()
@@ -141,6 +179,31 @@ func (c *conn) serveRequests() error {
 			}()
 		}
 	}
+}
+
+// beginRequest gives r its own context, a child of the connection context, and
+// tracks it as in flight.  The returned func must be called once the request's
+// handler has returned; it cancels the request context and stops tracking it.
+func (c *conn) beginRequest(r *Request) func() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	ctx, cancel := context.WithCancel(c.ctx)
+	r.ctx = ctx
+	c.inflight[r.ID] = &inflightRequest{messageID: r.message.GetID(), cancel: cancel}
+	return func() {
+		cancel()
+		c.stateMu.Lock()
+		defer c.stateMu.Unlock()
+		delete(c.inflight, r.ID)
+	}
+}
+
+// currentNetConn returns the conn's current net.Conn (which changes after a
+// StartTLS) without waiting for the read loop.
+func (c *conn) currentNetConn() net.Conn {
+	c.netMu.RLock()
+	defer c.netMu.RUnlock()
+	return c.netConn
 }
 
 func (c *conn) readRequest(requestID int) (*Request, error) {
@@ -199,7 +262,9 @@ func (c *conn) initConn(netConn net.Conn) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.netMu.Lock()
 	c.netConn = netConn
+	c.netMu.Unlock()
 	c.reader = bufio.NewReader(c.netConn)
 	c.writer = bufio.NewWriter(c.netConn)
 	return nil

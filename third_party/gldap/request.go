@@ -4,9 +4,11 @@
 package gldap
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 )
@@ -36,6 +38,9 @@ type Request struct {
 	message      Message
 	routeOp      routeOperation
 	extendedName ExtendedOperationName
+
+	// ctx is set by the conn when the request is dispatched (see Context)
+	ctx context.Context
 }
 
 func newRequest(id int, c *conn, p *packet) (*Request, error) {
@@ -91,6 +96,63 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 // successfully authenticated (a.k.a. performed a successful bind operation).
 func (r *Request) ConnectionID() int {
 	return r.conn.connID
+}
+
+// RemoteAddr returns the network address of the client connection the request
+// was received on (nil if the request isn't associated with a connection).
+func (r *Request) RemoteAddr() net.Addr {
+	if r == nil || r.conn == nil {
+		return nil
+	}
+	if nc := r.conn.currentNetConn(); nc != nil {
+		return nc.RemoteAddr()
+	}
+	return nil
+}
+
+// LocalAddr returns the local (server side) network address of the connection
+// the request was received on (nil if the request isn't associated with a
+// connection).
+func (r *Request) LocalAddr() net.Addr {
+	if r == nil || r.conn == nil {
+		return nil
+	}
+	if nc := r.conn.currentNetConn(); nc != nil {
+		return nc.LocalAddr()
+	}
+	return nil
+}
+
+// TLSState returns the TLS state of the connection the request was received
+// on, or nil when the connection is plaintext.  It reflects both TLS listeners
+// (WithTLSConfig) and connections upgraded by a StartTLS request; it is nil
+// until the TLS handshake has completed.
+func (r *Request) TLSState() *tls.ConnectionState {
+	if r == nil || r.conn == nil {
+		return nil
+	}
+	tc, ok := r.conn.currentNetConn().(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	if !cs.HandshakeComplete {
+		return nil
+	}
+	return &cs
+}
+
+// Context returns the request's context.  It is cancelled when the handler
+// returns, when the client connection's read loop ends (the client closed the
+// connection or sent an unbind, a read error or timeout occurred, or the
+// connection is being terminated) and when the server is stopped.  Handlers
+// that block (e.g. waiting on a remote system) should watch it, so they can
+// stop working for a client that has gone away.  It is never nil.
+func (r *Request) Context() context.Context {
+	if r == nil || r.ctx == nil {
+		return context.Background()
+	}
+	return r.ctx
 }
 
 // NewModifyResponse creates a modify response
