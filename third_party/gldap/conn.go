@@ -134,6 +134,15 @@ func (c *conn) serveRequests() error {
 			// need a default to fall through to rest of loop...
 		}
 		r, err := c.readRequest(w.requestID)
+		var reqErr *requestError
+		if errors.As(err, &reqErr) {
+			// a request the library answers itself, keeping the conn open
+			c.logger.Debug("answering unsupported request", "op", op, "conn", c.connID, "requestID", w.requestID, "err", err)
+			if err := w.Write(reqErr.response()); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected EOF") {
 				return nil // connection is closed

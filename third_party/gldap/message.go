@@ -37,6 +37,10 @@ type AuthChoice string
 // the bind message
 const SimpleAuthChoice AuthChoice = "simple"
 
+// SASLAuthChoice specifies a SASL authentication choice for the bind message
+// (see SASLBindMessage)
+const SASLAuthChoice AuthChoice = "sasl"
+
 type requestType string
 
 const (
@@ -100,6 +104,26 @@ type SimpleBindMessage struct {
 	Controls []Control
 }
 
+// SASLBindMessage is a bind request message using the SASL authentication
+// choice (RFC 4511 4.2, RFC 4513 5.2).  It is routed to the Bind route(s);
+// use Request.GetSASLBindMessage to retrieve it.  SASL exchanges that need
+// more than one round trip are answered with ResultSaslBindInProgress and a
+// BindResponse carrying server credentials (see
+// BindResponse.SetServerSASLCredentials).
+type SASLBindMessage struct {
+	baseMessage
+	// UserName is the bind request's name, which is usually empty for SASL
+	// binds (the identity is carried in the credentials).
+	UserName string
+	// Mechanism is the SASL mechanism name (e.g. "EXTERNAL", "PLAIN")
+	Mechanism string
+	// Credentials are the raw SASL credentials.  They are nil when the
+	// request had no credentials and non-nil (possibly empty) when it had.
+	Credentials []byte
+	// Controls are optional controls for the bind request
+	Controls []Control
+}
+
 // ExtendedOperationMessage is an extended operation request message
 type ExtendedOperationMessage struct {
 	baseMessage
@@ -146,18 +170,29 @@ func newMessage(p *packet) (Message, error) {
 			},
 		}, nil
 	case bindRequestType:
-		u, pass, controls, err := p.simpleBindParameters()
+		params, err := p.bindParameters()
 		if err != nil {
 			return nil, fmt.Errorf("%s: invalid bind message: %w", op, err)
+		}
+		if params.authChoice == SASLAuthChoice {
+			return &SASLBindMessage{
+				baseMessage: baseMessage{
+					id: msgID,
+				},
+				UserName:    params.name,
+				Mechanism:   params.mechanism,
+				Credentials: params.credentials,
+				Controls:    params.controls,
+			}, nil
 		}
 		return &SimpleBindMessage{
 			baseMessage: baseMessage{
 				id: msgID,
 			},
-			UserName:   u,
-			Password:   pass,
+			UserName:   params.name,
+			Password:   params.password,
 			AuthChoice: SimpleAuthChoice,
-			Controls:   controls,
+			Controls:   params.controls,
 		}, nil
 	case searchRequestType:
 		parameters, err := p.searchParmeters()

@@ -82,7 +82,6 @@ func (p *packet) requestPacket() (*packet, error) {
 		op = "gldap.(packet).requestPacket"
 
 		childApplicationRequest = 1
-		childVersionNumber      = 0 // first child of the app request packet
 	)
 	if err := p.basicValidation(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -90,25 +89,8 @@ func (p *packet) requestPacket() (*packet, error) {
 	if err := p.assertApplicationRequest(); err != nil {
 		return nil, fmt.Errorf("%s: missing request child packet: %w", op, err)
 	}
-	requestPacket := &packet{Packet: p.Children[childApplicationRequest]}
-
-	switch requestPacket.Packet.Tag {
-	case ApplicationBindRequest:
-		// assert it's ldap v3
-		if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagInteger), withAssertChild(childVersionNumber)); err != nil {
-			return nil, fmt.Errorf("%s: missing/invalid packet: %w", op, err)
-		}
-		ldapVersion, ok := requestPacket.Packet.Children[childVersionNumber].Value.(int64)
-		if !ok {
-			return nil, fmt.Errorf("%s: %v is not the expected int64 type: %w", op, requestPacket.Packet.Children[childVersionNumber].Value, ErrInvalidParameter)
-		}
-		if ldapVersion != 3 {
-			return nil, fmt.Errorf("%s: incorrect ldap version, expected 3 but got %v", op, requestPacket.Value.(int64))
-		}
-	default:
-		// nothing to do or see here, move along please... :)
-	}
-
+	// note: the bind request's protocol version is checked by bindParameters,
+	// which can answer an unsupported version with a BindResponse.
 	return &packet{Packet: p.Children[childApplicationRequest]}, nil
 }
 
@@ -261,48 +243,140 @@ func (p *packet) extendedOperationName() (ExtendedOperationName, error) {
 // Password is a simple bind request password
 type Password string
 
-func (p *packet) simpleBindParameters() (string, Password, []Control, error) {
-	const (
-		op = "gldap.(Packet).simpleBindParameters"
+type bindParameters struct {
+	version     int64
+	name        string
+	authChoice  AuthChoice
+	password    Password
+	mechanism   string
+	credentials []byte
+	controls    []Control
+}
 
-		childBindUserName = 1
-		childBindPassword = 2
+// bindParameters decodes a BindRequest (RFC 4511 4.2):
+//
+//	BindRequest ::= [APPLICATION 0] SEQUENCE {
+//	     version                 INTEGER (1 ..  127),
+//	     name                    LDAPDN,
+//	     authentication          AuthenticationChoice }
+//	AuthenticationChoice ::= CHOICE {
+//	     simple                  [0] OCTET STRING,
+//	     sasl                    [3] SaslCredentials,  ... }
+//	SaslCredentials ::= SEQUENCE {
+//	     mechanism               LDAPString,
+//	     credentials             OCTET STRING OPTIONAL }
+//
+// A version other than 3, or an authentication choice other than simple or
+// sasl, is answered with a BindResponse (returned as a *requestError) rather
+// than treated as a malformed PDU.
+func (p *packet) bindParameters() (*bindParameters, error) {
+	const (
+		op = "gldap.(Packet).bindParameters"
+
+		childVersion  = 0
+		childName     = 1
+		childAuth     = 2
+		childSASLMech = 0
+		childSASLCred = 1
 	)
+	msgID, err := p.requestMessageID()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	requestPacket, err := p.requestPacket()
 	if err != nil {
-		return "", "", nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childBindUserName)); err != nil {
-		return "", "", nil, fmt.Errorf("%s: missing/invalid username packet: %w", op, ErrInvalidParameter)
+	if requestPacket.Packet.Tag != ApplicationBindRequest {
+		return nil, fmt.Errorf("%s: not a bind request, expected tag %d and got %d: %w", op, ApplicationBindRequest, requestPacket.Tag, ErrInvalidParameter)
 	}
-	userName := requestPacket.Children[childBindUserName].Data.String()
+	var params bindParameters
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagInteger), withAssertChild(childVersion)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid version packet: %w", op, ErrInvalidParameter)
+	}
+	var ok bool
+	if params.version, ok = requestPacket.Children[childVersion].Value.(int64); !ok {
+		return nil, fmt.Errorf("%s: %v is not the expected int64 type: %w", op, requestPacket.Children[childVersion].Value, ErrInvalidParameter)
+	}
+	if params.version != 3 {
+		return nil, &requestError{
+			messageID:       msgID,
+			applicationCode: ApplicationBindResponse,
+			resultCode:      ResultProtocolError,
+			diagnostic:      "only LDAPv3 is supported",
+			err:             fmt.Errorf("%s: unsupported ldap version %d: %w", op, params.version, ErrInvalidParameter),
+		}
+	}
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childName)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid username packet: %w", op, ErrInvalidParameter)
+	}
+	params.name = requestPacket.Children[childName].Data.String()
 
-	// check if there's even an password packet in the request
-	if len(requestPacket.Children) > 3 {
-		return userName, "", nil, nil
+	if len(requestPacket.Children) < childAuth+1 {
+		return nil, fmt.Errorf("%s: missing authentication choice: %w", op, ErrInvalidParameter)
 	}
-	if err := requestPacket.assert(ber.ClassContext, ber.TypePrimitive, withTag(0), withAssertChild(childBindPassword)); err != nil {
-		return "", "", nil, fmt.Errorf("%s: missing/invalid password packet: %w", op, ErrInvalidParameter)
-	}
-	password := requestPacket.Children[childBindPassword].Data.String()
-
-	var controls []Control
-	controlPacket, err := p.controlPacket()
-	if err != nil {
-		return "", "", nil, fmt.Errorf("%s: %w", op, err)
-	}
-	if controlPacket != nil {
-		controls = make([]Control, 0, len(controlPacket.Children))
-		for _, c := range controlPacket.Children {
-			ctrl, err := decodeControl(c)
-			if err != nil {
-				return "", "", nil, fmt.Errorf("%s: %w", op, err)
+	auth := requestPacket.Children[childAuth]
+	switch {
+	case auth.ClassType == ber.ClassContext && auth.Tag == 0 && auth.TagType == ber.TypePrimitive:
+		params.authChoice = SimpleAuthChoice
+		params.password = Password(auth.Data.String())
+	case auth.ClassType == ber.ClassContext && auth.Tag == 3 && auth.TagType == ber.TypeConstructed:
+		params.authChoice = SASLAuthChoice
+		sasl := &packet{Packet: auth}
+		if err := sasl.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childSASLMech)); err != nil {
+			return nil, fmt.Errorf("%s: missing/invalid sasl mechanism: %w", op, ErrInvalidParameter)
+		}
+		params.mechanism = sasl.Children[childSASLMech].Data.String()
+		switch len(sasl.Children) {
+		case 1:
+			// no credentials
+		case 2:
+			if err := sasl.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childSASLCred)); err != nil {
+				return nil, fmt.Errorf("%s: invalid sasl credentials: %w", op, ErrInvalidParameter)
 			}
-			controls = append(controls, ctrl)
+			// copy: an empty-but-present credential stays non-nil
+			params.credentials = append([]byte{}, sasl.Children[childSASLCred].Data.Bytes()...)
+		default:
+			return nil, fmt.Errorf("%s: too many sasl credentials children: %w", op, ErrInvalidParameter)
+		}
+	default:
+		return nil, &requestError{
+			messageID:       msgID,
+			applicationCode: ApplicationBindResponse,
+			resultCode:      ResultAuthMethodNotSupported,
+			diagnostic:      "authentication method not supported",
+			err:             fmt.Errorf("%s: unsupported authentication choice [%d]: %w", op, auth.Tag, ErrInvalidParameter),
 		}
 	}
 
-	return userName, Password(password), controls, nil
+	controls, err := p.decodeControls()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	params.controls = controls
+	return &params, nil
+}
+
+// decodeControls decodes the optional controls of the request (nil when there
+// are none).
+func (p *packet) decodeControls() ([]Control, error) {
+	const op = "gldap.(packet).decodeControls"
+	controlPacket, err := p.controlPacket()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if controlPacket == nil {
+		return nil, nil
+	}
+	controls := make([]Control, 0, len(controlPacket.Children))
+	for _, c := range controlPacket.Children {
+		ctrl, err := decodeControl(c)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		controls = append(controls, ctrl)
+	}
+	return controls, nil
 }
 
 type addParameters struct {

@@ -59,7 +59,7 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 	var extendedName ExtendedOperationName
 	var routeOp routeOperation
 	switch v := m.(type) {
-	case *SimpleBindMessage:
+	case *SimpleBindMessage, *SASLBindMessage:
 		routeOp = bindRouteOperation
 	case *SearchMessage:
 		routeOp = searchRouteOperation
@@ -248,6 +248,19 @@ func (r *Request) GetSimpleBindMessage() (*SimpleBindMessage, error) {
 	s, ok := r.message.(*SimpleBindMessage)
 	if !ok {
 		return nil, fmt.Errorf("%s: %T not a simple bind request: %w", op, r.message, ErrInvalidParameter)
+	}
+	return s, nil
+}
+
+// GetSASLBindMessage retrieves the SASLBindMessage from the request.  It
+// returns an error wrapping ErrInvalidParameter if the request is not a SASL
+// bind (GetSimpleBindMessage does the same for a SASL bind, so a bind handler
+// can try one and then the other).
+func (r *Request) GetSASLBindMessage() (*SASLBindMessage, error) {
+	const op = "gldap.(Request).GetSASLBindMessage"
+	s, ok := r.message.(*SASLBindMessage)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T not a SASL bind request: %w", op, r.message, ErrInvalidParameter)
 	}
 	return s, nil
 }

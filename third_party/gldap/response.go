@@ -141,7 +141,15 @@ func (r *ExtendedResponse) packet() *packet {
 // BindResponse represents the response to a bind request
 type BindResponse struct {
 	*baseResponse
-	controls []Control
+	controls        []Control
+	serverSASLCreds []byte
+}
+
+// SetServerSASLCredentials sets the optional serverSaslCreds [7] of the bind
+// response (RFC 4511 4.2.2), used by SASL mechanisms that return data to the
+// client (e.g. with ResultSaslBindInProgress).  nil omits the field.
+func (r *BindResponse) SetServerSASLCredentials(creds []byte) {
+	r.serverSASLCreds = creds
 }
 
 // SetControls for bind response
@@ -159,6 +167,9 @@ func (r *BindResponse) packet() *packet {
 
 	// Add optional diagnostic message and matched DN
 	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	if r.serverSASLCreds != nil {
+		resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, string(r.serverSASLCreds), "serverSaslCreds"))
+	}
 
 	replyPacket.AppendChild(resultPacket)
 	if len(r.controls) > 0 {

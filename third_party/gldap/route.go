@@ -146,10 +146,15 @@ func (r *simpleBindRoute) match(req *Request) bool {
 	if r.op() != req.routeOp {
 		return false
 	}
-	if m, ok := req.message.(*SimpleBindMessage); ok {
+	switch m := req.message.(type) {
+	case *SimpleBindMessage:
 		if r.authChoice != "" && r.authChoice == m.AuthChoice {
 			return true
 		}
+	case *SASLBindMessage:
+		// Mux.Bind registers a handler for every bind request; the handler
+		// tells SASL from simple binds with GetSASLBindMessage.
+		return true
 	}
 	return false
 }
