@@ -186,7 +186,10 @@ func (r *Request) StartTLS(tlsconfig *tls.Config) error {
 }
 
 // NewResponse creates a general response (not necessarily to any specific
-// request because you can set WithApplicationCode).
+// request because you can set WithApplicationCode).  Without
+// WithApplicationCode the response has the type matching the request (e.g. a
+// DelResponse for a delete request, a SearchResultDone for a search), and an
+// ExtendedResponse for anything else.
 // Supported options: WithResponseCode, WithApplicationCode,
 // WithDiagnosticMessage, WithMatchedDN
 func (r *Request) NewResponse(opt ...Option) *GeneralResponse {
@@ -196,7 +199,7 @@ func (r *Request) NewResponse(opt ...Option) *GeneralResponse {
 		opts.withResponseCode = intPtr(ResultUnwillingToPerform)
 	}
 	if opts.withApplicationCode == nil {
-		opts.withApplicationCode = intPtr(ApplicationExtendedResponse)
+		opts.withApplicationCode = intPtr(r.responseApplicationCode())
 	}
 	return &GeneralResponse{
 		baseResponse: &baseResponse{
@@ -445,6 +448,28 @@ func readLength(bytes []byte) (length int, read int, err error) {
 	}
 
 	return length, read, nil
+}
+
+// responseApplicationCode returns the application code of the response that
+// answers the request (ApplicationExtendedResponse when there is none).
+func (r *Request) responseApplicationCode() int {
+	if r == nil {
+		return ApplicationExtendedResponse
+	}
+	switch r.message.(type) {
+	case *SimpleBindMessage, *SASLBindMessage:
+		return ApplicationBindResponse
+	case *SearchMessage:
+		return ApplicationSearchResultDone
+	case *ModifyMessage:
+		return ApplicationModifyResponse
+	case *AddMessage:
+		return ApplicationAddResponse
+	case *DeleteMessage:
+		return ApplicationDelResponse
+	default:
+		return ApplicationExtendedResponse
+	}
 }
 
 func intPtr(i int) *int {
