@@ -52,6 +52,7 @@ const (
 	addRequestType      requestType = "add"
 	deleteRequestType   requestType = "delete"
 	unbindRequestType   requestType = "unbind"
+	compareRequestType  requestType = "compare"
 )
 
 // Message defines a common interface for all messages
@@ -140,6 +141,19 @@ type DeleteMessage struct {
 	DN string
 
 	// Controls hold optional controls to send with the request
+	Controls []Control
+}
+
+// CompareMessage is a compare request message (RFC 4511 4.10)
+type CompareMessage struct {
+	baseMessage
+	// DN of the entry to compare against
+	DN string
+	// AttributeDesc is the attribute description of the assertion
+	AttributeDesc string
+	// AssertionValue is the value to compare, as raw octets
+	AssertionValue string
+	// Controls are optional controls for the request
 	Controls []Control
 }
 
@@ -261,6 +275,20 @@ func newMessage(p *packet) (Message, error) {
 			},
 			DN:       dn,
 			Controls: controls,
+		}, nil
+	case compareRequestType:
+		parameters, err := p.compareParameters()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		return &CompareMessage{
+			baseMessage: baseMessage{
+				id: msgID,
+			},
+			DN:             parameters.dn,
+			AttributeDesc:  parameters.attributeDesc,
+			AssertionValue: parameters.assertionValue,
+			Controls:       parameters.controls,
 		}, nil
 	default:
 		return &ExtendedOperationMessage{

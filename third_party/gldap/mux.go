@@ -182,6 +182,27 @@ func (m *Mux) Delete(modifyFn HandlerFunc, opt ...Option) error {
 	return nil
 }
 
+// Compare will register a handler for compare operation requests.
+// Options supported: WithLabel
+func (m *Mux) Compare(compareFn HandlerFunc, opt ...Option) error {
+	const op = "gldap.(Mux).Compare"
+	if compareFn == nil {
+		return fmt.Errorf("%s: missing HandlerFunc: %w", op, ErrInvalidParameter)
+	}
+	opts := getRouteOpts(opt...)
+	r := &compareRoute{
+		baseRoute: &baseRoute{
+			h:       compareFn,
+			routeOp: compareRouteOperation,
+			label:   opts.withLabel,
+		},
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.routes = append(m.routes, r)
+	return nil
+}
+
 // DefaultRoute will register a default handler requests which have no other
 // registered handler.
 func (m *Mux) DefaultRoute(noRouteFN HandlerFunc, opt ...Option) error {

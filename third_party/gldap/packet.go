@@ -116,6 +116,8 @@ func (p *packet) requestType() (requestType, error) {
 		return deleteRequestType, nil
 	case ApplicationUnbindRequest:
 		return unbindRequestType, nil
+	case ApplicationCompareRequest:
+		return compareRequestType, nil
 	default:
 		return unknownRequestType, fmt.Errorf("%s: unhandled request type %d: %w", op, requestPacket.Tag, ErrInternal)
 	}
@@ -377,6 +379,65 @@ func (p *packet) decodeControls() ([]Control, error) {
 		controls = append(controls, ctrl)
 	}
 	return controls, nil
+}
+
+type compareParameters struct {
+	dn             string
+	attributeDesc  string
+	assertionValue string
+	controls       []Control
+}
+
+// compareParameters decodes a CompareRequest (RFC 4511 4.10):
+//
+//	CompareRequest ::= [APPLICATION 14] SEQUENCE {
+//	     entry           LDAPDN,
+//	     ava             AttributeValueAssertion }
+//	AttributeValueAssertion ::= SEQUENCE {
+//	     attributeDesc   AttributeDescription,
+//	     assertionValue  AssertionValue }
+func (p *packet) compareParameters() (*compareParameters, error) {
+	const (
+		op = "gldap.(packet).compareParameters"
+
+		childDN         = 0
+		childAVA        = 1
+		childAttrDesc   = 0
+		childAssertions = 1
+	)
+	requestPacket, err := p.requestPacket()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if requestPacket.Packet.Tag != ApplicationCompareRequest {
+		return nil, fmt.Errorf("%s: not a compare request, expected tag %d and got %d: %w", op, ApplicationCompareRequest, requestPacket.Tag, ErrInvalidParameter)
+	}
+	var params compareParameters
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childDN)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid DN: %w", op, ErrInvalidParameter)
+	}
+	params.dn = requestPacket.Children[childDN].Data.String()
+
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypeConstructed, withTag(ber.TagSequence), withAssertChild(childAVA)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid attribute value assertion: %w", op, ErrInvalidParameter)
+	}
+	ava := &packet{Packet: requestPacket.Children[childAVA]}
+	if len(ava.Children) != 2 {
+		return nil, fmt.Errorf("%s: attribute value assertion must have 2 children, got %d: %w", op, len(ava.Children), ErrInvalidParameter)
+	}
+	if err := ava.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childAttrDesc)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid attribute description: %w", op, ErrInvalidParameter)
+	}
+	params.attributeDesc = ava.Children[childAttrDesc].Data.String()
+	if err := ava.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childAssertions)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid assertion value: %w", op, ErrInvalidParameter)
+	}
+	params.assertionValue = ava.Children[childAssertions].Data.String()
+
+	if params.controls, err = p.decodeControls(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &params, nil
 }
 
 type addParameters struct {

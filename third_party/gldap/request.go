@@ -74,6 +74,8 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 		routeOp = deleteRouteOperation
 	case *UnbindMessage:
 		routeOp = unbindRouteOperation
+	case *CompareMessage:
+		routeOp = compareRouteOperation
 	default:
 		// this should be unreachable, since newMessage defaults to returning an
 		// *ExtendedOperationMessage
@@ -350,6 +352,19 @@ func (r *Request) GetDeleteMessage() (*DeleteMessage, error) {
 	return m, nil
 }
 
+// GetCompareMessage retrieves the CompareMessage from the request, which
+// allows you handle the request based on the message attributes.  Answer it
+// with NewResponse(WithApplicationCode(ApplicationCompareResponse),
+// WithResponseCode(ResultCompareTrue)) (or ResultCompareFalse, or an error).
+func (r *Request) GetCompareMessage() (*CompareMessage, error) {
+	const op = "gldap.(Request).GetCompareMessage"
+	m, ok := r.message.(*CompareMessage)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T not a compare request: %w", op, r.message, ErrInvalidParameter)
+	}
+	return m, nil
+}
+
 // GetUnbindMessage retrieves the UnbindMessage from the request, which
 // allows you handle the request based on the message attributes.
 func (r *Request) GetUnbindMessage() (*UnbindMessage, error) {
@@ -467,6 +482,8 @@ func (r *Request) responseApplicationCode() int {
 		return ApplicationAddResponse
 	case *DeleteMessage:
 		return ApplicationDelResponse
+	case *CompareMessage:
+		return ApplicationCompareResponse
 	default:
 		return ApplicationExtendedResponse
 	}

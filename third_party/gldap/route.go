@@ -35,6 +35,9 @@ const (
 	// unbindRouteOperation is a route supporting the unbind operation
 	unbindRouteOperation routeOperation = "unbind"
 
+	// compareRouteOperation is a route supporting the compare operation
+	compareRouteOperation routeOperation = "compare"
+
 	// defaultRouteOperation is a default route which is used when there are no routes
 	// defined for a particular operation
 	defaultRouteOperation routeOperation = "noRoute" // nolint:unused
@@ -98,6 +101,21 @@ type addRoute struct {
 
 type deleteRoute struct {
 	*baseRoute
+}
+
+type compareRoute struct {
+	*baseRoute
+}
+
+func (r *compareRoute) match(req *Request) bool {
+	if req == nil {
+		return false
+	}
+	if r.op() != req.routeOp {
+		return false
+	}
+	_, ok := req.message.(*CompareMessage)
+	return ok
 }
 
 func (r *deleteRoute) match(req *Request) bool {
