@@ -53,6 +53,7 @@ const (
 	deleteRequestType   requestType = "delete"
 	unbindRequestType   requestType = "unbind"
 	compareRequestType  requestType = "compare"
+	modifyDNRequestType requestType = "modifyDN"
 )
 
 // Message defines a common interface for all messages
@@ -153,6 +154,22 @@ type CompareMessage struct {
 	AttributeDesc string
 	// AssertionValue is the value to compare, as raw octets
 	AssertionValue string
+	// Controls are optional controls for the request
+	Controls []Control
+}
+
+// ModifyDNMessage is a modify DN request message (RFC 4511 4.9)
+type ModifyDNMessage struct {
+	baseMessage
+	// DN of the entry to rename/move
+	DN string
+	// NewRDN is the new relative distinguished name of the entry
+	NewRDN string
+	// DeleteOldRDN tells whether the old RDN values are removed from the entry
+	DeleteOldRDN bool
+	// NewSuperior is the DN of the new parent entry; empty when the request
+	// doesn't move the entry
+	NewSuperior string
 	// Controls are optional controls for the request
 	Controls []Control
 }
@@ -289,6 +306,21 @@ func newMessage(p *packet) (Message, error) {
 			AttributeDesc:  parameters.attributeDesc,
 			AssertionValue: parameters.assertionValue,
 			Controls:       parameters.controls,
+		}, nil
+	case modifyDNRequestType:
+		parameters, err := p.modifyDNParameters()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		return &ModifyDNMessage{
+			baseMessage: baseMessage{
+				id: msgID,
+			},
+			DN:           parameters.dn,
+			NewRDN:       parameters.newRDN,
+			DeleteOldRDN: parameters.deleteOldRDN,
+			NewSuperior:  parameters.newSuperior,
+			Controls:     parameters.controls,
 		}, nil
 	default:
 		return &ExtendedOperationMessage{

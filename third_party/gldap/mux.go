@@ -203,6 +203,27 @@ func (m *Mux) Compare(compareFn HandlerFunc, opt ...Option) error {
 	return nil
 }
 
+// ModifyDN will register a handler for modify DN operation requests.
+// Options supported: WithLabel
+func (m *Mux) ModifyDN(modifyDNFn HandlerFunc, opt ...Option) error {
+	const op = "gldap.(Mux).ModifyDN"
+	if modifyDNFn == nil {
+		return fmt.Errorf("%s: missing HandlerFunc: %w", op, ErrInvalidParameter)
+	}
+	opts := getRouteOpts(opt...)
+	r := &modifyDNRoute{
+		baseRoute: &baseRoute{
+			h:       modifyDNFn,
+			routeOp: modifyDNRouteOperation,
+			label:   opts.withLabel,
+		},
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.routes = append(m.routes, r)
+	return nil
+}
+
 // DefaultRoute will register a default handler requests which have no other
 // registered handler.
 func (m *Mux) DefaultRoute(noRouteFN HandlerFunc, opt ...Option) error {

@@ -118,6 +118,8 @@ func (p *packet) requestType() (requestType, error) {
 		return unbindRequestType, nil
 	case ApplicationCompareRequest:
 		return compareRequestType, nil
+	case ApplicationModifyDNRequest:
+		return modifyDNRequestType, nil
 	default:
 		return unknownRequestType, fmt.Errorf("%s: unhandled request type %d: %w", op, requestPacket.Tag, ErrInternal)
 	}
@@ -433,6 +435,71 @@ func (p *packet) compareParameters() (*compareParameters, error) {
 		return nil, fmt.Errorf("%s: missing/invalid assertion value: %w", op, ErrInvalidParameter)
 	}
 	params.assertionValue = ava.Children[childAssertions].Data.String()
+
+	if params.controls, err = p.decodeControls(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &params, nil
+}
+
+type modifyDNParameters struct {
+	dn           string
+	newRDN       string
+	deleteOldRDN bool
+	newSuperior  string
+	controls     []Control
+}
+
+// modifyDNParameters decodes a ModifyDNRequest (RFC 4511 4.9):
+//
+//	ModifyDNRequest ::= [APPLICATION 12] SEQUENCE {
+//	     entry           LDAPDN,
+//	     newrdn          RelativeLDAPDN,
+//	     deleteoldrdn    BOOLEAN,
+//	     newSuperior     [0] LDAPDN OPTIONAL }
+func (p *packet) modifyDNParameters() (*modifyDNParameters, error) {
+	const (
+		op = "gldap.(packet).modifyDNParameters"
+
+		childDN           = 0
+		childNewRDN       = 1
+		childDeleteOldRDN = 2
+		childNewSuperior  = 3
+	)
+	requestPacket, err := p.requestPacket()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if requestPacket.Packet.Tag != ApplicationModifyDNRequest {
+		return nil, fmt.Errorf("%s: not a modify DN request, expected tag %d and got %d: %w", op, ApplicationModifyDNRequest, requestPacket.Tag, ErrInvalidParameter)
+	}
+	var params modifyDNParameters
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childDN)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid DN: %w", op, ErrInvalidParameter)
+	}
+	params.dn = requestPacket.Children[childDN].Data.String()
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childNewRDN)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid new RDN: %w", op, ErrInvalidParameter)
+	}
+	params.newRDN = requestPacket.Children[childNewRDN].Data.String()
+	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagBoolean), withAssertChild(childDeleteOldRDN)); err != nil {
+		return nil, fmt.Errorf("%s: missing/invalid deleteoldrdn: %w", op, ErrInvalidParameter)
+	}
+	var ok bool
+	if params.deleteOldRDN, ok = requestPacket.Children[childDeleteOldRDN].Value.(bool); !ok {
+		return nil, fmt.Errorf("%s: deleteoldrdn is not a bool: %w", op, ErrInvalidParameter)
+	}
+	switch len(requestPacket.Children) {
+	case childNewSuperior:
+		// no new superior
+	case childNewSuperior + 1:
+		if err := requestPacket.assert(ber.ClassContext, ber.TypePrimitive, withTag(0), withAssertChild(childNewSuperior)); err != nil {
+			return nil, fmt.Errorf("%s: invalid new superior: %w", op, ErrInvalidParameter)
+		}
+		params.newSuperior = requestPacket.Children[childNewSuperior].Data.String()
+	default:
+		return nil, fmt.Errorf("%s: unexpected number of children %d: %w", op, len(requestPacket.Children), ErrInvalidParameter)
+	}
 
 	if params.controls, err = p.decodeControls(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)

@@ -76,6 +76,8 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 		routeOp = unbindRouteOperation
 	case *CompareMessage:
 		routeOp = compareRouteOperation
+	case *ModifyDNMessage:
+		routeOp = modifyDNRouteOperation
 	default:
 		// this should be unreachable, since newMessage defaults to returning an
 		// *ExtendedOperationMessage
@@ -365,6 +367,18 @@ func (r *Request) GetCompareMessage() (*CompareMessage, error) {
 	return m, nil
 }
 
+// GetModifyDNMessage retrieves the ModifyDNMessage from the request, which
+// allows you handle the request based on the message attributes.  Answer it
+// with NewResponse(WithApplicationCode(ApplicationModifyDNResponse), ...).
+func (r *Request) GetModifyDNMessage() (*ModifyDNMessage, error) {
+	const op = "gldap.(Request).GetModifyDNMessage"
+	m, ok := r.message.(*ModifyDNMessage)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T not a modify DN request: %w", op, r.message, ErrInvalidParameter)
+	}
+	return m, nil
+}
+
 // GetUnbindMessage retrieves the UnbindMessage from the request, which
 // allows you handle the request based on the message attributes.
 func (r *Request) GetUnbindMessage() (*UnbindMessage, error) {
@@ -484,6 +498,8 @@ func (r *Request) responseApplicationCode() int {
 		return ApplicationDelResponse
 	case *CompareMessage:
 		return ApplicationCompareResponse
+	case *ModifyDNMessage:
+		return ApplicationModifyDNResponse
 	default:
 		return ApplicationExtendedResponse
 	}

@@ -38,6 +38,9 @@ const (
 	// compareRouteOperation is a route supporting the compare operation
 	compareRouteOperation routeOperation = "compare"
 
+	// modifyDNRouteOperation is a route supporting the modify DN operation
+	modifyDNRouteOperation routeOperation = "modifyDN"
+
 	// defaultRouteOperation is a default route which is used when there are no routes
 	// defined for a particular operation
 	defaultRouteOperation routeOperation = "noRoute" // nolint:unused
@@ -115,6 +118,21 @@ func (r *compareRoute) match(req *Request) bool {
 		return false
 	}
 	_, ok := req.message.(*CompareMessage)
+	return ok
+}
+
+type modifyDNRoute struct {
+	*baseRoute
+}
+
+func (r *modifyDNRoute) match(req *Request) bool {
+	if req == nil {
+		return false
+	}
+	if r.op() != req.routeOp {
+		return false
+	}
+	_, ok := req.message.(*ModifyDNMessage)
 	return ok
 }
 
