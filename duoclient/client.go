@@ -1,0 +1,367 @@
+// Package duoclient is ldapgate's only code that speaks the Duo Auth API. It
+// turns every answer and every failure into a failmode verdict or a classified
+// *failmode.Error.
+//
+// It drives github.com/duosecurity/duo_api_golang for signing and encoding,
+// but never lets that library decide about time or retries: every call runs
+// through a RoundTripper bound to the call's context (so the synchronous push
+// honours its deadline), and every HTTP status other than 2xx becomes an error
+// before the library sees it (so its 429 retry loop, which resends POSTs with
+// an already drained body, never runs).
+//
+// What the classes mean is defined by package failmode; the table in
+// classify.go maps each failure to one of them.
+package duoclient
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+
+	duoapi "github.com/duosecurity/duo_api_golang"
+	"github.com/duosecurity/duo_api_golang/authapi"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+// Defaults for Config.Timeout and Config.PushTimeout.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultPushTimeout = 60 * time.Second
+)
+
+// Endpoint names passed to Config.Observe.
+const (
+	EndpointPreauth = "preauth"
+	EndpointAuth    = "auth"
+	EndpointCheck   = "check"
+)
+
+// ErrConfig is wrapped by every error New returns for a bad Config.
+var ErrConfig = errors.New("duoclient: invalid config")
+
+// Config says which Duo integration to talk to and how patiently.
+type Config struct {
+	// APIHost is the Duo API host name, e.g. api-xxxxxxxx.duosecurity.com,
+	// optionally with a port (127.0.0.1:PORT for a simulator).
+	APIHost        string
+	IntegrationKey string
+	// SecretKey signs every request. It never appears in errors, logs or the
+	// printed form of a Config or Client.
+	SecretKey string
+	// RootCAs, when nil, keeps duo_api_golang's pinned Duo roots; non-nil
+	// replaces them (private CAs, tests).
+	RootCAs *x509.CertPool
+	// Timeout bounds preauth and check, from dial to the last byte of the
+	// body (default DefaultTimeout).
+	Timeout time.Duration
+	// PushTimeout bounds the auth step: push, phone or passcode (default
+	// DefaultPushTimeout). The user has this long to answer the push.
+	PushTimeout time.Duration
+	// UserAgent is sent ahead of the library's own, e.g. "ldapgate/1.2.3".
+	UserAgent string
+	// Observe, when non-nil, is called after every HTTP call to Duo with the
+	// endpoint (EndpointPreauth, EndpointAuth, EndpointCheck), its duration and
+	// its class: Allowed for a good answer (including preauth's "auth" and a
+	// passing check), Denied when Duo said no, else the class of the error
+	// (Unknown when the caller cancelled). It feeds metrics and the health
+	// state machine; it must not block.
+	Observe func(endpoint string, d time.Duration, class failmode.Class)
+}
+
+// String prints the Config with the secret key redacted.
+func (c Config) String() string {
+	secret := ""
+	if c.SecretKey != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("duoclient.Config{APIHost:%q IntegrationKey:%q SecretKey:%s RootCAs:%t Timeout:%s PushTimeout:%s UserAgent:%q Observe:%t}",
+		c.APIHost, c.IntegrationKey, secret, c.RootCAs != nil, c.Timeout, c.PushTimeout, c.UserAgent, c.Observe != nil)
+}
+
+// GoString is String: %#v must not print the secret either.
+func (c Config) GoString() string { return c.String() }
+
+// Format prints String for every verb, so no verb (%d, %x, %+v...) can reach
+// the secret field.
+func (c Config) Format(f fmt.State, verb rune) { _, _ = fmt.Fprint(f, c.String()) }
+
+func (c Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	switch {
+	case c.APIHost == "":
+		bad("api host is empty")
+	case hasSpace(c.APIHost):
+		bad("api host %q contains whitespace", c.APIHost)
+	case strings.Contains(c.APIHost, "://") || strings.ContainsAny(c.APIHost, "/?#@"):
+		bad("api host %q must be a host name (with an optional port), not a URL", c.APIHost)
+	}
+	switch {
+	case c.IntegrationKey == "":
+		bad("integration key is empty")
+	case hasSpace(c.IntegrationKey):
+		bad("integration key %q contains whitespace", c.IntegrationKey)
+	}
+	switch {
+	case c.SecretKey == "":
+		bad("secret key is empty")
+	case hasSpace(c.SecretKey):
+		bad("secret key contains whitespace") // never echo it
+	}
+	if c.Timeout < 0 {
+		bad("timeout %s is negative", c.Timeout)
+	}
+	if c.PushTimeout < 0 {
+		bad("push timeout %s is negative", c.PushTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }
+
+// Client talks to one Duo integration. It is safe for concurrent use.
+type Client struct {
+	host, ikey  string
+	timeout     time.Duration
+	pushTimeout time.Duration
+	observe     func(string, time.Duration, failmode.Class)
+	// base holds the keys (the secret only there, unexported in duoapi) and
+	// is never used to send: each call copies it and installs its own client.
+	base *duoapi.DuoApi
+	tr   *http.Transport
+}
+
+// New validates cfg and builds a Client. Errors wrap ErrConfig and never
+// contain the secret key. New does not contact Duo; use Check for that.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.PushTimeout == 0 {
+		cfg.PushTimeout = DefaultPushTimeout
+	}
+	var tr *http.Transport
+	base := duoapi.NewDuoApi(cfg.IntegrationKey, cfg.SecretKey, cfg.APIHost, cfg.UserAgent,
+		duoapi.SetTransport(func(t *http.Transport) {
+			configureTransport(t, cfg)
+			tr = t
+		}))
+	if tr == nil {
+		return nil, errors.New("duoclient: duo_api_golang did not hand out its transport")
+	}
+	return &Client{
+		host:        cfg.APIHost,
+		ikey:        cfg.IntegrationKey,
+		timeout:     cfg.Timeout,
+		pushTimeout: cfg.PushTimeout,
+		observe:     cfg.Observe,
+		base:        base,
+		tr:          tr,
+	}, nil
+}
+
+// Integration identifies the integration as "api_host/ikey": a stable key for
+// health state and metrics. It holds no secret.
+func (c *Client) Integration() string { return c.host + "/" + c.ikey }
+
+// String prints the integration, never the secret.
+func (c *Client) String() string { return "duoclient.Client(" + c.Integration() + ")" }
+
+// GoString is String.
+func (c *Client) GoString() string { return c.String() }
+
+// Format prints String for every verb.
+func (c *Client) Format(f fmt.State, verb rune) { _, _ = fmt.Fprint(f, c.String()) }
+
+// Close drops idle connections to Duo. Calls in flight are not affected; the
+// Client stays usable.
+func (c *Client) Close() error {
+	c.tr.CloseIdleConnections()
+	return nil
+}
+
+// Verify asks Duo for the second factor of one attempt: preauth, then, when
+// Duo asks for it, auth. It returns a Verdict when Duo answered (Allowed
+// false with a nil error means Duo said no: deny, enroll, fraud) or a
+// *failmode.Error whose Class and Stage say what failed. It never returns an
+// allowing Verdict together with an error.
+func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdict, error) {
+	factor, err := authFactor(a)
+	if err != nil {
+		// A caller bug, not Duo's answer: nothing is sent.
+		return failmode.Verdict{}, &failmode.Error{Class: failmode.Unknown, Stage: failmode.StagePreauth, Detail: "invalid attempt", Err: err}
+	}
+	ip := clientIP(a.ClientIP)
+
+	var pre *authapi.PreauthResult
+	d, ferr := c.call(ctx, failmode.StagePreauth, c.timeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
+		opts := []func(*url.Values){authapi.PreauthUsername(a.Username)}
+		if ip != "" {
+			opts = append(opts, authapi.PreauthIpAddr(ip))
+		}
+		r, err := api.Preauth(opts...)
+		if err != nil {
+			return nil, err
+		}
+		pre = r
+		return &r.StatResult, nil
+	})
+	if ferr != nil {
+		c.report(EndpointPreauth, d, ferr.Class)
+		return failmode.Verdict{}, ferr
+	}
+	msg := clean(pre.Response.Status_Msg)
+	switch pre.Response.Result {
+	case "allow":
+		c.report(EndpointPreauth, d, failmode.Allowed)
+		return failmode.Verdict{Allowed: true, Bypass: true, Message: msg}, nil
+	case "deny":
+		c.report(EndpointPreauth, d, failmode.Denied)
+		return failmode.Verdict{Message: msg}, nil
+	case "enroll":
+		c.report(EndpointPreauth, d, failmode.Denied)
+		return failmode.Verdict{Message: "not enrolled: " + msg}, nil
+	case "auth":
+		c.report(EndpointPreauth, d, failmode.Allowed)
+	default:
+		// Duo answered, signed and well-formed, with something we do not
+		// know. It is reachable, so failmode must not decide: Degraded
+		// (denied, no fail-open).
+		c.report(EndpointPreauth, d, failmode.Degraded)
+		return failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StagePreauth,
+			Detail: fmt.Sprintf("unexpected preauth result %q", clean(pre.Response.Result))}
+	}
+
+	var res *authapi.AuthResult
+	d, ferr = c.call(ctx, failmode.StageAuth, c.pushTimeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
+		opts := []func(*url.Values){authapi.AuthUsername(a.Username)}
+		if ip != "" {
+			opts = append(opts, authapi.AuthIpAddr(ip))
+		}
+		if factor == failmode.FactorPasscode {
+			opts = append(opts, authapi.AuthPasscode(a.Passcode))
+		} else {
+			opts = append(opts, authapi.AuthDevice("auto"))
+		}
+		r, err := api.Auth(string(factor), opts...)
+		if err != nil {
+			return nil, err
+		}
+		res = r
+		return &r.StatResult, nil
+	})
+	if ferr != nil {
+		c.report(EndpointAuth, d, ferr.Class)
+		return failmode.Verdict{}, ferr
+	}
+	msg = clean(res.Response.Status_Msg)
+	switch res.Response.Result {
+	case "allow":
+		c.report(EndpointAuth, d, failmode.Allowed)
+		return failmode.Verdict{Allowed: true, Message: msg}, nil
+	case "deny":
+		c.report(EndpointAuth, d, failmode.Denied)
+		return failmode.Verdict{Message: msg}, nil
+	}
+	c.report(EndpointAuth, d, failmode.Degraded)
+	return failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StageAuth,
+		Detail: fmt.Sprintf("unexpected auth result %q", clean(res.Response.Result))}
+}
+
+// Check proves the integration works: a signed GET /auth/v2/check within
+// Timeout. It returns nil when Duo accepted the keys and the signature, else
+// a *failmode.Error with StageCheck (Unreachable, Misconfigured, Untrusted,
+// Degraded for rate limiting).
+func (c *Client) Check(ctx context.Context) error {
+	d, ferr := c.call(ctx, failmode.StageCheck, c.timeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
+		r, err := api.Check()
+		if err != nil {
+			return nil, err
+		}
+		return &r.StatResult, nil
+	})
+	if ferr != nil {
+		c.report(EndpointCheck, d, ferr.Class)
+		return ferr
+	}
+	c.report(EndpointCheck, d, failmode.Allowed)
+	return nil
+}
+
+// call runs one library call bounded by budget and the caller's ctx, and
+// classifies any failure, including a well-formed FAIL answer.
+func (c *Client) call(ctx context.Context, stage failmode.Stage, budget time.Duration,
+	do func(*authapi.AuthApi) (*duoapi.StatResult, error)) (time.Duration, *failmode.Error) {
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+
+	api := *c.base
+	api.SetCustomHTTPClient(&http.Client{
+		Transport: roundTripper{ctx: callCtx, next: c.tr},
+		// Duo does not redirect; roundTripper turns 3xx into errors anyway.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	})
+	st, err := do(authapi.NewAuthApi(api))
+	elapsed := time.Since(start)
+	if err != nil {
+		return elapsed, classify(stage, err, timing{parent: ctx, call: callCtx, start: start, budget: budget, phase: c.timeout})
+	}
+	if st.Stat != "OK" {
+		return elapsed, classifyStat(stage, st)
+	}
+	return elapsed, nil
+}
+
+func (c *Client) report(endpoint string, d time.Duration, class failmode.Class) {
+	if c.observe != nil {
+		c.observe(endpoint, d, class)
+	}
+}
+
+// authFactor checks the attempt and returns the factor to send at auth: a
+// typed passcode always wins.
+func authFactor(a failmode.Attempt) (failmode.Factor, error) {
+	if a.Username == "" {
+		return "", errors.New("empty username")
+	}
+	if a.Passcode != "" {
+		return failmode.FactorPasscode, nil
+	}
+	switch a.Factor {
+	case "", failmode.FactorAuto:
+		return failmode.FactorAuto, nil
+	case failmode.FactorPush, failmode.FactorPhone:
+		return a.Factor, nil
+	case failmode.FactorPasscode:
+		return "", errors.New("passcode factor without a passcode")
+	}
+	return "", fmt.Errorf("unknown factor %q", clean(string(a.Factor)))
+}
+
+// clientIP returns the address to send as ipaddr, or "" when s is neither an
+// IP nor an IP:port.
+func clientIP(s string) string {
+	addr, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err2 := netip.ParseAddrPort(s)
+		if err2 != nil {
+			return ""
+		}
+		addr = ap.Addr()
+	}
+	return addr.Unmap().WithZone("").String()
+}

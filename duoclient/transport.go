@@ -1,0 +1,182 @@
+package duoclient
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// ErrRateLimited is matched (errors.Is) by a *StatusError for HTTP 429 or a
+// Duo 429xx code. Returning it from the RoundTripper is what stops
+// duo_api_golang's retry loop.
+var ErrRateLimited = errors.New("duo: rate limited")
+
+// ErrResponseTooLarge is returned while reading a Duo response body longer
+// than any Auth API answer can be.
+var ErrResponseTooLarge = errors.New("duo: response too large")
+
+const (
+	maxBody      = 1 << 20 // any successful Auth API answer is far smaller
+	maxErrorBody = 16 << 10
+	maxMessage   = 160 // runes of Duo's message kept in errors
+)
+
+// StatusError is a Duo answer that is not a success: an HTTP status other
+// than 2xx, or a {"stat":"FAIL"} body. Code and Message are Duo's, when the
+// body carried them.
+type StatusError struct {
+	StatusCode int    // HTTP status as received
+	Code       int    // Duo's error code (40103), 0 if absent
+	Message    string // Duo's message, cleaned and truncated
+}
+
+func (e *StatusError) Error() string {
+	s := "HTTP " + strconv.Itoa(e.StatusCode)
+	if e.Code != 0 {
+		s += fmt.Sprintf(": duo %d", e.Code)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrRateLimited) true for a rate limit.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrRateLimited && e.group() == http.StatusTooManyRequests
+}
+
+// group is the HTTP status the answer stands for: the real status unless it
+// was a success, then Duo's code/100 (Duo's convention: 40103 → 401).
+func (e *StatusError) group() int {
+	if e.StatusCode >= 200 && e.StatusCode < 300 {
+		return e.Code / 100
+	}
+	return e.StatusCode
+}
+
+// detail is the operator-facing cause.
+func (e *StatusError) detail() string {
+	switch {
+	case e.group() == http.StatusTooManyRequests && e.StatusCode == http.StatusTooManyRequests:
+		return "rate limited (HTTP 429)"
+	case e.group() == http.StatusTooManyRequests:
+		return fmt.Sprintf("rate limited (duo %d)", e.Code)
+	case e.Code != 0 && e.Message != "":
+		return fmt.Sprintf("duo %d: %s", e.Code, e.Message)
+	case e.Code != 0:
+		return fmt.Sprintf("duo %d", e.Code)
+	}
+	return "HTTP " + strconv.Itoa(e.StatusCode)
+}
+
+// configureTransport adds what duo_api_golang's transport lacks. It keeps the
+// library's pinned roots unless cfg.RootCAs replaces them. The per-call
+// context is the real deadline; these bound each phase in case it is long.
+func configureTransport(t *http.Transport, cfg Config) {
+	t.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = cfg.Timeout
+	t.ResponseHeaderTimeout = max(cfg.Timeout, cfg.PushTimeout)
+	t.IdleConnTimeout = 90 * time.Second
+	t.MaxIdleConns = 64
+	t.MaxIdleConnsPerHost = 16
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.MinVersion = tls.VersionTLS12
+	if cfg.RootCAs != nil {
+		t.TLSClientConfig.RootCAs = cfg.RootCAs
+	}
+}
+
+// roundTripper binds every request of one call to the call's context and
+// turns every non-2xx status into an error, so that duo_api_golang neither
+// outlives the deadline nor retries (its 429 loop resends POSTs with a
+// drained body).
+type roundTripper struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.next.RoundTrip(req.WithContext(rt.ctx))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		resp.Body = &limitedBody{rc: resp.Body, n: maxBody}
+		return resp, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+	se := &StatusError{StatusCode: resp.StatusCode}
+	se.Code, se.Message = parseFail(body)
+	return nil, se
+}
+
+// parseFail extracts Duo's code and message from a FAIL body, if it is one.
+func parseFail(body []byte) (int, string) {
+	var f struct {
+		Stat    string          `json:"stat"`
+		Code    json.RawMessage `json:"code"`
+		Message string          `json:"message"`
+	}
+	if json.Unmarshal(body, &f) != nil || f.Stat != "FAIL" {
+		return 0, ""
+	}
+	var code int
+	if json.Unmarshal(f.Code, &code) != nil {
+		code = 0
+	}
+	return code, clean(f.Message)
+}
+
+// limitedBody fails with ErrResponseTooLarge past n bytes instead of
+// silently truncating.
+type limitedBody struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		var one [1]byte
+		k, err := b.rc.Read(one[:])
+		if k > 0 {
+			return 0, ErrResponseTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	k, err := b.rc.Read(p)
+	b.n -= int64(k)
+	return k, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// clean makes server-provided text safe for a log line: no control
+// characters, bounded length.
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if r := []rune(s); len(r) > maxMessage {
+		s = string(r[:maxMessage]) + "…"
+	}
+	return s
+}
