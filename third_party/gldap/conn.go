@@ -150,6 +150,13 @@ func (c *conn) serveRequests() error {
 			return fmt.Errorf("%s: error reading request: %w", op, err)
 		}
 
+		if m, ok := r.message.(*AbandonMessage); ok {
+			// cancel the abandoned request before anything else is read, then
+			// let an optional Abandon route see it (see Mux.Abandon)
+			c.abandon(m.MessageID)
+			w.noResponse = true
+		}
+
 		switch {
 		// TODO: rate limit in-flight requests per conn and send a
 		// BusyResponse when the limit is reached.  This limit per conn
@@ -204,6 +211,19 @@ func (c *conn) beginRequest(r *Request) func() {
 		c.stateMu.Lock()
 		defer c.stateMu.Unlock()
 		delete(c.inflight, r.ID)
+	}
+}
+
+// abandon cancels the context of the in-flight request(s) with the LDAP
+// message ID.
+func (c *conn) abandon(messageID int64) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	for reqID, ir := range c.inflight {
+		if ir.messageID == messageID {
+			c.logger.Debug("abandoning request", "conn", c.connID, "requestID", reqID, "messageID", messageID)
+			ir.cancel()
+		}
 	}
 }
 

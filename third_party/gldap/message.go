@@ -54,6 +54,7 @@ const (
 	unbindRequestType   requestType = "unbind"
 	compareRequestType  requestType = "compare"
 	modifyDNRequestType requestType = "modifyDN"
+	abandonRequestType  requestType = "abandon"
 )
 
 // Message defines a common interface for all messages
@@ -172,6 +173,14 @@ type ModifyDNMessage struct {
 	NewSuperior string
 	// Controls are optional controls for the request
 	Controls []Control
+}
+
+// AbandonMessage is an abandon request message (RFC 4511 4.11).  The server
+// never responds to it.
+type AbandonMessage struct {
+	baseMessage
+	// MessageID is the LDAP message ID of the request to abandon
+	MessageID int64
 }
 
 // UnbindMessage is an unbind request message
@@ -321,6 +330,17 @@ func newMessage(p *packet) (Message, error) {
 			DeleteOldRDN: parameters.deleteOldRDN,
 			NewSuperior:  parameters.newSuperior,
 			Controls:     parameters.controls,
+		}, nil
+	case abandonRequestType:
+		abandonID, err := p.abandonMessageID()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		return &AbandonMessage{
+			baseMessage: baseMessage{
+				id: msgID,
+			},
+			MessageID: abandonID,
 		}, nil
 	default:
 		return &ExtendedOperationMessage{

@@ -224,6 +224,32 @@ func (m *Mux) ModifyDN(modifyDNFn HandlerFunc, opt ...Option) error {
 	return nil
 }
 
+// Abandon will register a handler for abandon requests.  Registering one is
+// optional: the server itself cancels the Context of the abandoned request
+// (if it is still in flight on the same connection) before the handler runs.
+// Abandon requests never get a response (ResponseWriter.Write refuses), and
+// without an Abandon route they are silently ignored (they are never passed
+// to the DefaultRoute).
+// Options supported: WithLabel
+func (m *Mux) Abandon(abandonFn HandlerFunc, opt ...Option) error {
+	const op = "gldap.(Mux).Abandon"
+	if abandonFn == nil {
+		return fmt.Errorf("%s: missing HandlerFunc: %w", op, ErrInvalidParameter)
+	}
+	opts := getRouteOpts(opt...)
+	r := &abandonRoute{
+		baseRoute: &baseRoute{
+			h:       abandonFn,
+			routeOp: abandonRouteOperation,
+			label:   opts.withLabel,
+		},
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.routes = append(m.routes, r)
+	return nil
+}
+
 // DefaultRoute will register a default handler requests which have no other
 // registered handler.
 func (m *Mux) DefaultRoute(noRouteFN HandlerFunc, opt ...Option) error {
@@ -269,6 +295,12 @@ func (m *Mux) serve(w *ResponseWriter, req *Request) {
 		// the handler intentionally doesn't return errors, since we want the
 		// handler to response to the connection's client with errors.
 		h(w, req)
+		return
+	}
+	if req.routeOp == abandonRouteOperation {
+		// abandon requests have no response, so neither the default route
+		// nor the "no matching handler" answer apply (RFC 4511 4.11)
+		w.logger.Debug("ignoring abandon request without a route", "op", op, "connID", w.connID, "requestID", w.requestID)
 		return
 	}
 	if m.defaultRoute != nil {

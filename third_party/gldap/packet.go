@@ -4,8 +4,10 @@
 package gldap
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
@@ -120,6 +122,8 @@ func (p *packet) requestType() (requestType, error) {
 		return compareRequestType, nil
 	case ApplicationModifyDNRequest:
 		return modifyDNRequestType, nil
+	case ApplicationAbandonRequest:
+		return abandonRequestType, nil
 	default:
 		return unknownRequestType, fmt.Errorf("%s: unhandled request type %d: %w", op, requestPacket.Tag, ErrInternal)
 	}
@@ -507,6 +511,33 @@ func (p *packet) modifyDNParameters() (*modifyDNParameters, error) {
 	return &params, nil
 }
 
+// abandonMessageID decodes an AbandonRequest (RFC 4511 4.11):
+//
+//	AbandonRequest ::= [APPLICATION 16] MessageID
+//	MessageID ::= INTEGER (0 ..  maxInt)
+func (p *packet) abandonMessageID() (int64, error) {
+	const op = "gldap.(packet).abandonMessageID"
+	requestPacket, err := p.requestPacket()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	if requestPacket.Packet.Tag != ApplicationAbandonRequest || requestPacket.TagType != ber.TypePrimitive {
+		return 0, fmt.Errorf("%s: not an abandon request, expected tag %d and got %d: %w", op, ApplicationAbandonRequest, requestPacket.Tag, ErrInvalidParameter)
+	}
+	data := requestPacket.Data.Bytes()
+	if len(data) == 0 {
+		return 0, fmt.Errorf("%s: missing message ID: %w", op, ErrInvalidParameter)
+	}
+	id, err := ber.ParseInt64(data)
+	if err != nil {
+		return 0, fmt.Errorf("%s: invalid message ID: %w", op, errors.Join(err, ErrInvalidParameter))
+	}
+	if id < 0 || id > math.MaxInt32 {
+		return 0, fmt.Errorf("%s: message ID %d out of range: %w", op, id, ErrInvalidParameter)
+	}
+	return id, nil
+}
+
 type addParameters struct {
 	dn         string
 	attributes []Attribute
@@ -744,8 +775,8 @@ func (p *packet) assertApplicationRequest() error {
 	}
 	switch chkPacket.TagType {
 	case ber.TypePrimitive:
-		if chkPacket.Tag != ApplicationDelRequest && chkPacket.Tag != ApplicationUnbindRequest {
-			return fmt.Errorf("%s: incorrect type, primitive %v must be a delete request %d or an unbind request %d, but got %d", op, ber.TypePrimitive, ApplicationDelRequest, ApplicationUnbindRequest, chkPacket.Tag)
+		if chkPacket.Tag != ApplicationDelRequest && chkPacket.Tag != ApplicationUnbindRequest && chkPacket.Tag != ApplicationAbandonRequest {
+			return fmt.Errorf("%s: incorrect type, primitive %v must be a delete request %d, an unbind request %d or an abandon request %d, but got %d", op, ber.TypePrimitive, ApplicationDelRequest, ApplicationUnbindRequest, ApplicationAbandonRequest, chkPacket.Tag)
 		}
 	case ber.TypeConstructed:
 	default:

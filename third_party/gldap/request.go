@@ -78,6 +78,8 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 		routeOp = compareRouteOperation
 	case *ModifyDNMessage:
 		routeOp = modifyDNRouteOperation
+	case *AbandonMessage:
+		routeOp = abandonRouteOperation
 	default:
 		// this should be unreachable, since newMessage defaults to returning an
 		// *ExtendedOperationMessage
@@ -375,6 +377,17 @@ func (r *Request) GetModifyDNMessage() (*ModifyDNMessage, error) {
 	m, ok := r.message.(*ModifyDNMessage)
 	if !ok {
 		return nil, fmt.Errorf("%s: %T not a modify DN request: %w", op, r.message, ErrInvalidParameter)
+	}
+	return m, nil
+}
+
+// GetAbandonMessage retrieves the AbandonMessage from the request.  Abandon
+// requests never get a response: ResponseWriter.Write refuses to write one.
+func (r *Request) GetAbandonMessage() (*AbandonMessage, error) {
+	const op = "gldap.(Request).GetAbandonMessage"
+	m, ok := r.message.(*AbandonMessage)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T not an abandon request: %w", op, r.message, ErrInvalidParameter)
 	}
 	return m, nil
 }

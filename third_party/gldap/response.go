@@ -20,6 +20,9 @@ type ResponseWriter struct {
 	logger    hclog.Logger
 	connID    int
 	requestID int
+
+	// noResponse is set for requests that must never be answered (abandon)
+	noResponse bool
 }
 
 func newResponseWriter(w *bufio.Writer, lock *sync.Mutex, logger hclog.Logger, connID, requestID int) (*ResponseWriter, error) {
@@ -53,6 +56,9 @@ func (rw *ResponseWriter) Write(r Response) error {
 	const op = "gldap.(ResponseWriter).Write"
 	if r == nil {
 		return fmt.Errorf("%s: missing response: %w", op, ErrInvalidParameter)
+	}
+	if rw.noResponse {
+		return fmt.Errorf("%s: this request type has no response: %w", op, ErrInvalidState)
 	}
 	p := r.packet()
 	if rw.logger.IsDebug() {

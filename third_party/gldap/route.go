@@ -41,6 +41,9 @@ const (
 	// modifyDNRouteOperation is a route supporting the modify DN operation
 	modifyDNRouteOperation routeOperation = "modifyDN"
 
+	// abandonRouteOperation is a route supporting the abandon operation
+	abandonRouteOperation routeOperation = "abandon"
+
 	// defaultRouteOperation is a default route which is used when there are no routes
 	// defined for a particular operation
 	defaultRouteOperation routeOperation = "noRoute" // nolint:unused
@@ -133,6 +136,21 @@ func (r *modifyDNRoute) match(req *Request) bool {
 		return false
 	}
 	_, ok := req.message.(*ModifyDNMessage)
+	return ok
+}
+
+type abandonRoute struct {
+	*baseRoute
+}
+
+func (r *abandonRoute) match(req *Request) bool {
+	if req == nil {
+		return false
+	}
+	if r.op() != req.routeOp {
+		return false
+	}
+	_, ok := req.message.(*AbandonMessage)
 	return ok
 }
 
