@@ -61,7 +61,7 @@ func newAuthority(label string, hostnames []string) (*authority, error) {
 	}
 	leafTmpl := &x509.Certificate{
 		SerialNumber: leafSerial,
-		Subject:      pkix.Name{Organization: []string{"duosim"}, CommonName: "duosim Auth API simulator (NOT Duo)"},
+		Subject:      pkix.Name{Organization: []string{"duosim"}, CommonName: fmt.Sprintf("duosim Auth API simulator, %s leaf (NOT Duo)", label)},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

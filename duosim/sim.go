@@ -473,14 +473,18 @@ func (s *Sim) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
-	if s.ln != nil {
-		_ = s.ln.Close()
-		s.ln = nil
-	}
+	ln := s.ln
+	s.ln = nil
 	conns := s.connsLocked()
 	s.mu.Unlock()
 
-	err := s.srv.Close()
+	err := s.srv.Close() // closes the listener it serves and its connections
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	if ln != nil {
+		_ = ln.Close() // in case Serve had not registered it yet
+	}
 	for _, c := range conns {
 		_ = c.Close()
 	}
