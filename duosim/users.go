@@ -108,7 +108,7 @@ func behaviorList() string {
 //	users:
 //	  - name: alice
 //	    behavior: approve
-//	    passcodes: ["123456"]   # quote passcodes: YAML reads 0123 as a number
+//	    passcodes: ["123456", "012345"]   # kept as written, reusable
 //	  - name: bob
 //	    behavior: deny
 //
