@@ -72,7 +72,9 @@ func TestVerifySignatureRejects(t *testing.T) {
 		{"clock 301s ahead", func(_ *http.Request, _ url.Values, _, _ *string, now *time.Time) { *now = now.Add(301 * time.Second) }, CodeInvalidDate},
 		{"clock 301s behind", func(_ *http.Request, _ url.Values, _, _ *string, now *time.Time) { *now = now.Add(-301 * time.Second) }, CodeInvalidDate},
 		{"clock 299s ahead", func(_ *http.Request, _ url.Values, _, _ *string, now *time.Time) { *now = now.Add(299 * time.Second) }, 0},
-		{"Host in upper case", func(r *http.Request, _ url.Values, _, _ *string, _ *time.Time) { r.Host = "API-XXXXXXXX.DUOSECURITY.COM" }, 0},
+		{"Host in upper case", func(r *http.Request, _ url.Values, _, _ *string, _ *time.Time) {
+			r.Host = "API-XXXXXXXX.DUOSECURITY.COM"
+		}, 0},
 		{"other Host", func(r *http.Request, _ url.Values, _, _ *string, _ *time.Time) { r.Host = "127.0.0.1:443" }, CodeInvalidSig},
 		{"other path", func(r *http.Request, _ url.Values, _, _ *string, _ *time.Time) { r.URL.Path = "/auth/v2/check" }, CodeInvalidSig},
 		{"other method", func(r *http.Request, _ url.Values, _, _ *string, _ *time.Time) { r.Method = http.MethodGet }, CodeInvalidSig},
