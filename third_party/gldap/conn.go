@@ -12,7 +12,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/hashicorp/go-hclog"
@@ -44,9 +43,12 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// stateMu guards inflight
-	stateMu  sync.Mutex
-	inflight map[int]*inflightRequest // keyed by Request.ID
+	// stateMu guards inflight, closing and pendingNotice (and ctx/cancel
+	// while they are set)
+	stateMu       sync.Mutex
+	inflight      map[int]*inflightRequest // keyed by Request.ID
+	closing       bool                     // terminate was called
+	pendingNotice *notice                  // sent by close() before closing the socket
 }
 
 // inflightRequest tracks a request whose handler has not returned yet.
@@ -109,29 +111,10 @@ func (c *conn) serveRequests() error {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 
-		select {
-		case <-c.shutdownCtx.Done():
+		if c.shutdownCtx.Err() != nil {
 			c.logger.Debug("received shutdown cancellation", "op", op, "conn", c.connID, "requestID", w.requestID)
-			// build a request by hand, since this is not a normal situation
-			// where we've read a request... and we need to make this check
-			// before blocking on reading the next request.
-			req := &Request{
-				ID:           w.requestID,
-				conn:         c,
-				message:      &ExtendedOperationMessage{baseMessage: baseMessage{id: 0}},
-				routeOp:      routeOperation(ExtendedOperationDisconnection),
-				extendedName: ExtendedOperationDisconnection,
-			}
-			resp := req.NewResponse(WithResponseCode(ResultUnwillingToPerform), WithDiagnosticMessage("server stopping"))
-			if err := w.Write(resp); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
-			if err := c.netConn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
+			c.terminate(ResultUnavailable, "server stopping")
 			return nil
-		default:
-			// need a default to fall through to rest of loop...
 		}
 		r, err := c.readRequest(w.requestID)
 		var reqErr *requestError
@@ -144,8 +127,27 @@ func (c *conn) serveRequests() error {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected EOF") {
+			var netErr net.Error
+			switch {
+			case c.isClosing():
+				// terminate() unblocked the read; its notice is pending
+				return nil
+			case c.shutdownCtx.Err() != nil:
+				c.logger.Debug("received shutdown cancellation", "op", op, "conn", c.connID, "requestID", w.requestID)
+				c.terminate(ResultUnavailable, "server stopping")
+				return nil
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "unexpected EOF"):
 				return nil // connection is closed
+			case errors.Is(err, errMalformedRequest):
+				// RFC 4511 4.1.1: a PDU that can't be parsed (or an unknown
+				// operation) is answered with a Notice of Disconnection
+				// carrying protocolError, then the connection is closed.
+				c.logger.Info("malformed request, disconnecting client", "op", op, "conn", c.connID, "requestID", w.requestID, "err", err.Error())
+				c.terminate(ResultProtocolError, "malformed or unsupported request")
+				return nil
+			case errors.As(err, &netErr) && netErr.Timeout():
+				c.logger.Debug("read timeout", "op", op, "conn", c.connID, "requestID", w.requestID)
+				return nil
 			}
 			return fmt.Errorf("%s: error reading request: %w", op, err)
 		}
@@ -242,12 +244,28 @@ func (c *conn) readRequest(requestID int) (*Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: error reading packet for %d/%d: %w", op, c.connID, requestID, err)
 	}
-	r, err := newRequest(requestID, c, p)
+	r, err := parseRequest(requestID, c, p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: unable to create new in-memory request for %d/%d: %w", op, c.connID, requestID, err)
+		var reqErr *requestError
+		if errors.As(err, &reqErr) {
+			return nil, fmt.Errorf("%s: %d/%d: %w", op, c.connID, requestID, err)
+		}
+		return nil, fmt.Errorf("%s: unable to create new in-memory request for %d/%d: %w: %w", op, c.connID, requestID, errMalformedRequest, err)
 	}
 
 	return r, nil
+}
+
+// parseRequest is newRequest, turning a panic while decoding the PDU (e.g. a
+// control with unexpected types) into an error.
+func parseRequest(requestID int, c *conn, p *packet) (r *Request, err error) {
+	const op = "gldap.parseRequest"
+	defer func() {
+		if rec := recover(); rec != nil {
+			r, err = nil, fmt.Errorf("%s: panic decoding request: %v", op, rec)
+		}
+	}()
+	return newRequest(requestID, c, p)
 }
 
 func (c *conn) readPacket(requestID int) (*packet, error) {
@@ -256,14 +274,33 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 	berPacket, err := func() (*ber.Packet, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		berPacket, err := ber.ReadPacket(c.reader)
-		switch {
-		case err != nil && strings.Contains(err.Error(), "invalid character for IA5String at pos 2"):
-			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d (possible attempt to use TLS with a non-TLS server): %w", op, c.connID, requestID, err)
-		case err != nil:
-			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w", op, c.connID, requestID, err)
+		// An LDAPMessage is a universal constructed SEQUENCE (0x30): reject
+		// anything else on its first byte instead of waiting for the rest
+		// of what its "length" announces (e.g. an HTTP request).
+		var berPacket *ber.Packet
+		first, err := c.reader.Peek(1)
+		if err == nil {
+			if first[0] == 0x16 {
+				return nil, fmt.Errorf("%s: not an LDAPMessage for %d/%d (possible attempt to use TLS with a non-TLS server): %w", op, c.connID, requestID, errMalformedRequest)
+			}
+			if first[0] != 0x30 {
+				return nil, fmt.Errorf("%s: not an LDAPMessage (first byte 0x%02x) for %d/%d: %w", op, first[0], c.connID, requestID, errMalformedRequest)
+			}
+			berPacket, err = ber.ReadPacket(c.reader)
 		}
-		return berPacket, nil
+		var netErr net.Error
+		switch {
+		case err == nil:
+			return berPacket, nil
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
+			// the connection failed or was closed: not the client's PDU
+			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w", op, c.connID, requestID, err)
+		case strings.Contains(err.Error(), "invalid character for IA5String at pos 2"):
+			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d (possible attempt to use TLS with a non-TLS server): %w: %w", op, c.connID, requestID, errMalformedRequest, err)
+		default:
+			// anything else is a BER decoding error
+			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w: %w", op, c.connID, requestID, errMalformedRequest, err)
+		}
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -279,7 +316,7 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 	//		[0] is a message ID
 	//		[1] is a request header
 	if err := p.basicValidation(); err != nil {
-		return nil, fmt.Errorf("%s: failed validation: %w", op, err)
+		return nil, fmt.Errorf("%s: failed validation: %w: %w", op, errMalformedRequest, err)
 	}
 	return p, nil
 }
@@ -299,10 +336,16 @@ func (c *conn) initConn(netConn net.Conn) error {
 	return nil
 }
 
+// close waits for in-flight handlers, sends a pending Notice of
+// Disconnection and closes the socket.  serveRequests has cancelled the
+// connection context by the time it is called.
 func (c *conn) close() error {
 	const op = "gldap.(Conn).close"
 	c.requestsWg.Wait()
-	if err := c.netConn.Close(); err != nil {
+	if err := c.writePendingNotice(); err != nil {
+		c.logger.Debug("unable to send notice of disconnection", "op", op, "conn", c.connID, "err", err.Error())
+	}
+	if err := c.currentNetConn().Close(); err != nil {
 		return fmt.Errorf("%s: error closing conn: %w", op, err)
 	}
 	return nil

@@ -18,7 +18,7 @@ type ExtendedOperationName string
 
 // Extended operation response/request names
 const (
-	ExtendedOperationDisconnection   ExtendedOperationName = "1.3.6.1.4.1.1466.2003"
+	ExtendedOperationDisconnection   ExtendedOperationName = "1.3.6.1.4.1.1466.20036"
 	ExtendedOperationCancel          ExtendedOperationName = "1.3.6.1.1.8"
 	ExtendedOperationStartTLS        ExtendedOperationName = "1.3.6.1.4.1.1466.20037"
 	ExtendedOperationWhoAmI          ExtendedOperationName = "1.3.6.1.4.1.4203.1.11.3"

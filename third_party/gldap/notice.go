@@ -1,0 +1,98 @@
+// Copyright (c) Jim Lambert
+// SPDX-License-Identifier: MIT
+
+package gldap
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+)
+
+// errMalformedRequest marks a PDU the server cannot serve (undecodable BER,
+// an invalid LDAPMessage, an unknown operation).  The connection is ended with
+// a Notice of Disconnection carrying ResultProtocolError.
+var errMalformedRequest = errors.New("malformed request")
+
+// noticeWriteTimeout bounds writing a Notice of Disconnection, so a client
+// that doesn't read can't hold up closing its connection (or Server.Stop).
+const noticeWriteTimeout = 2 * time.Second
+
+// notice is a pending Notice of Disconnection (RFC 4511 4.4.1)
+type notice struct {
+	code       int
+	diagnostic string
+}
+
+// noticeOfDisconnectionPacket encodes a Notice of Disconnection: an unsolicited
+// ExtendedResponse with message ID 0 and responseName 1.3.6.1.4.1.1466.20036.
+func noticeOfDisconnectionPacket(code int, diagnostic string) *packet {
+	replyPacket := beginResponse(0)
+	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ber.Tag(ApplicationExtendedResponse), nil, ApplicationCodeMap[ApplicationExtendedResponse])
+	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), ResultCodeMap[uint16(code)]))
+	addOptionalResponseChildren(resultPacket, WithMatchedDN(""), WithDiagnosticMessage(diagnostic))
+	resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, string(ExtendedOperationDisconnection), "responseName"))
+	replyPacket.AppendChild(resultPacket)
+	return &packet{Packet: replyPacket}
+}
+
+// terminate ends the connection: the pending notice (if code >= 0 and none is
+// pending yet) is recorded to be sent once in-flight handlers have returned,
+// the connection context is cancelled and a blocked read is unblocked, so the
+// read loop ends.  It is safe to call from any goroutine, more than once.
+func (c *conn) terminate(code int, diagnostic string) {
+	c.stateMu.Lock()
+	if c.pendingNotice == nil && code >= 0 {
+		c.pendingNotice = &notice{code: code, diagnostic: diagnostic}
+	}
+	c.closing = true
+	cancel := c.cancel
+	c.stateMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.unblockRead()
+}
+
+// isClosing reports whether terminate was called.
+func (c *conn) isClosing() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.closing
+}
+
+// unblockRead makes a read blocked on the connection return at once.
+func (c *conn) unblockRead() {
+	if nc := c.currentNetConn(); nc != nil {
+		// a deadline in the past unblocks the pending Read with a timeout
+		_ = nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// writePendingNotice writes the pending Notice of Disconnection, if any.  It is
+// called by close() after in-flight handlers returned and before the socket is
+// closed.
+func (c *conn) writePendingNotice() error {
+	const op = "gldap.(conn).writePendingNotice"
+	c.stateMu.Lock()
+	n := c.pendingNotice
+	c.pendingNotice = nil
+	c.stateMu.Unlock()
+	if n == nil {
+		return nil
+	}
+	c.logger.Debug("sending notice of disconnection", "op", op, "conn", c.connID, "code", n.code, "diagnostic", n.diagnostic)
+	c.writerMu.Lock()
+	defer c.writerMu.Unlock()
+	nc := c.currentNetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(noticeWriteTimeout))
+	if _, err := c.writer.Write(noticeOfDisconnectionPacket(n.code, n.diagnostic).Bytes()); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := c.writer.Flush(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
