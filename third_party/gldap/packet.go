@@ -198,12 +198,21 @@ func (p *packet) modifyParameters() (*modifyParameters, error) {
 		}
 		chg.Modification.Type = modificationPacket.Children[childModificationType].Data.String()
 
-		// get the modification values
-		if len(modificationPacket.Children) < childModificationValues+1 {
-			return nil, fmt.Errorf("%s: missing modification values packet: %w", op, ErrInvalidParameter)
+		// get the modification values: PartialAttribute ::= SEQUENCE { type,
+		// vals SET OF value }, so decode each value of the vals SET (not the
+		// SET itself)
+		if len(modificationPacket.Children) != childModificationValues+1 {
+			return nil, fmt.Errorf("%s: missing/extra modification values packet: %w", op, ErrInvalidParameter)
 		}
-		chg.Modification.Vals = make([]string, 0, len(modificationPacket.Children)-1)
-		for _, value := range modificationPacket.Children[1:] {
+		if err := modificationPacket.assert(ber.ClassUniversal, ber.TypeConstructed, withTag(ber.TagSet), withAssertChild(childModificationValues)); err != nil {
+			return nil, fmt.Errorf("%s: modification values packet: %w", op, ErrInvalidParameter)
+		}
+		valsPacket := &packet{Packet: modificationPacket.Children[childModificationValues]}
+		chg.Modification.Vals = make([]string, 0, len(valsPacket.Children))
+		for idx, value := range valsPacket.Children {
+			if err := valsPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(idx)); err != nil {
+				return nil, fmt.Errorf("%s: modification value %d: %w", op, idx, ErrInvalidParameter)
+			}
 			chg.Modification.Vals = append(chg.Modification.Vals, value.Data.String())
 		}
 

@@ -132,7 +132,9 @@ func Test_newRequest(t *testing.T) {
 					{
 						Operation: AddAttribute,
 						Modification: PartialAttribute{
-							Type: "mail", Vals: []string{TestEncodeString(t, ber.TagOctetString, "alice@example.com")},
+							// ldapgate patch 7: values are decoded (upstream
+							// returned the raw BER of the vals SET)
+							Type: "mail", Vals: []string{"alice@example.com"},
 						},
 					},
 				},

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
@@ -356,7 +355,9 @@ func TestDirectory_ModifyResponse(t *testing.T) {
 				DN: users[alice].DN,
 				Attributes: func() []*gldap.EntryAttribute {
 					attrs := append([]*gldap.EntryAttribute{}, users[alice].Attributes...)
-					attrs = append(attrs, gldap.NewEntryAttribute("description", []string{gldap.TestEncodeString(t, ber.TagOctetString, "test-add-attribute")}))
+					// ldapgate patch 7: modify values are decoded (upstream
+					// stored the raw BER of the vals SET)
+					attrs = append(attrs, gldap.NewEntryAttribute("description", []string{"test-add-attribute"}))
 					return attrs
 				}(),
 			},
