@@ -235,6 +235,11 @@ func (r *Request) NewExtendedResponse(opt ...Option) *ExtendedResponse {
 }
 
 // NewBindResponse creates a new bind response.
+//
+// It fails closed: unless WithResponseCode is given (or SetResultCode is
+// called) the response carries ResultInvalidCredentials, so a handler that
+// forgets to set a result code can never authenticate anyone.
+//
 // Supported options: WithResponseCode
 func (r *Request) NewBindResponse(opt ...Option) *BindResponse {
 	const op = "gldap.NewBindResponse" // nolint:unused
@@ -242,6 +247,7 @@ func (r *Request) NewBindResponse(opt ...Option) *BindResponse {
 	resp := &BindResponse{
 		baseResponse: &baseResponse{
 			messageID: r.message.GetID(),
+			code:      ResultInvalidCredentials,
 		},
 	}
 	if opts.withResponseCode != nil {
