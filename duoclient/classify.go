@@ -82,15 +82,19 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	if errors.Is(err, ErrResponseTooLarge) {
 		return fe(transient(stage), "response too large")
 	}
-	if errors.Is(tm.parent.Err(), context.Canceled) {
+	if perr := tm.parent.Err(); errors.Is(perr, context.Canceled) {
 		// The caller gave up (client gone, shutdown): says nothing about Duo.
+		err = withCause(err, perr)
 		return fe(failmode.Unknown, "canceled by caller")
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
 		return fe(transient(stage), "dns lookup failed")
 	}
-	if tm.call.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+	if cerr := tm.call.Err(); cerr != nil || errors.Is(err, context.DeadlineExceeded) {
+		// Checked before the body's shape: a call cut off at its deadline can
+		// surface as a truncated or empty body.
+		err = withCause(err, cerr)
 		return fe(transient(stage), tm.timeoutDetail())
 	}
 	var synErr *json.SyntaxError
@@ -116,6 +120,15 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 		return fe(transient(stage), "transport error")
 	}
 	return fe(failmode.Unknown, "unclassified error")
+}
+
+// withCause makes err match the context error that ended the call, when the
+// library surfaced it as something else (an empty body, a closed connection).
+func withCause(err, cause error) error {
+	if cause == nil || errors.Is(err, cause) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cause, err)
 }
 
 // classifyStat classifies a parsed answer whose stat is not OK.

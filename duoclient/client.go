@@ -53,8 +53,10 @@ type Config struct {
 	// optionally with a port (127.0.0.1:PORT for a simulator).
 	APIHost        string
 	IntegrationKey string
-	// SecretKey signs every request. It never appears in errors, logs or the
-	// printed form of a Config or Client.
+	// SecretKey signs every request. It never appears in errors or in the
+	// printed form of a Client; a Config prints it as [redacted] (but fmt
+	// cannot call Config's methods when a Config sits in an unexported field
+	// of another struct, so don't print such structs).
 	SecretKey string
 	// RootCAs, when nil, keeps duo_api_golang's pinned Duo roots; non-nil
 	// replaces them (private CAs, tests).
@@ -135,10 +137,11 @@ type Client struct {
 	timeout     time.Duration
 	pushTimeout time.Duration
 	observe     func(string, time.Duration, failmode.Class)
-	// base holds the keys (the secret only there, unexported in duoapi) and
-	// is never used to send: each call copies it and installs its own client.
-	base *duoapi.DuoApi
-	tr   *http.Transport
+	// api returns a copy of the DuoApi built by New, which holds the keys.
+	// The secret lives only there, behind a closure: fmt prints a func as an
+	// address, so no verb on a Client (or a struct holding one) reaches it.
+	api func() duoapi.DuoApi
+	tr  *http.Transport
 }
 
 // New validates cfg and builds a Client. Errors wrap ErrConfig and never
@@ -168,7 +171,7 @@ func New(cfg Config) (*Client, error) {
 		timeout:     cfg.Timeout,
 		pushTimeout: cfg.PushTimeout,
 		observe:     cfg.Observe,
-		base:        base,
+		api:         func() duoapi.DuoApi { return *base },
 		tr:          tr,
 	}, nil
 }
@@ -309,7 +312,7 @@ func (c *Client) call(ctx context.Context, stage failmode.Stage, budget time.Dur
 	callCtx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
-	api := *c.base
+	api := c.api()
 	api.SetCustomHTTPClient(&http.Client{
 		Transport: roundTripper{ctx: callCtx, next: c.tr},
 		// Duo does not redirect; roundTripper turns 3xx into errors anyway.
