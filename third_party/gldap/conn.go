@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -49,6 +50,9 @@ type conn struct {
 	inflight      map[int]*inflightRequest // keyed by Request.ID
 	closing       bool                     // terminate was called
 	pendingNotice *notice                  // sent by close() before closing the socket
+
+	// set by the server before serveRequests
+	disablePanicRecovery bool
 }
 
 // inflightRequest tracks a request whose handler has not returned yet.
@@ -168,7 +172,7 @@ func (c *conn) serveRequests() error {
 			// support an optional unbind route
 			if c.router.unbindRoute != nil {
 				done := c.beginRequest(r)
-				c.router.unbindRoute.handler()(w, r)
+				c.callHandler(r, func() { c.router.unbindRoute.handler()(w, r) })
 				done()
 			}
 			// stop serving requests when UnbindRequest is received
@@ -180,7 +184,7 @@ func (c *conn) serveRequests() error {
 		// see: https://datatracker.ietf.org/doc/html/rfc4511#section-4.14.1
 		case r.extendedName == ExtendedOperationStartTLS:
 			done := c.beginRequest(r)
-			c.router.serve(w, r)
+			c.callHandler(r, func() { c.router.serve(w, r) })
 			done()
 		default:
 			// register the request before reading the next PDU, so its
@@ -193,10 +197,29 @@ func (c *conn) serveRequests() error {
 					c.logger.Debug("requestsWg done", "op", op, "conn", c.connID, "requestID", w.requestID)
 					c.requestsWg.Done()
 				}()
-				c.router.serve(w, r)
+				c.callHandler(r, func() { c.router.serve(w, r) })
 			}()
 		}
 	}
+}
+
+// callHandler runs a request handler.  Unless panic recovery is disabled, a
+// panic is recovered and logged with its stack, and the connection is ended
+// with a Notice of Disconnection carrying ResultOther: the handler's state is
+// unknown, but the process and other connections carry on.
+func (c *conn) callHandler(r *Request, h func()) {
+	const op = "gldap.(conn).callHandler"
+	if !c.disablePanicRecovery {
+		defer func() {
+			if rec := recover(); rec != nil {
+				c.logger.Error("recovered from panic in request handler, disconnecting client",
+					"op", op, "conn", c.connID, "requestID", r.ID, "routeOp", r.routeOp,
+					"panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+				c.terminate(ResultOther, "internal error")
+			}
+		}()
+	}
+	h()
 }
 
 // beginRequest gives r its own context, a child of the connection context, and

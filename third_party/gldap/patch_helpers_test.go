@@ -224,3 +224,8 @@ func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
 		return zero
 	}
 }
+
+// gldapUnbindOp is an UnbindRequest operation ([APPLICATION 2] NULL).
+func gldapUnbindOp() *ber.Packet {
+	return ber.Encode(ber.ClassApplication, ber.TypePrimitive, gldap.ApplicationUnbindRequest, nil, "Unbind Request")
+}
