@@ -84,6 +84,12 @@ func commonFailures(transientClass failmode.Class) []failCase {
 		}, class: transientClass, detail: "connection closed by server"},
 		{name: "response too large", serve: raw(200, "application/json", `{"stat":"OK","response":{"x":"`+strings.Repeat("a", maxBody)+`"}}`), class: transientClass, detail: "response too large"},
 		{name: "hang beyond timeout", serve: hang(hangFor), mods: []func(*Config){withTimeout(200 * time.Millisecond), withPushTimeout(200 * time.Millisecond)}, class: transientClass, detail: "no answer within 200ms", calls: 1},
+		{name: "body stalls after the headers", serve: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"stat":"OK","response":`))
+			_ = http.NewResponseController(w).Flush()
+			hang(hangFor)(w, r)
+		}, mods: []func(*Config){withTimeout(200 * time.Millisecond), withPushTimeout(200 * time.Millisecond)}, class: transientClass, detail: "no answer within 200ms", calls: 1},
 		{name: "HTTP 401 FAIL 40103", serve: fail(401, 40103, "Invalid signature in request credentials"), class: failmode.Misconfigured, detail: "duo 40103: Invalid signature in request credentials", calls: 1},
 		{name: "wrong secret key (real signature check)", firstCall: true, mods: []func(*Config){func(c *Config) { c.SecretKey = "not-the-secret" }}, class: failmode.Misconfigured, detail: "duo 40103", calls: 1},
 		{name: "HTTP 401 FAIL 40102 bad ikey", serve: fail(401, 40102, "Invalid integration key in request credentials"), class: failmode.Misconfigured, detail: "duo 40102"},
