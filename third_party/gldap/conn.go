@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/hashicorp/go-hclog"
@@ -53,6 +54,12 @@ type conn struct {
 
 	// set by the server before serveRequests
 	disablePanicRecovery bool
+	idleTimeout          time.Duration // 0: none
+	readDeadline         time.Time     // absolute (WithReadTimeout); zero: none
+
+	// guarded by stateMu: used to compute the read deadline
+	pending      int       // requests whose handler runs in its own goroutine
+	lastActivity time.Time // last PDU read or last pending request done
 }
 
 // inflightRequest tracks a request whose handler has not returned yet.
@@ -101,6 +108,7 @@ func (c *conn) serveRequests() error {
 	c.stateMu.Lock()
 	c.ctx, c.cancel = context.WithCancel(c.shutdownCtx)
 	c.inflight = map[int]*inflightRequest{}
+	c.lastActivity = time.Now()
 	c.stateMu.Unlock()
 	// Whatever ends the read loop (EOF, unbind, read error, shutdown) cancels
 	// the connection context, so handlers still running learn that their
@@ -120,7 +128,13 @@ func (c *conn) serveRequests() error {
 			c.terminate(ResultUnavailable, "server stopping")
 			return nil
 		}
+		c.updateReadDeadline(false)
 		r, err := c.readRequest(w.requestID)
+		if err == nil || errors.As(err, new(*requestError)) {
+			// a PDU was read: restart the idle clock (this deadline also
+			// bounds a synchronous handler's reads, e.g. a TLS handshake)
+			c.updateReadDeadline(true)
+		}
 		var reqErr *requestError
 		if errors.As(err, &reqErr) {
 			// a request the library answers itself, keeping the conn open
@@ -190,10 +204,12 @@ func (c *conn) serveRequests() error {
 			// register the request before reading the next PDU, so its
 			// context exists before anything else on the conn can refer to it.
 			done := c.beginRequest(r)
+			c.beginPending()
 			c.requestsWg.Add(1)
 			go func() {
 				defer func() {
 					done()
+					c.endPending()
 					c.logger.Debug("requestsWg done", "op", op, "conn", c.connID, "requestID", w.requestID)
 					c.requestsWg.Done()
 				}()
@@ -236,6 +252,65 @@ func (c *conn) beginRequest(r *Request) func() {
 		c.stateMu.Lock()
 		defer c.stateMu.Unlock()
 		delete(c.inflight, r.ID)
+	}
+}
+
+// beginPending counts a request whose handler runs concurrently with the read
+// loop; while any is pending the idle timeout doesn't apply.
+func (c *conn) beginPending() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.pending++
+	c.setReadDeadlineLocked()
+}
+
+// endPending is called when a pending request's handler returned; when it was
+// the last one, the idle clock restarts.
+func (c *conn) endPending() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.pending--
+	if c.pending == 0 {
+		c.lastActivity = time.Now()
+	}
+	c.setReadDeadlineLocked()
+}
+
+// updateReadDeadline applies the read deadline for the conn's current state,
+// restarting the idle clock first if activity is true.
+func (c *conn) updateReadDeadline(activity bool) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if activity {
+		c.lastActivity = time.Now()
+	}
+	c.setReadDeadlineLocked()
+}
+
+// setReadDeadlineLocked sets the conn's read deadline: in the past once the
+// conn is closing; otherwise the earlier of the absolute read deadline
+// (WithReadTimeout) and, when no request is pending, the idle deadline
+// (WithIdleTimeout).  The deadline is set while holding stateMu, so concurrent
+// updates can't apply a stale one.  Caller must hold stateMu.
+func (c *conn) setReadDeadlineLocked() {
+	if c.idleTimeout == 0 && c.readDeadline.IsZero() && !c.closing {
+		return // nothing to manage (don't touch deadlines set by others)
+	}
+	var d time.Time
+	switch {
+	case c.closing:
+		d = time.Unix(1, 0)
+	default:
+		d = c.readDeadline
+		if c.idleTimeout > 0 && c.pending == 0 {
+			idle := c.lastActivity.Add(c.idleTimeout)
+			if d.IsZero() || idle.Before(d) {
+				d = idle
+			}
+		}
+	}
+	if nc := c.currentNetConn(); nc != nil {
+		_ = nc.SetReadDeadline(d)
 	}
 }
 

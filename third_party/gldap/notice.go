@@ -49,11 +49,13 @@ func (c *conn) terminate(code int, diagnostic string) {
 	}
 	c.closing = true
 	cancel := c.cancel
+	// unblock a pending read: a deadline in the past (set while holding
+	// stateMu, so setReadDeadlineLocked can't replace it with a later one)
+	c.unblockRead()
 	c.stateMu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
-	c.unblockRead()
 }
 
 // isClosing reports whether terminate was called.

@@ -28,6 +28,7 @@ type Server struct {
 	tlsConfig      *tls.Config
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
+	idleTimeout    time.Duration
 	onCloseHandler OnCloseHandler
 
 	disablePanicRecovery bool
@@ -42,6 +43,8 @@ type Server struct {
 // - WithReadTimeout will set a read time out per connection
 // - WithWriteTimeout will set a write time out per connection
 // - WithOnClose will define a callback the server will call every time a connection is closed
+// - WithIdleTimeout will close connections that are idle for a duration
+// - WithDisablePanicRecovery will let a panicking handler crash the process
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
@@ -60,6 +63,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		shutdownCtx:          cancelCtx,
 		writeTimeout:         opts.withWriteTimeout,
 		readTimeout:          opts.withReadTimeout,
+		idleTimeout:          opts.withIdleTimeout,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
 	}, nil
@@ -218,12 +222,12 @@ func (s *Server) Run(addr string, opt ...Option) error {
 					}
 				}()
 			}
+			// read deadlines (WithReadTimeout, WithIdleTimeout) are
+			// managed by the conn, since they change with its activity
 			if s.readTimeout != 0 {
-				if err := c.SetReadDeadline(time.Now().Add(s.readTimeout)); err != nil {
-					s.logger.Error("unable to set read deadline", "op", op, "err", err.Error())
-					return
-				}
+				conn.readDeadline = time.Now().Add(s.readTimeout)
 			}
+			conn.idleTimeout = s.idleTimeout
 			if s.writeTimeout != 0 {
 				if err := c.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
 					s.logger.Error("unable to set write deadline", "op", op, "err", err.Error())

@@ -17,6 +17,7 @@ type configOptions struct {
 	withWriteTimeout         time.Duration
 	withDisablePanicRecovery bool
 	withOnClose              OnCloseHandler
+	withIdleTimeout          time.Duration
 }
 
 func configDefaults() configOptions {
@@ -50,11 +51,28 @@ func WithTLSConfig(tc *tls.Config) Option {
 	}
 }
 
-// WithReadTimeout will set a read time out per connection
+// WithReadTimeout will set a read time out per connection: a single read
+// deadline of d after the connection is accepted (see WithIdleTimeout for an
+// idle timeout)
 func WithReadTimeout(d time.Duration) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withReadTimeout = d
+		}
+	}
+}
+
+// WithIdleTimeout closes a connection once it has been idle for d: no request
+// was read for d while none of its requests was in flight.  The clock restarts
+// after every PDU read and when the last in-flight request of the connection
+// completes, so a slow request (e.g. a bind waiting for an MFA push) is never
+// cut short by it.  Zero (the default) disables it.  Unlike WithReadTimeout,
+// which is a single deadline set when the connection is accepted, this is a
+// real idle timeout; when both are set, the earlier deadline wins.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withIdleTimeout = d
 		}
 	}
 }
