@@ -132,8 +132,13 @@ type ExtendedOperationMessage struct {
 	baseMessage
 	// Name of the extended operation
 	Name ExtendedOperationName
-	// Value of the extended operation
+	// Value of the extended operation: the raw octets of the requestValue
+	// ([1]), empty when the request had none (see HasValue)
 	Value string
+	// HasValue tells whether the request carried a requestValue
+	HasValue bool
+	// Controls are optional controls for the request
+	Controls []Control
 }
 
 // DeleteMessage is an delete request message
@@ -254,16 +259,21 @@ func newMessage(p *packet) (Message, error) {
 			Controls:     parameters.controls,
 		}, nil
 	case extendedRequestType:
-		opName, err := p.extendedOperationName()
+		params, err := p.extendedParameters()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
-		return &ExtendedOperationMessage{
+		m := &ExtendedOperationMessage{
 			baseMessage: baseMessage{
 				id: msgID,
 			},
-			Name: opName,
-		}, nil
+			Name:     params.name,
+			Controls: params.controls,
+		}
+		if params.value != nil {
+			m.Value, m.HasValue = *params.value, true
+		}
+		return m, nil
 	case modifyRequestType:
 		parameters, err := p.modifyParameters()
 		if err != nil {

@@ -237,24 +237,51 @@ func (p *packet) modifyParameters() (*modifyParameters, error) {
 	return &parameters, nil
 }
 
-func (p *packet) extendedOperationName() (ExtendedOperationName, error) {
-	const (
-		op = "gldap.(Packet).simpleBindParameters"
+type extendedParameters struct {
+	name     ExtendedOperationName
+	value    *string
+	controls []Control
+}
 
-		childExtendedOperationName = 0
+// extendedParameters decodes an ExtendedRequest (RFC 4511 4.12):
+//
+//	ExtendedRequest ::= [APPLICATION 23] SEQUENCE {
+//	     requestName      [0] LDAPOID,
+//	     requestValue     [1] OCTET STRING OPTIONAL }
+func (p *packet) extendedParameters() (*extendedParameters, error) {
+	const (
+		op = "gldap.(Packet).extendedParameters"
+
+		childExtendedOperationName  = 0
+		childExtendedOperationValue = 1
 	)
 	requestPacket, err := p.requestPacket()
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	if requestPacket.Packet.Tag != ApplicationExtendedRequest {
-		return "", fmt.Errorf("%s: not an extended operation request, expected tag %d and got %d: %w", op, ApplicationExtendedRequest, requestPacket.Tag, ErrInvalidParameter)
+		return nil, fmt.Errorf("%s: not an extended operation request, expected tag %d and got %d: %w", op, ApplicationExtendedRequest, requestPacket.Tag, ErrInvalidParameter)
 	}
 	if err := requestPacket.assert(ber.ClassContext, ber.TypePrimitive, withTag(0), withAssertChild(childExtendedOperationName)); err != nil {
-		return "", fmt.Errorf("%s: missing/invalid username packet: %w", op, ErrInvalidParameter)
+		return nil, fmt.Errorf("%s: missing/invalid request name packet: %w", op, ErrInvalidParameter)
 	}
-	n := requestPacket.Children[childExtendedOperationName].Data.String()
-	return ExtendedOperationName(n), nil
+	var params extendedParameters
+	params.name = ExtendedOperationName(requestPacket.Children[childExtendedOperationName].Data.String())
+	switch len(requestPacket.Children) {
+	case 1:
+	case 2:
+		if err := requestPacket.assert(ber.ClassContext, ber.TypePrimitive, withTag(1), withAssertChild(childExtendedOperationValue)); err != nil {
+			return nil, fmt.Errorf("%s: invalid request value packet: %w", op, ErrInvalidParameter)
+		}
+		v := requestPacket.Children[childExtendedOperationValue].Data.String()
+		params.value = &v
+	default:
+		return nil, fmt.Errorf("%s: too many children (%d): %w", op, len(requestPacket.Children), ErrInvalidParameter)
+	}
+	if params.controls, err = p.decodeControls(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return &params, nil
 }
 
 // Password is a simple bind request password

@@ -398,6 +398,18 @@ func (r *Request) GetAbandonMessage() (*AbandonMessage, error) {
 	return m, nil
 }
 
+// GetExtendedOperationMessage retrieves the ExtendedOperationMessage from the
+// request, which allows you handle the request based on the message attributes
+// (name, raw value and controls).
+func (r *Request) GetExtendedOperationMessage() (*ExtendedOperationMessage, error) {
+	const op = "gldap.(Request).GetExtendedOperationMessage"
+	m, ok := r.message.(*ExtendedOperationMessage)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T not an extended operation request: %w", op, r.message, ErrInvalidParameter)
+	}
+	return m, nil
+}
+
 // GetUnbindMessage retrieves the UnbindMessage from the request, which
 // allows you handle the request based on the message attributes.
 func (r *Request) GetUnbindMessage() (*UnbindMessage, error) {

@@ -121,12 +121,21 @@ func (l *baseResponse) SetMatchedDN(dn string) {
 // ExtendedResponse represents a response to an extended operation request
 type ExtendedResponse struct {
 	*baseResponse
-	name ExtendedOperationName
+	name  ExtendedOperationName
+	value []byte
 }
 
-// SetResponseName will set the response name for the extended operation response.
+// SetResponseName will set the response name for the extended operation
+// response, encoded as responseName [10] (omitted when empty).
 func (r *ExtendedResponse) SetResponseName(n ExtendedOperationName) {
 	r.name = n
+}
+
+// SetResponseValue sets the response value for the extended operation
+// response, encoded as responseValue [11] when non-nil (an empty, non-nil
+// value is encoded as an empty responseValue).
+func (r *ExtendedResponse) SetResponseValue(v []byte) {
+	r.value = v
 }
 
 func (r *ExtendedResponse) packet() *packet {
@@ -139,6 +148,12 @@ func (r *ExtendedResponse) packet() *packet {
 
 	// Add optional diagnostic message and matched DN
 	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	if r.name != "" {
+		resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, string(r.name), "responseName"))
+	}
+	if r.value != nil {
+		resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 11, string(r.value), "responseValue"))
+	}
 
 	replyPacket.AppendChild(resultPacket)
 	return &packet{Packet: replyPacket}
