@@ -329,6 +329,18 @@ func (r *Request) NewSearchResponseEntry(entryDN string, opt ...Option) *SearchR
 	}
 }
 
+// NewSearchResponseReference creates a search result reference (continuation
+// reference) carrying one or more LDAP URLs, which a search handler can write
+// between its entries and its SearchResultDone (RFC 4511 4.5.3).
+func (r *Request) NewSearchResponseReference(uris ...string) *SearchResponseReference {
+	return &SearchResponseReference{
+		baseResponse: &baseResponse{
+			messageID: r.message.GetID(),
+		},
+		uris: uris,
+	}
+}
+
 // GetModifyMessage retrieves the ModifyMessage from the request, which
 // allows you handle the request based on the message attributes.
 func (r *Request) GetModifyMessage() (*ModifyMessage, error) {

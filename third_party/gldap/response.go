@@ -277,6 +277,26 @@ func (r *SearchResponseEntry) packet() *packet {
 	return &packet{Packet: replyPacket}
 }
 
+// SearchResponseReference is a search result reference (RFC 4511 4.5.3): it
+// tells the client that part of the search must be continued on other
+// servers, given as LDAP URLs.
+type SearchResponseReference struct {
+	*baseResponse
+	uris []string
+}
+
+func (r *SearchResponseReference) packet() *packet {
+	const op = "gldap.(SearchResponseReference).packet" // nolint:unused
+	replyPacket := beginResponse(r.messageID)
+	// SearchResultReference ::= [APPLICATION 19] SEQUENCE SIZE (1..MAX) OF uri URI
+	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ApplicationSearchResultReference, nil, ApplicationCodeMap[ApplicationSearchResultReference])
+	for _, uri := range r.uris {
+		resultPacket.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, uri, "URI"))
+	}
+	replyPacket.AppendChild(resultPacket)
+	return &packet{Packet: replyPacket}
+}
+
 // ModifyResponse is a response to a modify request.
 type ModifyResponse struct {
 	*GeneralResponse
