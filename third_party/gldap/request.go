@@ -165,13 +165,17 @@ func (r *Request) Context() context.Context {
 // Supported options: WithResponseCode, WithDiagnosticMessage, WithMatchedDN
 func (r *Request) NewModifyResponse(opt ...Option) *ModifyResponse {
 	opts := getResponseOpts(opt...)
+	respOpts := []Option{
+		WithApplicationCode(ApplicationModifyResponse),
+		WithDiagnosticMessage(opts.withDiagnosticMessage),
+		WithMatchedDN(opts.withMatchedDN),
+	}
+	if opts.withResponseCode != nil {
+		// without a code NewResponse's default applies (it used to panic)
+		respOpts = append(respOpts, WithResponseCode(*opts.withResponseCode))
+	}
 	return &ModifyResponse{
-		GeneralResponse: r.NewResponse(
-			WithApplicationCode(ApplicationModifyResponse),
-			WithResponseCode(*opts.withResponseCode),
-			WithDiagnosticMessage(opts.withDiagnosticMessage),
-			WithMatchedDN(opts.withMatchedDN),
-		),
+		GeneralResponse: r.NewResponse(respOpts...),
 	}
 }
 

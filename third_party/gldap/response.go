@@ -101,6 +101,9 @@ type baseResponse struct {
 	code        int16
 	diagMessage string
 	matchedDN   string
+
+	controls []Control // encoded after the protocolOp as [0] Controls
+	referral []string  // LDAPResult referral [3]; only for LDAPResult responses
 }
 
 // SetResultCode the result code for a response.
@@ -116,6 +119,34 @@ func (l *baseResponse) SetDiagnosticMessage(msg string) {
 // SetMatchedDN sets the optional matched DN for a response.
 func (l *baseResponse) SetMatchedDN(dn string) {
 	l.matchedDN = dn
+}
+
+// SetControls sets the controls sent with the response (RFC 4511 4.1.11).
+// Every response type supports them.
+func (l *baseResponse) SetControls(controls ...Control) {
+	l.controls = controls
+}
+
+// appendLDAPResult appends the LDAPResult components (RFC 4511 4.1.9) to a
+// response protocolOp: resultCode, matchedDN, diagnosticMessage and, when set,
+// referral [3].
+func (l *baseResponse) appendLDAPResult(resultPacket *ber.Packet) {
+	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, l.code, ResultCodeMap[uint16(l.code)]))
+	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(l.diagMessage), WithMatchedDN(l.matchedDN))
+	if len(l.referral) > 0 {
+		referral := ber.Encode(ber.ClassContext, ber.TypeConstructed, 3, nil, "Referral")
+		for _, uri := range l.referral {
+			referral.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, uri, "URI"))
+		}
+		resultPacket.AppendChild(referral)
+	}
+}
+
+// appendControls appends the response controls, if any, to the LDAPMessage.
+func (l *baseResponse) appendControls(replyPacket *ber.Packet) {
+	if len(l.controls) > 0 {
+		replyPacket.AppendChild(encodeControls(l.controls))
+	}
 }
 
 // ExtendedResponse represents a response to an extended operation request
@@ -138,16 +169,17 @@ func (r *ExtendedResponse) SetResponseValue(v []byte) {
 	r.value = v
 }
 
+// SetReferral sets the referral [3] of the response's LDAPResult: the LDAP
+// URLs of servers to retry the operation on, used with ResultReferral.
+func (r *ExtendedResponse) SetReferral(uris ...string) {
+	r.referral = uris
+}
+
 func (r *ExtendedResponse) packet() *packet {
 	replyPacket := beginResponse(r.messageID)
 
-	// a new packet for the bind response
 	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ber.Tag(ApplicationExtendedResponse), nil, ApplicationCodeMap[ApplicationExtendedResponse])
-	// append the result code to the bind response packet
-	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, r.code, ResultCodeMap[uint16(r.code)]))
-
-	// Add optional diagnostic message and matched DN
-	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	r.appendLDAPResult(resultPacket)
 	if r.name != "" {
 		resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, string(r.name), "responseName"))
 	}
@@ -156,13 +188,13 @@ func (r *ExtendedResponse) packet() *packet {
 	}
 
 	replyPacket.AppendChild(resultPacket)
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 
 // BindResponse represents the response to a bind request
 type BindResponse struct {
 	*baseResponse
-	controls        []Control
 	serverSASLCreds []byte
 }
 
@@ -173,30 +205,23 @@ func (r *BindResponse) SetServerSASLCredentials(creds []byte) {
 	r.serverSASLCreds = creds
 }
 
-// SetControls for bind response
-func (r *BindResponse) SetControls(controls ...Control) {
-	r.controls = controls
+// SetReferral sets the referral [3] of the response's LDAPResult: the LDAP
+// URLs of servers to retry the operation on, used with ResultReferral.
+func (r *BindResponse) SetReferral(uris ...string) {
+	r.referral = uris
 }
 
 func (r *BindResponse) packet() *packet {
 	replyPacket := beginResponse(r.messageID)
 
-	// a new packet for the bind response
 	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ber.Tag(ApplicationBindResponse), nil, ApplicationCodeMap[ApplicationBindResponse])
-	// append the result code to the bind response packet
-	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, r.code, ResultCodeMap[uint16(r.code)]))
-
-	// Add optional diagnostic message and matched DN
-	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	r.appendLDAPResult(resultPacket)
 	if r.serverSASLCreds != nil {
 		resultPacket.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, string(r.serverSASLCreds), "serverSaslCreds"))
 	}
 
 	replyPacket.AppendChild(resultPacket)
-	if len(r.controls) > 0 {
-		replyPacket.AppendChild(encodeControls(r.controls))
-	}
-
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 
@@ -206,31 +231,33 @@ type GeneralResponse struct {
 	applicationCode int
 }
 
+// SetReferral sets the referral [3] of the response's LDAPResult: the LDAP
+// URLs of servers to retry the operation on, used with ResultReferral.
+func (r *GeneralResponse) SetReferral(uris ...string) {
+	r.referral = uris
+}
+
 func (r *GeneralResponse) packet() *packet {
 	const op = "gldap.(GeneralResponse).packet" // nolint:unused
 	replyPacket := beginResponse(r.messageID)
 
-	// a new packet for the bind response
 	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ber.Tag(r.applicationCode), nil, ApplicationCodeMap[uint8(r.applicationCode)])
-	// append the result code to the bind response packet
-	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, r.code, ResultCodeMap[uint16(r.code)]))
-
-	// Add optional diagnostic message and matched DN
-	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	r.appendLDAPResult(resultPacket)
 
 	replyPacket.AppendChild(resultPacket)
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 
 // SearchResponseDone represents that handling a search requests is done.
 type SearchResponseDone struct {
 	*baseResponse
-	controls []Control
 }
 
-// SetControls for the search response
-func (r *SearchResponseDone) SetControls(controls ...Control) {
-	r.controls = controls
+// SetReferral sets the referral [3] of the response's LDAPResult: the LDAP
+// URLs of servers to retry the operation on, used with ResultReferral.
+func (r *SearchResponseDone) SetReferral(uris ...string) {
+	r.referral = uris
 }
 
 func (r *SearchResponseDone) packet() *packet {
@@ -238,15 +265,10 @@ func (r *SearchResponseDone) packet() *packet {
 	replyPacket := beginResponse(r.messageID)
 
 	resultPacket := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ApplicationSearchResultDone, nil, ApplicationCodeMap[ApplicationSearchResultDone])
-	resultPacket.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, r.code, ResultCodeMap[uint16(r.code)]))
-
-	// Add optional diagnostic message and matched DN
-	addOptionalResponseChildren(resultPacket, WithDiagnosticMessage(r.diagMessage), WithMatchedDN(r.matchedDN))
+	r.appendLDAPResult(resultPacket)
 
 	replyPacket.AppendChild(resultPacket)
-	if len(r.controls) > 0 {
-		replyPacket.AppendChild(encodeControls(r.controls))
-	}
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 
@@ -274,6 +296,7 @@ func (r *SearchResponseEntry) packet() *packet {
 	resultPacket.AppendChild(attributesPacket)
 
 	replyPacket.AppendChild(resultPacket)
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 
@@ -294,6 +317,7 @@ func (r *SearchResponseReference) packet() *packet {
 		resultPacket.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, uri, "URI"))
 	}
 	replyPacket.AppendChild(resultPacket)
+	r.appendControls(replyPacket)
 	return &packet{Packet: replyPacket}
 }
 

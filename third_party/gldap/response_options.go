@@ -11,11 +11,10 @@ type responseOptions struct {
 	withAttributes        map[string][]string
 }
 
+// responseDefaults: matchedDN and diagnosticMessage default to empty (RFC
+// 4511 4.1.9: empty when not applicable).
 func responseDefaults() responseOptions {
-	return responseOptions{
-		withMatchedDN:         "Unused",
-		withDiagnosticMessage: "Unused",
-	}
+	return responseOptions{}
 }
 
 func getResponseOpts(opt ...Option) responseOptions {
