@@ -114,6 +114,13 @@ func (c *conn) serveRequests() error {
 	// the connection context, so handlers still running learn that their
 	// client is gone before close() waits for them.
 	defer c.cancel()
+	// When the server stops, end the conn even if its read is blocked on an
+	// idle client: record the "server stopping" notice, cancel the conn
+	// context and unblock the read.
+	stopWatching := context.AfterFunc(c.shutdownCtx, func() {
+		c.terminate(ResultUnavailable, "server stopping")
+	})
+	defer stopWatching()
 
 	requestID := 0
 	for {

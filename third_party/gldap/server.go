@@ -6,6 +6,7 @@ package gldap
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -34,6 +35,13 @@ type Server struct {
 	disablePanicRecovery bool
 	shutdownCancel       context.CancelFunc
 	shutdownCtx          context.Context
+
+	// connMu guards stopping: once Stop set it, Run adds no conn to connWg
+	connMu   sync.Mutex
+	stopping bool
+
+	// listenFn replaces net.Listen (tests)
+	listenFn func(network, address string) (net.Listener, error)
 }
 
 // NewServer creates a new ldap server
@@ -156,7 +164,11 @@ func (s *Server) Run(addr string, opt ...Option) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	l, err := net.Listen("tcp", addr)
+	listen := net.Listen
+	if s.listenFn != nil {
+		listen = s.listenFn
+	}
+	l, err := listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: unable to listen to addr %s: %w", op, addr, err)
 	}
@@ -167,41 +179,85 @@ func (s *Server) Run(addr string, opt ...Option) error {
 	// only report Ready (and an Addr) once the listener is really listening,
 	// TLS included.
 	s.mu.Lock()
+	if s.shutdownCtx.Err() != nil {
+		// Stop was called before we were listening
+		s.mu.Unlock()
+		_ = l.Close()
+		return nil
+	}
 	s.tlsConfig = opts.withTLSConfig
 	s.listener = l
 	s.listenerReady = true
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.listenerReady = false
+		s.mu.Unlock()
+	}()
 	s.logger.Info("listening", "op", op, "addr", l.Addr())
 
+	var tempDelay time.Duration // how long to sleep on accept failure
 	connID := 0
 	for {
-		connID++
-		select {
-		case <-s.shutdownCtx.Done():
+		if s.shutdownCtx.Err() != nil {
 			return nil
-		default:
-			// need a default to fall through to rest of loop...
 		}
-		c, err := s.listener.Accept()
+		c, err := l.Accept()
 		if err != nil {
-			if strings.Contains(err.Error(), "use of closed network connection") {
-				s.logger.Debug("accept on closed conn")
+			if s.shutdownCtx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				s.logger.Debug("accept on closed listener", "op", op)
 				return nil
+			}
+			// Like net/http's Server.Serve: retry temporary errors (e.g.
+			// EMFILE, ENFILE, ECONNABORTED) with a capped backoff instead of
+			// giving up on every future client.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				if tempDelay == 0 {
+					tempDelay = 5 * time.Millisecond
+				} else {
+					tempDelay *= 2
+				}
+				if maxDelay := 1 * time.Second; tempDelay > maxDelay {
+					tempDelay = maxDelay
+				}
+				s.logger.Error("temporary error accepting connection, retrying", "op", op, "err", err.Error(), "retryIn", tempDelay)
+				t := time.NewTimer(tempDelay)
+				select {
+				case <-t.C:
+				case <-s.shutdownCtx.Done():
+					t.Stop()
+					return nil
+				}
+				continue
 			}
 			return fmt.Errorf("%s: error accepting conn: %w", op, err)
 		}
+		tempDelay = 0
+		connID++
 		s.logger.Debug("new connection accepted", "op", op, "conn", connID)
 		conn, err := newConn(s.shutdownCtx, connID, c, s.logger, s.router)
 		if err != nil {
+			_ = c.Close()
 			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
 		}
 		conn.disablePanicRecovery = s.disablePanicRecovery
 		localConnID := connID
+		// register the conn unless Stop has begun waiting for conns
+		s.connMu.Lock()
+		if s.stopping {
+			s.connMu.Unlock()
+			_ = c.Close()
+			return nil
+		}
 		s.connWg.Add(1)
+		s.connMu.Unlock()
 		go func() {
+			// close order: serveRequests' read loop ended and cancelled the
+			// conn context -> conn.close() waits for in-flight handlers, sends
+			// a pending notice and closes the socket -> OnClose -> only then
+			// is the conn done for Stop.
 			defer func() {
-				s.logger.Debug("connWg done", "op", op, "conn", localConnID)
-				s.connWg.Done()
 				err := conn.close()
 				if err != nil {
 					s.logger.Error("error closing conn", "op", op, "conn", localConnID, "conn/req", "err", err)
@@ -211,6 +267,8 @@ func (s *Server) Run(addr string, opt ...Option) error {
 				if s.onCloseHandler != nil {
 					s.onCloseHandler(localConnID)
 				}
+				s.logger.Debug("connWg done", "op", op, "conn", localConnID)
+				s.connWg.Done()
 			}()
 
 			if !s.disablePanicRecovery {
@@ -260,7 +318,11 @@ func (s *Server) Addr() net.Addr {
 	return s.listener.Addr()
 }
 
-// Stop a running ldap server
+// Stop a running ldap server.  It stops accepting connections, cancels the
+// context of every connection and request, unblocks every connection's read
+// (so idle clients don't hold it up), and waits until every connection's
+// in-flight handlers returned, its Notice of Disconnection ("server stopping",
+// ResultUnavailable) was sent, its socket was closed and OnClose ran.
 func (s *Server) Stop() error {
 	const op = "gldap.(Server).Stop"
 	s.mu.RLock()
@@ -272,25 +334,33 @@ func (s *Server) Stop() error {
 		return nil
 	}
 
+	// no conn may be added once we wait for them
+	s.connMu.Lock()
+	s.stopping = true
+	s.connMu.Unlock()
+
+	if s.shutdownCancel != nil {
+		// every conn watches the shutdown context: it cancels the conn's
+		// context and unblocks its read (see conn.serveRequests)
+		s.logger.Debug("shutdown cancel func")
+		s.shutdownCancel()
+	}
+	var closeErr error
 	if s.listener != nil {
 		s.logger.Debug("closing listener")
 		if err := s.listener.Close(); err != nil {
 			switch {
-			case !strings.Contains(err.Error(), "use of closed network connection"):
-				return fmt.Errorf("%s: %w", op, err)
+			case !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "use of closed network connection"):
+				closeErr = fmt.Errorf("%s: %w", op, err)
 			default:
 				s.logger.Debug("listener already closed")
 			}
 		}
 	}
-	if s.shutdownCancel != nil {
-		s.logger.Debug("shutdown cancel func")
-		s.shutdownCancel()
-	}
 	s.logger.Debug("waiting on connections to close")
 	s.connWg.Wait()
 	s.logger.Debug("stopped")
-	return nil
+	return closeErr
 }
 
 // Router sets the mux (multiplexer) router for matching inbound requests
