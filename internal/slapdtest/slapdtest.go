@@ -1,0 +1,491 @@
+// Package slapdtest starts a throwaway OpenLDAP slapd on loopback for
+// integration tests, loaded with the sample directory of package sampledata.
+//
+// Each Server has its own temporary directory (slapd.conf, an mdb database,
+// the slapd log) and its own port on 127.0.0.1. slapd runs in the foreground
+// in its own process group and is killed when the test ends, or when the test
+// binary dies. A missing slapd fails the test: run `make test`, which
+// installs slapd and ldap-utils.
+package slapdtest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/internal/sampledata"
+)
+
+// RootDN and RootPassword are the directory manager's credentials. The
+// rootdn bypasses every ACL.
+const (
+	RootDN       = "cn=admin," + sampledata.BaseDN
+	RootPassword = "slapdtest-root-pass"
+)
+
+// Server is a running slapd. Its fields are read-only.
+type Server struct {
+	// URL is ldap://127.0.0.1:Port.
+	URL  string
+	Port int
+	// Dir holds slapd.conf, the database and slapd.log; it is removed when
+	// the test ends.
+	Dir          string
+	BaseDN       string
+	RootDN       string
+	RootPassword string
+	// ConfigFile is the slapd.conf slapd runs with.
+	ConfigFile string
+
+	slapd   string
+	logFile string
+	opts    options
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd     // nil when stopped
+	exited chan struct{} // closed when cmd has been waited for
+}
+
+// Option changes how Start sets up slapd.
+type Option func(*options)
+
+type options struct {
+	extraLDIF    string
+	logLevel     string
+	startTimeout time.Duration
+}
+
+// WithExtraLDIF adds entries after the sample directory. Parents must come
+// before children.
+func WithExtraLDIF(ldif string) Option {
+	return func(o *options) { o.extraLDIF = ldif }
+}
+
+// WithLogLevel sets slapd's debug level (slapd -d), whose output goes to
+// Server.Log. The default, "none", logs only errors; "stats" logs every
+// connection and operation, which lets a test check what reached the
+// directory.
+func WithLogLevel(level string) Option {
+	return func(o *options) { o.logLevel = level }
+}
+
+// WithStartTimeout bounds how long Start and Restart wait for slapd to
+// answer (default 20s).
+func WithStartTimeout(d time.Duration) Option {
+	return func(o *options) { o.startTimeout = d }
+}
+
+// FindSlapd returns the path of the slapd binary: from PATH, else
+// /usr/sbin/slapd (which is not on every user's PATH).
+func FindSlapd() (string, error) {
+	if p, err := exec.LookPath("slapd"); err == nil {
+		return p, nil
+	}
+	const sbin = "/usr/sbin/slapd"
+	if fi, err := os.Stat(sbin); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+		return sbin, nil
+	}
+	return "", errors.New("slapd not found in PATH or at /usr/sbin/slapd")
+}
+
+// Start sets up and starts a slapd serving the sample directory, and stops
+// it when the test ends. It fails the test if slapd is missing or does not
+// come up.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	slapd, err := FindSlapd()
+	if err != nil {
+		t.Fatalf("slapdtest: %v: run `make test` (or `make deps` as root), which installs slapd and ldap-utils", err)
+	}
+	o := options{logLevel: "none", startTimeout: 20 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	dir := t.TempDir()
+	s := &Server{
+		Dir:          dir,
+		BaseDN:       sampledata.BaseDN,
+		RootDN:       RootDN,
+		RootPassword: RootPassword,
+		ConfigFile:   filepath.Join(dir, "slapd.conf"),
+		slapd:        slapd,
+		logFile:      filepath.Join(dir, "slapd.log"),
+		opts:         o,
+	}
+	if err := s.setup(); err != nil {
+		t.Fatalf("slapdtest: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("slapdtest: slapd log of %s:\n%s", s.URL, tail(s.Log(), 8<<10))
+		}
+	})
+
+	// A port picked by listening on :0 may be taken by someone else before
+	// slapd binds it; pick another then.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("slapdtest: %v", err)
+		}
+		s.mu.Lock()
+		err = s.startLocked(port)
+		s.mu.Unlock()
+		if err == nil {
+			return s
+		}
+		if attempt < 5 && strings.Contains(s.Log(), "Address already in use") {
+			continue
+		}
+		t.Fatalf("slapdtest: %v", err)
+	}
+}
+
+// setup writes slapd.conf and loads the sample directory with slapadd.
+func (s *Server) setup() error {
+	dbDir := filepath.Join(s.Dir, "db")
+	if err := os.Mkdir(dbDir, 0o700); err != nil {
+		return err
+	}
+	conf, err := config(s.Dir, dbDir)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(s.ConfigFile, []byte(conf), 0o600); err != nil {
+		return err
+	}
+	ldifFile := filepath.Join(s.Dir, "data.ldif")
+	ldif := sampledata.LDIF()
+	if s.opts.extraLDIF != "" {
+		ldif += "\n" + strings.TrimLeft(s.opts.extraLDIF, "\n")
+	}
+	if err := os.WriteFile(ldifFile, []byte(ldif), 0o600); err != nil {
+		return err
+	}
+	// slapadd is slapd in tool mode; -q skips consistency checks we don't need.
+	out, err := exec.Command(s.slapd, "-T", "add", "-q", "-f", s.ConfigFile, "-l", ldifFile).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("slapadd: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// config returns a slapd.conf for the sample directory with a database in
+// dbDir and ACLs like a real deployment's.
+func config(dir, dbDir string) (string, error) {
+	schemaDir, err := findDir("core.schema", "/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
+	if err != nil {
+		return "", fmt.Errorf("OpenLDAP schema: %v", err)
+	}
+	var b strings.Builder
+	for _, schema := range []string{"core", "cosine", "inetorgperson", "nis"} {
+		fmt.Fprintf(&b, "include %s\n", filepath.Join(schemaDir, schema+".schema"))
+	}
+	fmt.Fprintf(&b, "pidfile %s\nargsfile %s\n", filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"))
+	// Debian builds back_mdb as a module; elsewhere it may be built in.
+	if modDir, err := findDir("back_mdb.so", "/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap"); err == nil {
+		fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\n", modDir)
+	}
+
+	people := quote(sampledata.PeopleDN)
+	admins := quote(sampledata.GroupDN(sampledata.AdminGroup))
+	fmt.Fprintf(&b, `
+database mdb
+suffix %s
+rootdn %s
+rootpw %s
+directory %s
+# Small, so that many instances fit; the data is a few KiB.
+maxsize %d
+# Writes still reach the page cache, so they survive slapd being killed.
+dbnosync
+index objectClass,uid,member eq
+
+# Passwords: only for binding, and changed by their owner. Admins set them
+# on the people they add.
+access to dn.subtree=%s attrs=userPassword
+	by group.exact=%s write
+	by self write
+	by anonymous auth
+	by * none
+access to attrs=userPassword
+	by self write
+	by anonymous auth
+	by * none
+# Admins may add, delete and rename people.
+access to dn.subtree=%s
+	by group.exact=%s write
+	by self write
+	by users read
+	by * none
+# Anonymous clients cannot read anything; bound users read everything.
+access to *
+	by self write
+	by users read
+	by * none
+`, quote(sampledata.BaseDN), quote(RootDN), sampledata.SSHA(RootPassword, []byte("slapdtst")),
+		dbDir, 64<<20, people, admins, people, admins)
+	return b.String(), nil
+}
+
+func quote(dn string) string { return strconv.Quote(dn) }
+
+func findDir(file string, dirs ...string) (string, error) {
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, file)); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in %s", file, strings.Join(dirs, ", "))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startLocked starts slapd on port and waits until it answers LDAP.
+func (s *Server) startLocked(port int) error {
+	s.Port = port
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	logf, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own copy
+	// -d keeps slapd in the foreground, so it is our child; -d none logs
+	// errors only (-d 0 would hide them).
+	cmd := exec.Command(s.slapd, "-f", s.ConfigFile, "-h", s.URL+"/", "-d", s.opts.logLevel)
+	cmd.Dir = s.Dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// Its own process group, so Stop can kill everything it started; and
+	// SIGKILL if the test binary dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := spawn(cmd); err != nil {
+		return fmt.Errorf("start slapd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	s.cmd, s.exited = cmd, exited
+
+	if err := s.waitReady(exited, start.Add(s.opts.startTimeout)); err != nil {
+		s.stopLocked()
+		return fmt.Errorf("slapd on %s: %v\nslapd log:\n%s", s.URL, err, tail(s.Log(), 8<<10))
+	}
+	return nil
+}
+
+// waitReady polls until slapd answers a rootDSE search naming BaseDN.
+func (s *Server) waitReady(exited <-chan struct{}, deadline time.Time) error {
+	var lastErr error
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("slapd exited during startup: %v", s.cmd.ProcessState)
+		default:
+		}
+		if lastErr = s.ping(); lastErr == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %v", s.opts.startTimeout, lastErr)
+		}
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) ping() error {
+	conn, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetTimeout(2 * time.Second)
+	res, err := conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		0, 0, false, "(objectClass=*)", []string{"namingContexts"}, nil))
+	if err != nil {
+		return err
+	}
+	if len(res.Entries) != 1 || !strings.EqualFold(res.Entries[0].GetAttributeValue("namingContexts"), s.BaseDN) {
+		return fmt.Errorf("rootDSE does not name %s", s.BaseDN)
+	}
+	return nil
+}
+
+// Stop kills slapd and waits for it to exit. It is idempotent, and runs when
+// the test ends. The data stays in Dir for Restart.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	// SIGKILL, not SIGTERM: slapd takes over a second to shut down cleanly,
+	// and mdb needs no clean shutdown. A stopped process dies of SIGKILL too.
+	pgid := s.cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	<-s.exited
+	s.cmd, s.exited = nil, nil
+}
+
+// Restart stops slapd and starts it again on the same port with the same
+// data, as after a directory outage. It fails the test if slapd does not
+// come back.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+	if err := s.startLocked(s.Port); err != nil {
+		t.Fatalf("slapdtest: restart: %v", err)
+	}
+}
+
+// Pause stops the slapd process (SIGSTOP): connections are still accepted
+// by the kernel, but nothing is ever answered. Resume undoes it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP, true)
+}
+
+// Resume continues a paused slapd (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT, false)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal, stopped bool) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatalf("slapdtest: %v: slapd is not running", sig)
+	}
+	pid := s.cmd.Process.Pid
+	if err := syscall.Kill(pid, sig); err != nil {
+		t.Fatalf("slapdtest: %v: %v", sig, err)
+	}
+	// Signals are delivered asynchronously; wait until the state shows, so
+	// the caller's next step sees it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		state, err := procState(pid)
+		if err != nil {
+			break // no /proc: trust the signal
+		}
+		if (state == 'T' || state == 't') == stopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapdtest: %v: slapd state is still %q", sig, state)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// procState returns the state letter of pid from /proc/pid/stat.
+func procState(pid int) (byte, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// "pid (comm) S ..."; comm may contain spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0, errors.New("unexpected /proc stat format")
+	}
+	return b[i+2], nil
+}
+
+// Conn dials the server and, if dn is not empty, binds as dn. It fails the
+// test on error and closes the connection when the test ends.
+func (s *Server) Conn(t testing.TB, dn, password string) *ldap.Conn {
+	t.Helper()
+	conn, err := ldap.DialURL(s.URL, ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	if err != nil {
+		t.Fatalf("slapdtest: dial %s: %v", s.URL, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetTimeout(10 * time.Second)
+	if dn != "" {
+		if err := conn.Bind(dn, password); err != nil {
+			t.Fatalf("slapdtest: bind as %s: %v", dn, err)
+		}
+	}
+	return conn
+}
+
+// Log returns what slapd has written to stdout and stderr since it last
+// started. See WithLogLevel.
+func (s *Server) Log() string {
+	b, err := os.ReadFile(s.logFile)
+	if err != nil {
+		return fmt.Sprintf("(no slapd log: %v)", err)
+	}
+	return string(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "...\n" + s[len(s)-n:]
+}
+
+// Pdeathsig is sent when the thread that forked the child exits, not the
+// process. The Go runtime ends a thread when a goroutine locked to it exits,
+// so fork from one goroutine locked to a thread that lives as long as the
+// process: slapd then dies with the test binary, and only then.
+var (
+	spawnOnce sync.Once
+	spawnReqs chan spawnReq
+)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReqs = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must not exit
+			for r := range spawnReqs {
+				r.errc <- r.cmd.Start()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReqs <- spawnReq{cmd, errc}
+	return <-errc
+}
