@@ -447,10 +447,15 @@ func (c *conn) initConn(netConn net.Conn) error {
 func (c *conn) close() error {
 	const op = "gldap.(Conn).close"
 	c.requestsWg.Wait()
-	if err := c.writePendingNotice(); err != nil {
+	sent, err := c.writePendingNotice()
+	if err != nil {
 		c.logger.Debug("unable to send notice of disconnection", "op", op, "conn", c.connID, "err", err.Error())
 	}
-	if err := c.currentNetConn().Close(); err != nil {
+	closeFn := c.currentNetConn().Close
+	if sent {
+		closeFn = func() error { return lingerClose(c.currentNetConn()) }
+	}
+	if err := closeFn(); err != nil {
 		return fmt.Errorf("%s: error closing conn: %w", op, err)
 	}
 	return nil

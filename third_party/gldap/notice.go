@@ -6,6 +6,8 @@ package gldap
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -76,14 +78,14 @@ func (c *conn) unblockRead() {
 // writePendingNotice writes the pending Notice of Disconnection, if any.  It is
 // called by close() after in-flight handlers returned and before the socket is
 // closed.
-func (c *conn) writePendingNotice() error {
+func (c *conn) writePendingNotice() (sent bool, err error) {
 	const op = "gldap.(conn).writePendingNotice"
 	c.stateMu.Lock()
 	n := c.pendingNotice
 	c.pendingNotice = nil
 	c.stateMu.Unlock()
 	if n == nil {
-		return nil
+		return false, nil
 	}
 	c.logger.Debug("sending notice of disconnection", "op", op, "conn", c.connID, "code", n.code, "diagnostic", n.diagnostic)
 	c.writerMu.Lock()
@@ -91,10 +93,29 @@ func (c *conn) writePendingNotice() error {
 	nc := c.currentNetConn()
 	_ = nc.SetWriteDeadline(time.Now().Add(noticeWriteTimeout))
 	if _, err := c.writer.Write(noticeOfDisconnectionPacket(n.code, n.diagnostic).Bytes()); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return false, fmt.Errorf("%s: %w", op, err)
 	}
 	if err := c.writer.Flush(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return false, fmt.Errorf("%s: %w", op, err)
 	}
-	return nil
+	return true, nil
+}
+
+// lingerDelay bounds how long lingerClose waits for the client to close.
+const lingerDelay = 500 * time.Millisecond
+
+// lingerClose closes a connection after a Notice of Disconnection so that
+// the client can read it: closing a TCP socket with unread input makes the
+// kernel send a RST, which can destroy the notice before the client reads it.
+// Like net/http's closeWriteAndWait, it sends a FIN (CloseWrite), discards
+// what the client still sends until it closes (at most lingerDelay and
+// 64 KiB), then closes.
+func lingerClose(nc net.Conn) error {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		if err := cw.CloseWrite(); err == nil {
+			_ = nc.SetReadDeadline(time.Now().Add(lingerDelay))
+			_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+		}
+	}
+	return nc.Close()
 }

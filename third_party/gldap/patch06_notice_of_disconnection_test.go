@@ -4,8 +4,11 @@
 package gldap_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"testing"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/jimlambrt/gldap"
@@ -126,6 +129,19 @@ func TestPatch_NoticeOfDisconnection(t *testing.T) {
 		assert.Equal(t, ber.Tag(gldap.ApplicationSearchResultDone), res.appTag)
 		requireNoticeOfDisconnection(t, c.read(), gldap.ResultProtocolError)
 		c.requireClosed()
+	})
+
+	t.Run("notice-survives-unread-client-data", func(t *testing.T) {
+		// patch 6b: the server stops reading at the first bad byte; closing
+		// with 16 KiB of unread input would RST the connection, which can
+		// destroy the notice. It lingers instead: FIN, drain, close.
+		c := dialRaw(t, addr)
+		junk := append([]byte{0x04}, bytes.Repeat([]byte{0x42}, 16<<10)...)
+		c.sendBytes(junk)
+		requireNoticeOfDisconnection(t, c.read(), gldap.ResultProtocolError)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(patchTestTimeout)))
+		_, err := c.Conn.Read(make([]byte, 1))
+		assert.ErrorIs(t, err, io.EOF, "the client must see an orderly close, not a reset")
 	})
 
 	assert.Equal(t, gldap.ExtendedOperationName("1.3.6.1.4.1.1466.20036"), gldap.ExtendedOperationDisconnection)
