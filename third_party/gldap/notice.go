@@ -119,3 +119,15 @@ func lingerClose(nc net.Conn) error {
 	}
 	return nc.Close()
 }
+
+// rejectConn sends a Notice of Disconnection on a connection that is not
+// served (e.g. WithMaxConnections) and closes it.  Writing, a TLS handshake
+// and lingering are bounded by noticeWriteTimeout.
+func rejectConn(nc net.Conn, code int, diagnostic string) {
+	_ = nc.SetDeadline(time.Now().Add(noticeWriteTimeout))
+	if _, err := nc.Write(noticeOfDisconnectionPacket(code, diagnostic).Bytes()); err != nil {
+		_ = nc.Close()
+		return
+	}
+	_ = lingerClose(nc)
+}

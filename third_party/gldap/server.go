@@ -36,9 +36,12 @@ type Server struct {
 	shutdownCancel       context.CancelFunc
 	shutdownCtx          context.Context
 
-	// connMu guards stopping: once Stop set it, Run adds no conn to connWg
-	connMu   sync.Mutex
-	stopping bool
+	// connMu guards stopping and activeConns: once Stop set stopping, Run
+	// adds no conn to connWg
+	connMu      sync.Mutex
+	stopping    bool
+	activeConns int
+	maxConns    int // WithMaxConnections; <= 0: no limit
 
 	// listenFn replaces net.Listen (tests)
 	listenFn func(network, address string) (net.Listener, error)
@@ -74,6 +77,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		idleTimeout:          opts.withIdleTimeout,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
+		maxConns:             opts.withMaxConnections,
 	}, nil
 }
 
@@ -234,15 +238,6 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			return fmt.Errorf("%s: error accepting conn: %w", op, err)
 		}
 		tempDelay = 0
-		connID++
-		s.logger.Debug("new connection accepted", "op", op, "conn", connID)
-		conn, err := newConn(s.shutdownCtx, connID, c, s.logger, s.router)
-		if err != nil {
-			_ = c.Close()
-			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
-		}
-		conn.disablePanicRecovery = s.disablePanicRecovery
-		localConnID := connID
 		// register the conn unless Stop has begun waiting for conns
 		s.connMu.Lock()
 		if s.stopping {
@@ -251,7 +246,28 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			return nil
 		}
 		s.connWg.Add(1)
+		if s.maxConns > 0 && s.activeConns >= s.maxConns {
+			s.connMu.Unlock()
+			s.logger.Info("too many connections, rejecting client", "op", op, "remoteAddr", c.RemoteAddr().String(), "max", s.maxConns)
+			go func() {
+				defer s.connWg.Done()
+				rejectConn(c, ResultBusy, "too many connections")
+			}()
+			continue
+		}
+		s.activeConns++
 		s.connMu.Unlock()
+
+		connID++
+		s.logger.Debug("new connection accepted", "op", op, "conn", connID)
+		conn, err := newConn(s.shutdownCtx, connID, c, s.logger, s.router)
+		if err != nil {
+			_ = c.Close()
+			s.releaseConn()
+			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
+		}
+		conn.disablePanicRecovery = s.disablePanicRecovery
+		localConnID := connID
 		go func() {
 			// close order: serveRequests' read loop ended and cancelled the
 			// conn context -> conn.close() waits for in-flight handlers, sends
@@ -264,6 +280,11 @@ func (s *Server) Run(addr string, opt ...Option) error {
 					// we are intentionally not returning here; since we still
 					// need to call the onCloseHandler if it's not nil
 				}
+				// the conn's slot (WithMaxConnections) is free once its
+				// socket is closed, before OnClose runs
+				s.connMu.Lock()
+				s.activeConns--
+				s.connMu.Unlock()
 				if s.onCloseHandler != nil {
 					s.onCloseHandler(localConnID)
 				}
@@ -297,6 +318,14 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			}
 		}()
 	}
+}
+
+// releaseConn ends the accounting of an accepted conn.
+func (s *Server) releaseConn() {
+	s.connMu.Lock()
+	s.activeConns--
+	s.connMu.Unlock()
+	s.connWg.Done()
 }
 
 // Ready will return true when the server is ready to accept connection, i.e.

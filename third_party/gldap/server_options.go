@@ -18,6 +18,7 @@ type configOptions struct {
 	withDisablePanicRecovery bool
 	withOnClose              OnCloseHandler
 	withIdleTimeout          time.Duration
+	withMaxConnections       int
 }
 
 func configDefaults() configOptions {
@@ -73,6 +74,18 @@ func WithIdleTimeout(d time.Duration) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withIdleTimeout = d
+		}
+	}
+}
+
+// WithMaxConnections limits the number of concurrent client connections to
+// n: a connection accepted while n are open gets a Notice of Disconnection
+// with ResultBusy and is closed, without reaching any handler.  Zero or less
+// (the default) means no limit.
+func WithMaxConnections(n int) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withMaxConnections = n
 		}
 	}
 }
