@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs besides Go: OpenLDAP's slapd (integration
+# tests start real directories) and ldap-utils (ldapwhoami, ldapsearch).
+# Does nothing when both are present. Installing needs root and apt-get.
+#
+# DEPS_FORCE=1 runs the install even when everything is present (apt-get then
+# changes nothing), to exercise this script.
+set -euo pipefail
+
+# slapd lives in /usr/sbin, which is not on every PATH.
+have() {
+	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
+}
+
+missing=()
+have slapd || missing+=(slapd)
+{ have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
+
+if [ "${DEPS_FORCE:-}" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
+	missing=(slapd ldap-utils)
+	echo "deps: DEPS_FORCE=1, installing anyway"
+elif [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: slapd and ldap-utils are installed"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing ${missing[*]}, and installing needs root." >&2
+	echo "deps: run 'sudo make deps', or: sudo apt-get install slapd ldap-utils" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps: missing ${missing[*]}, and there is no apt-get; install OpenLDAP's slapd and client tools yourself" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# The tests run their own slapd on random loopback ports. Tell the package
+# not to create a system directory, so no slapd is configured or left
+# running on port 389 (its start then fails, which the postinst ignores).
+if command -v debconf-set-selections >/dev/null 2>&1; then
+	echo "deps: debconf: slapd slapd/no_configuration boolean true"
+	echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+fi
+echo "deps: apt-get update"
+apt-get update -q
+echo "deps: apt-get install ${missing[*]}"
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+for tool in slapd ldapwhoami ldapsearch; do
+	if ! have "$tool"; then
+		echo "deps: $tool is still missing after apt-get install" >&2
+		exit 1
+	fi
+done
+echo "deps: installed ${missing[*]}"
