@@ -1,0 +1,266 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/jimlambrt/gldap"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+// Client-facing diagnostics for primary failures. Short and generic: the
+// detail goes to the operator's log, not to whoever is guessing passwords.
+const (
+	msgEmptyPassword  = "unauthenticated bind (empty password) is not allowed"
+	msgAnonymous      = "anonymous bind is not allowed"
+	msgSASL           = "SASL bind is not supported; use a simple bind"
+	msgTLSRequired    = "StartTLS is required before bind"
+	msgInvalid        = "invalid credentials"
+	msgDirectoryDown  = "directory unavailable"
+	msgBindFirst      = "bind first"
+	rulePrimaryReject = "invalid_credentials"
+	ruleDirectoryDown = "directory_unavailable"
+)
+
+// bindResult is what a bind ends in: the LDAP response and the event.
+type bindResult struct {
+	code     int
+	diag     string
+	controls []ldap.Control
+	event    BindEvent
+	// err, when set, is logged for the operator (never sent to the client).
+	err error
+}
+
+func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
+	start := time.Now()
+	sess := s.session(r)
+	sess.mu.Lock()
+	res := s.bind(r.Context(), sess, r)
+	sess.mu.Unlock()
+
+	resp := r.NewBindResponse(gldap.WithResponseCode(res.code))
+	if res.diag != "" {
+		resp.SetDiagnosticMessage(res.diag)
+	}
+	if len(res.controls) > 0 {
+		ctrls := make([]gldap.Control, len(res.controls))
+		for i, c := range res.controls {
+			ctrls[i] = c
+		}
+		resp.SetControls(ctrls...)
+	}
+	if err := w.Write(resp); err != nil {
+		s.log.Debug("write bind response", "conn", sess.id, "err", err)
+	}
+
+	ev := res.event
+	ev.Time = start.UTC()
+	ev.Duration = time.Since(start)
+	ev.Server = s.cfg.Name
+	ev.ClientIP = sess.clientIP
+	if ev.Status != "" {
+		s.rec.RecordBind(ev)
+	}
+	if res.err != nil {
+		s.log.Warn("bind", "conn", sess.id, "client_ip", sess.clientIP, "dn", ev.DN, "rule", ev.Rule, "err", res.err)
+	}
+}
+
+// bind is the pipeline. It runs with the session locked exclusively.
+func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bindResult {
+	msg, err := r.GetSimpleBindMessage()
+	if err != nil {
+		if _, serr := r.GetSASLBindMessage(); serr == nil {
+			sess.resetAuth()
+			return bindResult{code: gldap.ResultAuthMethodNotSupported, diag: msgSASL}
+		}
+		return bindResult{code: gldap.ResultProtocolError, diag: "malformed bind request"}
+	}
+	sess.binds++
+	first := sess.binds == 1
+	sess.resetAuth()
+
+	name := msg.UserName
+	reject := func(code int, diag, rule string, stage Stage, err error) bindResult {
+		status := failmode.StatusReject
+		if code != gldap.ResultInvalidCredentials {
+			status = failmode.StatusError
+		}
+		return bindResult{code: code, diag: diag, err: err,
+			event: BindEvent{DN: name, Stage: stage, Status: status, Rule: rule, Msg: diag}}
+	}
+
+	if s.cfg.RequireTLS && r.TLSState() == nil {
+		return reject(gldap.ResultConfidentialityRequired, msgTLSRequired, "tls_required", StagePrimary, nil)
+	}
+
+	// 1. Unauthenticated and anonymous binds, before anything else.
+	if len(msg.Password) == 0 {
+		if name == "" && s.cfg.AllowAnonymous {
+			if _, err := sess.upstream(ctx, s.dir); err != nil {
+				return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+			}
+			sess.authed = true
+			return bindResult{code: gldap.ResultSuccess,
+				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: "anonymous", Msg: "anonymous bind allowed by allow_anonymous"}}
+		}
+		if name == "" {
+			return reject(gldap.ResultInvalidCredentials, msgAnonymous, "anonymous", StagePrimary, nil)
+		}
+		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, "empty_password", StagePrimary, nil)
+	}
+
+	// 2. A passcode or factor appended to the password.
+	password, passcode, factor := splitPasscode(string(msg.Password), s.cfg.PasscodeDelimiter, s.cfg.Factor)
+	if password == "" {
+		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, "empty_password", StagePrimary, nil)
+	}
+
+	// 3. Resolve a non-DN name through the lookup account.
+	var id Identity
+	bindName := name
+	if !isDN(name) && s.dir.HasLookupAccount() {
+		id, err = s.dir.FindUser(ctx, nil, name)
+		switch {
+		case errors.Is(err, ErrNoSuchUser), errors.Is(err, ErrAmbiguousUser):
+			return reject(gldap.ResultInvalidCredentials, msgInvalid, rulePrimaryReject, StagePrimary, err)
+		case err != nil:
+			return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+		}
+		bindName = id.DN
+	}
+
+	// 4. The password, on this client's own upstream connection. A failure
+	// here is relayed and no second factor is ever asked.
+	up, err := sess.upstream(ctx, s.dir)
+	if err != nil {
+		return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+	}
+	bindRes, err := s.dir.Bind(up, bindName, password, toLDAPControls(msg.Controls))
+	if err != nil {
+		if le, ok := ldapResult(err); ok {
+			res := reject(int(le.ResultCode), diagnostic(le), rulePrimaryReject, StagePrimary, nil)
+			res.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
+			if bindRes != nil {
+				res.controls = bindRes.Controls
+			}
+			return res
+		}
+		sess.closeUpstream()
+		return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+	}
+	sess.upBound = true
+
+	// 5. Who is this? The DN decides exemptions; the entry gives the Duo
+	// username and the groups.
+	if id.DN == "" && !isDN(name) {
+		// No lookup account: the directory accepted the name as typed
+		// (Active Directory's user@domain); find the entry as the user.
+		id, err = s.dir.FindUser(ctx, up, name)
+		if err != nil {
+			sess.closeUpstream()
+			code, diag := gldap.ResultInvalidCredentials, msgInvalid
+			if IsUnavailable(err) {
+				code, diag = gldap.ResultUnavailable, msgDirectoryDown
+			}
+			return reject(code, diag, "lookup_failed", StagePrimary, err)
+		}
+	}
+	dnStr := bindName
+	if id.DN != "" {
+		dnStr = id.DN
+	}
+	dn, err := ldap.ParseDN(dnStr)
+	if err != nil {
+		sess.closeUpstream()
+		return reject(gldap.ResultInvalidCredentials, msgInvalid, "lookup_failed", StagePrimary, err)
+	}
+	subject := failmode.Subject{
+		ExemptDN:    s.isExempt(dn),
+		PrimaryBind: first && s.cfg.ExemptPrimaryBind,
+	}
+	if !subject.ExemptDN {
+		full, lerr := s.dir.Identify(ctx, up, dnStr)
+		if full.Username != "" {
+			id = full
+		}
+		// Membership that could not be read counts as privileged.
+		subject.SecureGroup = lerr != nil || s.inSecureGroup(full.Groups)
+		if id.Username == "" {
+			sess.closeUpstream()
+			code, diag := gldap.ResultInvalidCredentials, msgInvalid
+			if lerr == nil {
+				lerr = errors.New("entry has no " + "username attribute")
+			} else if IsUnavailable(lerr) {
+				code, diag = gldap.ResultUnavailable, msgDirectoryDown
+			}
+			res := reject(code, diag, "lookup_failed", StageSecondary, lerr)
+			res.event.DN = dnStr
+			return res
+		}
+	}
+
+	// 6. Plan, ask, decide.
+	policy := s.cfg.Policy()
+	decision, decided := failmode.Plan(policy, subject)
+	ev := BindEvent{DN: dnStr, Username: id.Username, Stage: StageSecondary}
+	var sfErr error
+	if !decided {
+		ev.Factor = string(factor)
+		verdict, err := s.sf.Verify(ctx, failmode.Attempt{Username: id.Username, ClientIP: sess.clientIP, Factor: factor, Passcode: passcode})
+		outcome := failmode.OutcomeOf(verdict.Allowed, err)
+		if err == nil && verdict.Message != "" {
+			outcome.Detail = verdict.Message
+		}
+		if err != nil && ctx.Err() != nil {
+			outcome.Detail = "client went away"
+		}
+		decision = failmode.Decide(policy, subject, outcome)
+		sfErr = err
+	}
+	ev.Status = decision.Status()
+	ev.Rule = string(decision.Rule)
+	ev.Failmode = decision.Failmode
+	ev.Msg = decision.Reason
+
+	// 7. Respond.
+	if !decision.Allow {
+		// The upstream connection is authenticated as the user: it must not
+		// outlive a refusal.
+		sess.closeUpstream()
+		return bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
+	}
+	sess.authed = true
+	sess.dn = dnStr
+	res := bindResult{code: gldap.ResultSuccess, event: ev}
+	if bindRes != nil {
+		res.controls = bindRes.Controls
+	}
+	if decision.Failmode {
+		s.log.Warn("failmode allowed a bind without second factor", "conn", sess.id, "dn", dnStr, "reason", decision.Reason)
+	}
+	return res
+}
+
+// diagnostic is the directory's diagnostic message for a result.
+func diagnostic(le *ldap.Error) string {
+	if le.Err == nil {
+		return ""
+	}
+	return le.Err.Error()
+}
+
+func toLDAPControls(in []gldap.Control) []ldap.Control {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]ldap.Control, len(in))
+	for i, c := range in {
+		out[i] = c
+	}
+	return out
+}

@@ -1,0 +1,358 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// DirectoryConfig describes an upstream directory and how to find users in it.
+type DirectoryConfig struct {
+	Name     string
+	URLs     []string
+	Timeout  time.Duration
+	StartTLS bool
+	// TLS is used for ldaps:// and StartTLS; ServerName is set per URL.
+	TLS *tls.Config
+
+	// BindDN and BindPassword are the lookup account; empty means lookups
+	// run on the user's own connection after the user bound.
+	BindDN       string
+	BindPassword string
+
+	BaseDN            string
+	UsernameAttribute string
+	// UserFilter returns the filter that finds the entry of a non-DN bind
+	// name; username is the bare name, name the name as typed.
+	UserFilter func(username, name string) string
+	// GroupFilter returns the filter that finds the groups of dn.
+	GroupFilter func(dn string) string
+}
+
+// Errors of Directory lookups. A network failure is never one of these: it
+// is an error for which IsUnavailable is true.
+var (
+	ErrNoSuchUser    = errors.New("no entry matches the bind name")
+	ErrAmbiguousUser = errors.New("more than one entry matches the bind name")
+)
+
+// UnavailableError means the directory could not be reached or did not
+// answer; it is never a statement about the user's credentials.
+type UnavailableError struct {
+	Op  string
+	Err error
+}
+
+func (e *UnavailableError) Error() string {
+	return "directory unavailable: " + e.Op + ": " + e.Err.Error()
+}
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// IsUnavailable reports whether err means the directory was unreachable.
+func IsUnavailable(err error) bool {
+	var ue *UnavailableError
+	return errors.As(err, &ue)
+}
+
+// ldapResult returns the LDAP result carried by err, if err is an answer
+// from the directory rather than a client-side or network failure.
+//
+// go-ldap reports network failures as *ldap.Error with codes ≥ 200, or as
+// plain errors ("unable to read LDAP response packet: EOF"); only codes
+// below 200 are the server speaking.
+func ldapResult(err error) (*ldap.Error, bool) {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.ResultCode < 200 {
+		return le, true
+	}
+	return nil, false
+}
+
+// Identity is what the second factor needs to know about an entry.
+type Identity struct {
+	DN       string
+	Username string
+	Groups   []string
+}
+
+// Directory is an upstream directory: it dials per-client connections and
+// runs lookups with the lookup account on one shared connection.
+type Directory struct {
+	cfg DirectoryConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	lookup *ldap.Conn
+
+	up atomic.Bool
+}
+
+// NewDirectory checks cfg; it does not connect.
+func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("directory: no URLs")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.UserFilter == nil || cfg.GroupFilter == nil || cfg.UsernameAttribute == "" {
+		return nil, errors.New("directory: user filter, group filter and username attribute are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	d := &Directory{cfg: cfg, log: log.With("directory", cfg.Name)}
+	d.up.Store(true)
+	return d, nil
+}
+
+// Name is the directory's section name.
+func (d *Directory) Name() string { return d.cfg.Name }
+
+// Up reports whether the last directory operation reached the directory.
+func (d *Directory) Up() bool { return d.up.Load() }
+
+// HasLookupAccount reports whether a lookup account is configured.
+func (d *Directory) HasLookupAccount() bool { return d.cfg.BindDN != "" }
+
+// Dial opens a new connection, trying each URL in order.
+func (d *Directory) Dial(ctx context.Context) (*ldap.Conn, error) {
+	var errs []error
+	for _, raw := range d.cfg.URLs {
+		if err := ctx.Err(); err != nil {
+			return nil, &UnavailableError{Op: "dial", Err: err}
+		}
+		conn, err := d.dialURL(raw)
+		if err == nil {
+			d.up.Store(true)
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	d.up.Store(false)
+	return nil, &UnavailableError{Op: "dial", Err: errors.Join(errs...)}
+}
+
+func (d *Directory) dialURL(raw string) (*ldap.Conn, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	var tlsCfg *tls.Config
+	if u.Scheme == "ldaps" || d.cfg.StartTLS {
+		if d.cfg.TLS != nil {
+			tlsCfg = d.cfg.TLS.Clone()
+		} else {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tlsCfg.ServerName = u.Hostname()
+	}
+	dialer := &net.Dialer{Timeout: d.cfg.Timeout, KeepAlive: 30 * time.Second}
+	opts := []ldap.DialOpt{ldap.DialWithDialer(dialer)}
+	if u.Scheme == "ldaps" {
+		opts = append(opts, ldap.DialWithTLSConfig(tlsCfg))
+	}
+	conn, err := ldap.DialURL(raw, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.Host, err)
+	}
+	conn.SetTimeout(d.cfg.Timeout)
+	if d.cfg.StartTLS {
+		if err := conn.StartTLS(tlsCfg); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: starttls: %w", u.Host, err)
+		}
+	}
+	return conn, nil
+}
+
+// Bind binds conn as name with password. An error for which ldapResult is
+// true is the directory's answer (for example invalid credentials); any
+// other error is an *UnavailableError.
+func (d *Directory) Bind(conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error) {
+	res, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: name, Password: password, Controls: controls})
+	if err != nil {
+		if _, ok := ldapResult(err); ok {
+			d.up.Store(true)
+			return res, err
+		}
+		d.up.Store(false)
+		return res, &UnavailableError{Op: "bind", Err: err}
+	}
+	d.up.Store(true)
+	return res, nil
+}
+
+// FindUser finds the entry of a bind name that is not a DN, with the lookup
+// account, or on conn (already bound as the user) when there is none.
+func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) (Identity, error) {
+	filter := d.cfg.UserFilter(bareName(name), name)
+	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		2, int(d.cfg.Timeout/time.Second), false, filter, []string{d.cfg.UsernameAttribute}, nil))
+	if err != nil {
+		return Identity{}, err
+	}
+	switch len(entries) {
+	case 0:
+		return Identity{}, ErrNoSuchUser
+	case 1:
+		return Identity{DN: entries[0].DN, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute)}, nil
+	}
+	return Identity{}, ErrAmbiguousUser
+}
+
+// Identify reads the username attribute and the groups of dn.
+func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (Identity, error) {
+	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, int(d.cfg.Timeout/time.Second), false, "(objectClass=*)", []string{d.cfg.UsernameAttribute}, nil))
+	if err != nil {
+		return Identity{}, err
+	}
+	if len(entries) != 1 {
+		return Identity{}, ErrNoSuchUser
+	}
+	id := Identity{DN: dn, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute)}
+	groups, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
+	if err != nil {
+		return id, err
+	}
+	for _, g := range groups {
+		id.Groups = append(id.Groups, g.DN)
+	}
+	return id, nil
+}
+
+// search runs req with the lookup account when there is one (retrying once
+// on a fresh connection after a network failure), else on conn.
+func (d *Directory) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
+	if !d.HasLookupAccount() {
+		if conn == nil {
+			return nil, errors.New("no lookup account and no bound connection")
+		}
+		return d.collect(ctx, conn, req)
+	}
+	for attempt := 0; ; attempt++ {
+		lc, err := d.lookupConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := d.collect(ctx, lc, req)
+		if err == nil || !IsUnavailable(err) || attempt > 0 {
+			return entries, err
+		}
+		d.dropLookup(lc)
+	}
+}
+
+func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
+	res, err := conn.Search(req)
+	if err != nil {
+		if le, ok := ldapResult(err); ok {
+			d.up.Store(true)
+			if le.ResultCode == ldap.LDAPResultNoSuchObject {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("search %q: %w", req.BaseDN, err)
+		}
+		d.up.Store(false)
+		return nil, &UnavailableError{Op: "search", Err: err}
+	}
+	d.up.Store(true)
+	return res.Entries, nil
+}
+
+func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lookup != nil && !d.lookup.IsClosing() {
+		return d.lookup, nil
+	}
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Bind(conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
+		conn.Close()
+		if _, ok := ldapResult(err); ok {
+			// The lookup account itself is refused: an operator problem.
+			return nil, fmt.Errorf("lookup account bind: %w", err)
+		}
+		return nil, err
+	}
+	d.lookup = conn
+	return conn, nil
+}
+
+func (d *Directory) dropLookup(conn *ldap.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lookup == conn {
+		d.lookup = nil
+	}
+	conn.Close()
+}
+
+// Ping proves the directory answers: with the lookup account, a bind and a
+// rootDSE read; without one, an anonymous rootDSE read on a fresh connection.
+func (d *Directory) Ping(ctx context.Context) error {
+	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil)
+	if d.HasLookupAccount() {
+		_, err := d.search(ctx, nil, req)
+		if le, ok := ldapResult(err); ok && le.ResultCode == ldap.LDAPResultInsufficientAccessRights {
+			return nil
+		}
+		return err
+	}
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = d.collect(ctx, conn, req)
+	if _, ok := ldapResult(errors.Unwrap(err)); ok {
+		return nil // the directory answered, even if it refused an anonymous read
+	}
+	return err
+}
+
+// Close closes the lookup connection.
+func (d *Directory) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lookup != nil {
+		d.lookup.Close()
+		d.lookup = nil
+	}
+}
+
+// bareName strips a DOMAIN\ prefix or an @domain suffix from a bind name.
+func bareName(name string) string {
+	if i := strings.LastIndexByte(name, '\\'); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.LastIndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// isDN reports whether a bind name is a distinguished name.
+func isDN(name string) bool {
+	if !strings.Contains(name, "=") {
+		return false
+	}
+	dn, err := ldap.ParseDN(name)
+	return err == nil && len(dn.RDNs) > 0
+}

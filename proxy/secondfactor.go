@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+// SecondFactor verifies the second factor of a user whose password the
+// directory accepted.
+//
+// Verify returns Duo's verdict when Duo answered (Allowed false means the
+// user was refused), or an error. Errors are *failmode.Error when the
+// implementation could classify them; any other error is treated as an
+// unknown outcome and denied.
+type SecondFactor interface {
+	Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdict, error)
+}
+
+// Recorder receives one BindEvent per bind decision: the auth event log,
+// metrics. It must not block.
+type Recorder interface {
+	RecordBind(BindEvent)
+}
+
+// Stage is the step at which a bind was decided.
+type Stage string
+
+const (
+	StagePrimary   Stage = "primary"   // the password step (directory)
+	StageSecondary Stage = "secondary" // the second-factor step
+)
+
+// BindEvent describes one bind decision. It never holds a password or a
+// passcode.
+type BindEvent struct {
+	Time     time.Time
+	Server   string
+	ClientIP string
+	DN       string // the DN bound (or the name as typed when it never resolved)
+	Username string // the name sent (or that would be sent) to Duo
+	Stage    Stage
+	Factor   string // auto, push, phone, passcode; "" when Duo was not asked
+	Status   failmode.Status
+	// Rule is the failmode rule for second-factor decisions, or a primary
+	// outcome: "invalid_credentials", "directory_unavailable"...
+	Rule     string
+	Failmode bool
+	Msg      string
+	Duration time.Duration
+}
+
+// RecorderFunc adapts a function to Recorder.
+type RecorderFunc func(BindEvent)
+
+// RecordBind calls f.
+func (f RecorderFunc) RecordBind(e BindEvent) { f(e) }

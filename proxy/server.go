@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/hashicorp/go-hclog"
+	"github.com/jimlambrt/gldap"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+// Config is one server section as the proxy needs it.
+type Config struct {
+	Name   string
+	Listen string
+	// Policy returns the section's policy at the moment of a bind; it may
+	// change at run time (primary-only mode).
+	Policy            func() failmode.Policy
+	SecureGroups      []string
+	ExemptDNs         []string
+	ExemptPrimaryBind bool
+	Factor            failmode.Factor
+	PasscodeDelimiter string
+	AllowAnonymous    bool
+	IdleTimeout       time.Duration
+	// TLS enables StartTLS; nil disables it.
+	TLS        *tls.Config
+	RequireTLS bool
+}
+
+// Server is one listening section.
+type Server struct {
+	cfg    Config
+	dir    *Directory
+	sf     SecondFactor
+	rec    Recorder
+	log    *slog.Logger
+	secure []*ldap.DN
+	exempt []*ldap.DN
+
+	srv *gldap.Server
+
+	mu       sync.Mutex
+	sessions map[int]*session
+	open     atomic.Int64
+}
+
+// New builds a server section. rec may be nil.
+func New(cfg Config, dir *Directory, sf SecondFactor, rec Recorder, log *slog.Logger) (*Server, error) {
+	if dir == nil || sf == nil {
+		return nil, errors.New("proxy: a directory and a second factor are required")
+	}
+	if cfg.Policy == nil {
+		return nil, errors.New("proxy: a policy is required")
+	}
+	if cfg.Factor == "" {
+		cfg.Factor = failmode.FactorAuto
+	}
+	if cfg.RequireTLS && cfg.TLS == nil {
+		return nil, errors.New("proxy: require TLS needs a TLS configuration")
+	}
+	if rec == nil {
+		rec = RecorderFunc(func(BindEvent) {})
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), sessions: map[int]*session{}}
+	var err error
+	if s.secure, err = parseDNs(cfg.SecureGroups); err != nil {
+		return nil, fmt.Errorf("proxy: secure groups: %w", err)
+	}
+	if s.exempt, err = parseDNs(cfg.ExemptDNs); err != nil {
+		return nil, fmt.Errorf("proxy: exempt DNs: %w", err)
+	}
+	return s, nil
+}
+
+// Name is the section name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Connections is the number of client connections open now.
+func (s *Server) Connections() int64 { return s.open.Load() }
+
+// ListenAndServe serves until ctx is cancelled, then stops: open client
+// connections are closed and their upstream connections with them.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	opts := []gldap.Option{
+		gldap.WithLogger(hclog.NewNullLogger()),
+		gldap.WithOnClose(s.closeSession),
+	}
+	if s.cfg.IdleTimeout > 0 {
+		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))
+	}
+	srv, err := gldap.NewServer(opts...)
+	if err != nil {
+		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
+	}
+	mux, err := s.routes()
+	if err != nil {
+		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
+	}
+	if err := srv.Router(mux); err != nil {
+		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
+	}
+	s.srv = srv
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(s.cfg.Listen) }()
+	s.log.Info("listening", "addr", s.cfg.Listen)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
+	case <-ctx.Done():
+	}
+	if err := srv.Stop(); err != nil {
+		s.log.Warn("stop", "err", err)
+	}
+	<-errc
+	return nil
+}
+
+// Ready reports whether the listener is up.
+func (s *Server) Ready() bool { return s.srv != nil && s.srv.Ready() }
+
+func (s *Server) routes() (*gldap.Mux, error) {
+	mux, err := gldap.NewMux()
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range []error{
+		mux.Bind(s.handleBind),
+		mux.Search(s.handleSearch),
+		mux.Modify(s.handleModify),
+		mux.Add(s.handleAdd),
+		mux.Delete(s.handleDelete),
+		mux.Compare(s.handleCompare),
+		mux.ModifyDN(s.handleModifyDN),
+		mux.ExtendedOperation(s.handleStartTLS, gldap.ExtendedOperationStartTLS),
+		mux.Abandon(func(*gldap.ResponseWriter, *gldap.Request) {}), // gldap cancels the request's context
+		mux.DefaultRoute(s.handleDefault),
+	} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return mux, nil
+}
+
+// session returns the state of r's connection, creating it on first use.
+func (s *Server) session(r *gldap.Request) *session {
+	id := r.ConnectionID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.sessions[id]
+	if !ok {
+		sess = newSession(id, r.RemoteAddr())
+		s.sessions[id] = sess
+		s.open.Add(1)
+	}
+	return sess
+}
+
+// closeSession runs after gldap closed the client connection and every
+// handler of it returned: the upstream connection goes with it.
+func (s *Server) closeSession(id int) {
+	s.mu.Lock()
+	sess, ok := s.sessions[id]
+	delete(s.sessions, id)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	s.open.Add(-1)
+	sess.mu.Lock()
+	sess.closeUpstream()
+	sess.mu.Unlock()
+}
+
+func (s *Server) isExempt(dn *ldap.DN) bool {
+	for _, e := range s.exempt {
+		if e.EqualFold(dn) || e.AncestorOfFold(dn) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) inSecureGroup(groups []string) bool {
+	for _, g := range groups {
+		gdn, err := ldap.ParseDN(g)
+		if err != nil {
+			return true // unparseable: count as privileged
+		}
+		for _, sg := range s.secure {
+			if sg.EqualFold(gdn) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func parseDNs(in []string) ([]*ldap.DN, error) {
+	out := make([]*ldap.DN, 0, len(in))
+	for _, raw := range in {
+		dn, err := ldap.ParseDN(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", raw, err)
+		}
+		out = append(out, dn)
+	}
+	return out, nil
+}
