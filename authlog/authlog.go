@@ -1,0 +1,113 @@
+// Package authlog writes the auth event log: one JSON object per line per
+// bind decision, in the shape SIEM rules written for the Duo Authentication
+// Proxy's authevents.log already understand. It never sees a password or a
+// passcode: proxy.BindEvent has no field for them.
+package authlog
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ldapgate/ldapgate/proxy"
+)
+
+// Record is one line of the log.
+type Record struct {
+	Timestamp     string `json:"timestamp"` // RFC 3339, UTC
+	ServerSection string `json:"server_section"`
+	ClientIP      string `json:"client_ip"`
+	DN            string `json:"dn"`
+	Username      string `json:"username"`
+	AuthStage     string `json:"auth_stage"` // primary | secondary
+	Factor        string `json:"factor"`
+	Status        string `json:"status"` // Allow | Reject | Error
+	Msg           string `json:"msg"`
+	// Rule and Failmode make failmode decisions easy to alert on.
+	Rule       string  `json:"rule,omitempty"`
+	Failmode   bool    `json:"failmode,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// Log writes records to w; safe for concurrent use.
+type Log struct {
+	mu  sync.Mutex
+	w   io.Writer
+	c   io.Closer
+	err error
+}
+
+// Open opens the log at path: "-" is stdout, "" discards.
+func Open(path string) (*Log, error) {
+	switch path {
+	case "":
+		return &Log{w: io.Discard}, nil
+	case "-":
+		return &Log{w: os.Stdout}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("auth log: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("auth log: %w", err)
+	}
+	return &Log{w: f, c: f}, nil
+}
+
+// New writes to w (tests).
+func New(w io.Writer) *Log { return &Log{w: w} }
+
+// RecordBind implements proxy.Recorder.
+func (l *Log) RecordBind(e proxy.BindEvent) {
+	l.Write(Record{
+		Timestamp:     e.Time.UTC().Format(time.RFC3339Nano),
+		ServerSection: e.Server,
+		ClientIP:      e.ClientIP,
+		DN:            e.DN,
+		Username:      e.Username,
+		AuthStage:     string(e.Stage),
+		Factor:        e.Factor,
+		Status:        string(e.Status),
+		Msg:           e.Msg,
+		Rule:          e.Rule,
+		Failmode:      e.Failmode,
+		DurationMS:    float64(e.Duration.Microseconds()) / 1000,
+	})
+}
+
+// Write appends one record. A write error is kept (see Err) rather than
+// failing a bind: the operational log reports it.
+func (l *Log) Write(r Record) {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	line = append(line, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.w.Write(line); err != nil && l.err == nil {
+		l.err = err
+	}
+}
+
+// Err returns the first write error, if any.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	if l.c == nil {
+		return nil
+	}
+	return l.c.Close()
+}
+
+var _ proxy.Recorder = (*Log)(nil)
