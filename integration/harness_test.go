@@ -1,0 +1,373 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ldapgate/ldapgate/duosim"
+	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/slapdtest"
+)
+
+// gateBin is the ldapgate binary under test, built once by TestMain with the
+// race detector so that the integration tests also hunt data races.
+var gateBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ldapgate-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	gateBin = filepath.Join(dir, "ldapgate")
+	build := exec.Command("go", "build", "-race", "-o", gateBin, "../cmd/ldapgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ldapgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// section is one server section of a test configuration.
+type section struct {
+	Name              string
+	Failmode          string
+	SecureGroups      []string
+	ExemptDNs         []string
+	ExemptPrimaryBind bool
+	AllowAnonymous    bool
+	Delimiter         *string
+	Factor            string
+	// NoLookupAccount leaves bind_dn out of the directory (separate directory).
+	NoLookupAccount bool
+}
+
+var (
+	adminsDN = sampledata.GroupDN(sampledata.AdminGroup)
+	appDN    = sampledata.ServiceDN("app")
+)
+
+// safeSection and secureSection are the two sections most tests use.
+var (
+	secureSection = section{Name: "secure", Failmode: "secure", SecureGroups: []string{adminsDN}}
+	safeSection   = section{Name: "safe", Failmode: "safe", SecureGroups: []string{adminsDN}, ExemptDNs: []string{appDN}}
+)
+
+// Timeouts of the Duo calls in tests: short, so hangs cost little.
+const (
+	duoTimeout  = time.Second
+	pushTimeout = 2 * time.Second
+)
+
+// env is one running world: slapd, the Duo simulator, ldapgate.
+type env struct {
+	t       *testing.T
+	slapd   *slapdtest.Server
+	duo     *duosim.Sim
+	addr    map[string]string // section name → host:port
+	authLog string
+	health  string // host:port of the health listener
+	cmd     *exec.Cmd
+	stderr  *syncBuffer
+	exited  chan struct{}
+	extra   map[string]any // extra top-level config, set before start
+}
+
+type option func(*env, map[string]any)
+
+// withConfig merges top-level keys into the generated configuration.
+func withConfig(key string, value any) option {
+	return func(_ *env, cfg map[string]any) { cfg[key] = value }
+}
+
+// start brings up slapd, the simulator and ldapgate with the given sections.
+func start(t *testing.T, sections []section, opts ...option) *env {
+	t.Helper()
+	e := &env{t: t, addr: map[string]string{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	e.slapd = slapdtest.Start(t)
+	users := make([]duosim.User, 0, len(sampledata.People))
+	for _, p := range sampledata.People {
+		users = append(users, duosim.User{Name: p.UID, Behavior: duosim.Behavior(p.DuoBehavior), Passcodes: p.Passcodes})
+	}
+	sim, err := duosim.New(duosim.Options{Users: users})
+	if err != nil {
+		t.Fatalf("duo simulator: %v", err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	e.duo = sim
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "duo-ca.pem")
+	if err := os.WriteFile(caFile, sim.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.authLog = filepath.Join(dir, "auth.log")
+	e.health = freeAddr(t)
+
+	directory := func(lookup bool) map[string]any {
+		d := map[string]any{
+			"urls":               []string{e.slapd.URL},
+			"timeout":            "2s",
+			"base_dn":            sampledata.BaseDN,
+			"username_attribute": "uid",
+			"user_filter":        "(|(uid={username})(mail={name}))",
+			"group_filter":       "(&(objectClass=groupOfNames)(member={dn}))",
+		}
+		if lookup {
+			svc, _ := sampledata.LookupService("ldapgate")
+			d["bind_dn"] = svc.DN()
+			d["bind_password"] = svc.Password
+		}
+		return d
+	}
+	var servers []map[string]any
+	for _, s := range sections {
+		addr := freeAddr(t)
+		e.addr[s.Name] = addr
+		dirName := "sample"
+		if s.NoLookupAccount {
+			dirName = "nolookup"
+		}
+		srv := map[string]any{
+			"name":      s.Name,
+			"listen":    addr,
+			"directory": dirName,
+			"duo": map[string]any{
+				"api_host":        sim.APIHost(),
+				"integration_key": sim.IntegrationKey(),
+				"secret_key":      sim.SecretKey(),
+				"ca_file":         caFile,
+				"timeout":         duoTimeout.String(),
+				"push_timeout":    pushTimeout.String(),
+			},
+			"failmode":            s.Failmode,
+			"exempt_primary_bind": s.ExemptPrimaryBind,
+			"allow_anonymous":     s.AllowAnonymous,
+		}
+		if len(s.SecureGroups) > 0 {
+			srv["secure_groups"] = s.SecureGroups
+		}
+		if len(s.ExemptDNs) > 0 {
+			srv["exempt_dns"] = s.ExemptDNs
+		}
+		if s.Delimiter != nil {
+			srv["passcode_delimiter"] = *s.Delimiter
+		}
+		if s.Factor != "" {
+			srv["factor"] = s.Factor
+		}
+		servers = append(servers, srv)
+	}
+	cfg := map[string]any{
+		"log":         map[string]any{"level": "debug", "format": "json"},
+		"auth_log":    e.authLog,
+		"directories": map[string]any{"sample": directory(true), "nolookup": directory(false)},
+		"servers":     servers,
+	}
+	for _, o := range opts {
+		o(e, cfg)
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.startGate(cfgFile)
+	return e
+}
+
+func (e *env) startGate(cfgFile string) {
+	t := e.t
+	cmd := exec.Command(gateBin, "serve", "--config", cfgFile)
+	cmd.Stderr = e.stderr
+	cmd.Stdout = e.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = cmd
+	go func() { _ = cmd.Wait(); close(e.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-e.exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-e.exited
+			t.Errorf("ldapgate did not stop within 10s of SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("ldapgate output:\n%s", e.stderr.String())
+		}
+		if strings.Contains(e.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector reported a data race in ldapgate:\n%s", e.stderr.String())
+		}
+	})
+	for name, addr := range e.addr {
+		e.waitListening(name, addr)
+	}
+}
+
+func (e *env) waitListening(name, addr string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-e.exited:
+			e.t.Fatalf("ldapgate exited before section %s listened:\n%s", name, e.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("section %s never listened on %s:\n%s", name, addr, e.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dial opens a client connection to a section.
+func (e *env) dial(sectionName string) *ldap.Conn {
+	e.t.Helper()
+	addr, ok := e.addr[sectionName]
+	if !ok {
+		e.t.Fatalf("no section %q", sectionName)
+	}
+	conn, err := ldap.DialURL("ldap://"+addr, ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
+	if err != nil {
+		e.t.Fatalf("dial %s: %v", sectionName, err)
+	}
+	conn.SetTimeout(3 * pushTimeout)
+	e.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// bind binds on a fresh connection and closes it.
+func (e *env) bind(sectionName, name, password string) error {
+	e.t.Helper()
+	conn := e.dial(sectionName)
+	defer conn.Close()
+	_, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: name, Password: password, AllowEmptyPassword: true})
+	return err
+}
+
+// code returns the LDAP result code of err (0 for nil, -1 for a non-LDAP error).
+func code(err error) int {
+	if err == nil {
+		return 0
+	}
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		return int(le.ResultCode)
+	}
+	return -1
+}
+
+// authEvents returns the auth log's records.
+func (e *env) authEvents() []map[string]any {
+	e.t.Helper()
+	data, err := os.ReadFile(e.authLog)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(line, &m); err != nil {
+			e.t.Fatalf("auth log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// lastEvent waits for the auth log to hold n records and returns the last.
+func (e *env) waitEvents(n int) []map[string]any {
+	e.t.Helper()
+	var evs []map[string]any
+	waitFor(e.t, 5*time.Second, func() bool { evs = e.authEvents(); return len(evs) >= n }, "auth log records")
+	return evs
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// openFDs counts the ldapgate process's open file descriptors.
+func (e *env) openFDs() int {
+	e.t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.cmd.Process.Pid))
+	if err != nil {
+		e.t.Fatalf("reading ldapgate's fds: %v", err)
+	}
+	return len(entries)
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func person(t testing.TB, uid string) sampledata.Person {
+	t.Helper()
+	p, ok := sampledata.Lookup(uid)
+	if !ok {
+		t.Fatalf("no sample person %q", uid)
+	}
+	return p
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ = context.Background
