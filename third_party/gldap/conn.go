@@ -56,6 +56,7 @@ type conn struct {
 	disablePanicRecovery bool
 	idleTimeout          time.Duration // 0: none
 	readDeadline         time.Time     // absolute (WithReadTimeout); zero: none
+	maxRequestSize       int           // WithMaxRequestSize; 0: asn1-ber's limit
 
 	// guarded by stateMu: used to compute the read deadline
 	pending      int       // requests whose handler runs in its own goroutine
@@ -161,15 +162,19 @@ func (c *conn) serveRequests() error {
 				c.logger.Debug("received shutdown cancellation", "op", op, "conn", c.connID, "requestID", w.requestID)
 				c.terminate(ResultUnavailable, "server stopping")
 				return nil
-			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "unexpected EOF"):
-				return nil // connection is closed
 			case errors.Is(err, errMalformedRequest):
 				// RFC 4511 4.1.1: a PDU that can't be parsed (or an unknown
 				// operation) is answered with a Notice of Disconnection
 				// carrying protocolError, then the connection is closed.
 				c.logger.Info("malformed request, disconnecting client", "op", op, "conn", c.connID, "requestID", w.requestID, "err", err.Error())
-				c.terminate(ResultProtocolError, "malformed or unsupported request")
+				diag := "malformed or unsupported request"
+				if errors.Is(err, errRequestTooLarge) {
+					diag = "request too large"
+				}
+				c.terminate(ResultProtocolError, diag)
 				return nil
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "unexpected EOF"):
+				return nil // connection is closed
 			case errors.As(err, &netErr) && netErr.Timeout():
 				c.logger.Debug("read timeout", "op", op, "conn", c.connID, "requestID", w.requestID)
 				return nil
@@ -373,6 +378,50 @@ func parseRequest(requestID int, c *conn, p *packet) (r *Request, err error) {
 	return newRequest(requestID, c, p)
 }
 
+// readLimitedPacket reads one LDAPMessage of at most c.maxRequestSize content
+// octets: the length is checked from the TLV header before anything is
+// allocated, and the BER is then decoded from exactly that many bytes, so no
+// inner length can make it read or allocate more.  LDAP only allows definite
+// lengths (RFC 4511 5.1).  The caller holds c.mu and has peeked the tag.
+func (c *conn) readLimitedPacket() (*ber.Packet, error) {
+	const op = "gldap.(conn).readLimitedPacket"
+	hdr, err := c.reader.Peek(2)
+	if err != nil {
+		return nil, err
+	}
+	var length, hdrLen int
+	switch l := hdr[1]; {
+	case l < 0x80:
+		length, hdrLen = int(l), 2
+	case l == 0x80:
+		return nil, fmt.Errorf("%s: indefinite length: %w", op, errMalformedRequest)
+	default:
+		n := int(l & 0x7f)
+		if n > 4 {
+			return nil, fmt.Errorf("%s: %d length octets: %w", op, n, errRequestTooLarge)
+		}
+		if hdr, err = c.reader.Peek(2 + n); err != nil {
+			return nil, err
+		}
+		for _, b := range hdr[2:] {
+			length = length<<8 | int(b)
+		}
+		hdrLen = 2 + n
+	}
+	if length > c.maxRequestSize {
+		return nil, fmt.Errorf("%s: %d octets, limit is %d: %w", op, length, c.maxRequestSize, errRequestTooLarge)
+	}
+	buf := make([]byte, hdrLen+length)
+	if _, err := io.ReadFull(c.reader, buf); err != nil {
+		return nil, err
+	}
+	p, err := ber.DecodePacketErr(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", op, errMalformedRequest, err)
+	}
+	return p, nil
+}
+
 func (c *conn) readPacket(requestID int) (*packet, error) {
 	const op = "gldap.readPacket"
 	// read a request
@@ -391,12 +440,18 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 			if first[0] != 0x30 {
 				return nil, fmt.Errorf("%s: not an LDAPMessage (first byte 0x%02x) for %d/%d: %w", op, first[0], c.connID, requestID, errMalformedRequest)
 			}
-			berPacket, err = ber.ReadPacket(c.reader)
+			if c.maxRequestSize > 0 {
+				berPacket, err = c.readLimitedPacket()
+			} else {
+				berPacket, err = ber.ReadPacket(c.reader)
+			}
 		}
 		var netErr net.Error
 		switch {
 		case err == nil:
 			return berPacket, nil
+		case errors.Is(err, errMalformedRequest):
+			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w", op, c.connID, requestID, err)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
 			// the connection failed or was closed: not the client's PDU
 			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w", op, c.connID, requestID, err)

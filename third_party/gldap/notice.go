@@ -18,6 +18,9 @@ import (
 // a Notice of Disconnection carrying ResultProtocolError.
 var errMalformedRequest = errors.New("malformed request")
 
+// errRequestTooLarge is a PDU longer than WithMaxRequestSize allows.
+var errRequestTooLarge = fmt.Errorf("request too large: %w", errMalformedRequest)
+
 // noticeWriteTimeout bounds writing a Notice of Disconnection, so a client
 // that doesn't read can't hold up closing its connection (or Server.Stop).
 const noticeWriteTimeout = 2 * time.Second

@@ -30,6 +30,7 @@ type Server struct {
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	idleTimeout    time.Duration
+	maxRequestSize int
 	onCloseHandler OnCloseHandler
 
 	disablePanicRecovery bool
@@ -75,6 +76,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		writeTimeout:         opts.withWriteTimeout,
 		readTimeout:          opts.withReadTimeout,
 		idleTimeout:          opts.withIdleTimeout,
+		maxRequestSize:       opts.withMaxRequestSize,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
 		maxConns:             opts.withMaxConnections,
@@ -267,6 +269,9 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
 		}
 		conn.disablePanicRecovery = s.disablePanicRecovery
+		if s.maxRequestSize > 0 {
+			conn.maxRequestSize = s.maxRequestSize
+		}
 		localConnID := connID
 		go func() {
 			// close order: serveRequests' read loop ended and cancelled the

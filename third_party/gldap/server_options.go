@@ -19,6 +19,7 @@ type configOptions struct {
 	withOnClose              OnCloseHandler
 	withIdleTimeout          time.Duration
 	withMaxConnections       int
+	withMaxRequestSize       int
 }
 
 func configDefaults() configOptions {
@@ -86,6 +87,21 @@ func WithMaxConnections(n int) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withMaxConnections = n
+		}
+	}
+}
+
+// WithMaxRequestSize limits the size of a request PDU (its LDAPMessage
+// content octets) to n bytes: the length is checked from the PDU's header
+// before anything is read or allocated, and a larger request ends the
+// connection with a Notice of Disconnection (protocolError, "request too
+// large").  Zero or less (the default) keeps asn1-ber's limit
+// (ber.MaxPacketLengthBytes, 2 GiB), where a client can make the server
+// buffer that much per connection.
+func WithMaxRequestSize(n int) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withMaxRequestSize = n
 		}
 	}
 }
