@@ -154,14 +154,16 @@ servers:
 }
 
 func TestUnknownKeysAreErrors(t *testing.T) {
-	bad := strings.Replace(minimal, "    directory: corp\n", "    directory: corp\n    failmod: safe\n", 1)
+	bad := strings.Replace(minimal, "    directory: corp\n", "    directory: corp\n    failmod: safe\n    failmode: open\n", 1)
 	bad = strings.Replace(bad, "    base_dn:", "    hots: x\n    base_dn:", 1)
 	bad += "bogus: 1\n"
 	_, err := Parse([]byte(bad), noEnv)
 	if !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("want unknown key errors, got %v", err)
 	}
-	for _, w := range []string{"servers[0].failmod: unknown key", "directories[corp].hots: unknown key", "bogus: unknown key"} {
+	for _, w := range []string{"servers[0].failmod: unknown key", "directories[corp].hots: unknown key", "bogus: unknown key",
+		// What did decode is validated in the same run.
+		"servers[0].failmode: must be safe or secure"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("missing %q in %v", w, err)
 		}

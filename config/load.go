@@ -43,11 +43,17 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	))
+	var problems Problems
 	if err := v.UnmarshalExact(&c, hook); err != nil {
-		return nil, decodeProblems(err)
+		problems = decodeProblems(err)
+		// Validate what did decode as well, so one run reports every
+		// problem; a value that cannot decode at all stops here.
+		c = Config{}
+		if err := v.Unmarshal(&c, hook); err != nil {
+			return nil, problems.Err()
+		}
 	}
 	c.applyDefaults()
-	var problems Problems
 	c.resolveSecrets(lookupEnv, &problems)
 	c.validate(&problems)
 	if err := problems.Err(); err != nil {
@@ -58,7 +64,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 
 // decodeProblems turns mapstructure's joined errors into key-path problems:
 // "'servers[0]' has invalid keys: tiemout" becomes "servers[0].tiemout: unknown key".
-func decodeProblems(err error) error {
+func decodeProblems(err error) Problems {
 	var p Problems
 	var walk func(error)
 	walk = func(e error) {
@@ -86,7 +92,7 @@ func decodeProblems(err error) error {
 		p.add("", ErrInvalid, "%s", e.Error())
 	}
 	walk(err)
-	return p.Err()
+	return p
 }
 
 func joinPath(parent, key string) string {
