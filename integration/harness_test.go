@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -56,6 +55,8 @@ type section struct {
 	Factor            string
 	// NoLookupAccount leaves bind_dn out of the directory (separate directory).
 	NoLookupAccount bool
+	// TLS gives the section a certificate for StartTLS; RequireTLS demands it.
+	TLS, RequireTLS bool
 }
 
 var (
@@ -86,21 +87,35 @@ type env struct {
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	exited  chan struct{}
-	extra   map[string]any // extra top-level config, set before start
 }
 
-type option func(*env, map[string]any)
+// setup is what options may change before the world starts.
+type setup struct {
+	slapd []slapdtest.Option
+	cfg   map[string]any // the generated configuration, before it is written
+}
 
-// withConfig merges top-level keys into the generated configuration.
+type option func(*setup)
+
+// withConfig sets a top-level key of the generated configuration.
 func withConfig(key string, value any) option {
-	return func(_ *env, cfg map[string]any) { cfg[key] = value }
+	return func(s *setup) { s.cfg[key] = value }
+}
+
+// withSlapd passes options to the directory under test.
+func withSlapd(opts ...slapdtest.Option) option {
+	return func(s *setup) { s.slapd = append(s.slapd, opts...) }
 }
 
 // start brings up slapd, the simulator and ldapgate with the given sections.
 func start(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, addr: map[string]string{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	e.slapd = slapdtest.Start(t)
+	su := &setup{cfg: map[string]any{}}
+	for _, o := range opts {
+		o(su)
+	}
+	e.slapd = slapdtest.Start(t, su.slapd...)
 	users := make([]duosim.User, 0, len(sampledata.People))
 	for _, p := range sampledata.People {
 		users = append(users, duosim.User{Name: p.UID, Behavior: duosim.Behavior(p.DuoBehavior), Passcodes: p.Passcodes})
@@ -172,6 +187,10 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		if s.Factor != "" {
 			srv["factor"] = s.Factor
 		}
+		if s.TLS {
+			cert, key := writeCert(t, dir)
+			srv["tls"] = map[string]any{"cert_file": cert, "key_file": key, "require": s.RequireTLS}
+		}
 		servers = append(servers, srv)
 	}
 	cfg := map[string]any{
@@ -180,8 +199,8 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		"directories": map[string]any{"sample": directory(true), "nolookup": directory(false)},
 		"servers":     servers,
 	}
-	for _, o := range opts {
-		o(e, cfg)
+	for k, v := range su.cfg {
+		cfg[k] = v
 	}
 	data, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -370,4 +389,3 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var _ = context.Background
