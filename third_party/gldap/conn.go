@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -67,6 +68,12 @@ type conn struct {
 type inflightRequest struct {
 	messageID int64
 	cancel    context.CancelFunc
+	// abandonable is false for bind and StartTLS requests, which RFC 4511
+	// 4.11 says cannot be abandoned
+	abandonable bool
+	// abandoned is shared with the request's ResponseWriter, which refuses
+	// to write once it is set
+	abandoned *atomic.Bool
 }
 
 // newConn will create a new Conn from an accepted net.Conn which will be used
@@ -197,7 +204,7 @@ func (c *conn) serveRequests() error {
 		case r.routeOp == unbindRouteOperation:
 			// support an optional unbind route
 			if c.router.unbindRoute != nil {
-				done := c.beginRequest(r)
+				done := c.beginRequest(w, r)
 				c.callHandler(r, func() { c.router.unbindRoute.handler()(w, r) })
 				done()
 			}
@@ -209,13 +216,13 @@ func (c *conn) serveRequests() error {
 		// any other requests.
 		// see: https://datatracker.ietf.org/doc/html/rfc4511#section-4.14.1
 		case r.extendedName == ExtendedOperationStartTLS:
-			done := c.beginRequest(r)
+			done := c.beginRequest(w, r)
 			c.callHandler(r, func() { c.router.serve(w, r) })
 			done()
 		default:
 			// register the request before reading the next PDU, so its
 			// context exists before anything else on the conn can refer to it.
-			done := c.beginRequest(r)
+			done := c.beginRequest(w, r)
 			c.beginPending()
 			c.requestsWg.Add(1)
 			go func() {
@@ -253,12 +260,19 @@ func (c *conn) callHandler(r *Request, h func()) {
 // beginRequest gives r its own context, a child of the connection context, and
 // tracks it as in flight.  The returned func must be called once the request's
 // handler has returned; it cancels the request context and stops tracking it.
-func (c *conn) beginRequest(r *Request) func() {
+func (c *conn) beginRequest(w *ResponseWriter, r *Request) func() {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.ctx = ctx
-	c.inflight[r.ID] = &inflightRequest{messageID: r.message.GetID(), cancel: cancel}
+	ir := &inflightRequest{
+		messageID:   r.message.GetID(),
+		cancel:      cancel,
+		abandonable: r.routeOp != bindRouteOperation && r.extendedName != ExtendedOperationStartTLS,
+		abandoned:   &atomic.Bool{},
+	}
+	w.abandoned = ir.abandoned
+	c.inflight[r.ID] = ir
 	return func() {
 		cancel()
 		c.stateMu.Lock()
@@ -327,15 +341,24 @@ func (c *conn) setReadDeadlineLocked() {
 }
 
 // abandon cancels the context of the in-flight request(s) with the LDAP
-// message ID.
+// message ID and stops their ResponseWriters from writing anything more (RFC
+// 4511 4.11: no further entries and no SearchResultDone for an abandoned
+// search, no response for an abandoned operation).  Bind and StartTLS
+// requests cannot be abandoned and are left alone.
 func (c *conn) abandon(messageID int64) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	for reqID, ir := range c.inflight {
-		if ir.messageID == messageID {
-			c.logger.Debug("abandoning request", "conn", c.connID, "requestID", reqID, "messageID", messageID)
-			ir.cancel()
+		if ir.messageID != messageID {
+			continue
 		}
+		if !ir.abandonable {
+			c.logger.Debug("ignoring abandon of a request that cannot be abandoned", "conn", c.connID, "requestID", reqID, "messageID", messageID)
+			continue
+		}
+		c.logger.Debug("abandoning request", "conn", c.connID, "requestID", reqID, "messageID", messageID)
+		ir.abandoned.Store(true)
+		ir.cancel()
 	}
 }
 

@@ -114,4 +114,64 @@ func TestPatch_Abandon(t *testing.T) {
 		c.send(bindRequest(5, 3, "cn=alice", simpleAuth("x")))
 		assert.Equal(t, int64(5), parseResult(t, c.read()).messageID, "nothing was written for the abandon")
 	})
+
+	t.Run("abandoned-search-sends-nothing-more", func(t *testing.T) {
+		firstSent, writeErrs := make(chan struct{}, 1), make(chan []error, 1)
+		mux, err := gldap.NewMux()
+		require.NoError(t, err)
+		require.NoError(t, mux.Search(func(w *gldap.ResponseWriter, r *gldap.Request) {
+			_ = w.Write(r.NewSearchResponseEntry("cn=first"))
+			firstSent <- struct{}{}
+			<-r.Context().Done()
+			// a handler that doesn't check its context keeps writing
+			writeErrs <- []error{
+				w.Write(r.NewSearchResponseEntry("cn=second")),
+				w.Write(r.NewSearchDoneResponse(gldap.WithResponseCode(gldap.ResultSuccess))),
+			}
+		}))
+		require.NoError(t, mux.Bind(func(w *gldap.ResponseWriter, r *gldap.Request) {
+			_ = w.Write(r.NewBindResponse(gldap.WithResponseCode(gldap.ResultSuccess)))
+		}))
+		_, addr := startPatchServer(t, mux, nil)
+		c := dialRaw(t, addr)
+		c.send(searchRequest(t, 1, "dc=x"))
+		waitFor(t, firstSent, "first entry")
+		assert.Equal(t, ber.Tag(gldap.ApplicationSearchResultEntry), c.read().Children[1].Tag)
+		c.send(abandonRequest(2, 1))
+		for _, err := range waitFor(t, writeErrs, "writes after abandon") {
+			assert.ErrorIs(t, err, gldap.ErrInvalidState)
+		}
+		// RFC 4511 4.11: no more entries and no SearchResultDone
+		c.send(bindRequest(3, 3, "cn=x", simpleAuth("y")))
+		assert.Equal(t, int64(3), parseResult(t, c.read()).messageID)
+	})
+
+	t.Run("bind-cannot-be-abandoned", func(t *testing.T) {
+		release, bindCtxErr := make(chan struct{}), make(chan error, 1)
+		searchStarted := make(chan struct{}, 1)
+		mux, err := gldap.NewMux()
+		require.NoError(t, err)
+		require.NoError(t, mux.Bind(func(w *gldap.ResponseWriter, r *gldap.Request) {
+			<-release // e.g. waiting for an MFA push
+			bindCtxErr <- r.Context().Err()
+			_ = w.Write(r.NewBindResponse(gldap.WithResponseCode(gldap.ResultSuccess)))
+		}))
+		require.NoError(t, mux.Search(func(w *gldap.ResponseWriter, r *gldap.Request) {
+			searchStarted <- struct{}{}
+			_ = w.Write(r.NewSearchDoneResponse(gldap.WithResponseCode(gldap.ResultSuccess)))
+		}))
+		_, addr := startPatchServer(t, mux, nil)
+		c := dialRaw(t, addr)
+		c.send(bindRequest(1, 3, "cn=x", simpleAuth("y")))
+		c.send(abandonRequest(2, 1))
+		// PDUs are read in order: once the search runs, the abandon was handled
+		c.send(searchRequest(t, 3, "dc=x"))
+		waitFor(t, searchStarted, "search")
+		assert.Equal(t, int64(3), parseResult(t, c.read()).messageID)
+		close(release)
+		assert.NoError(t, waitFor(t, bindCtxErr, "bind"))
+		res := parseResult(t, c.read())
+		assert.Equal(t, int64(1), res.messageID)
+		assert.Equal(t, int64(gldap.ResultSuccess), res.code)
+	})
 }

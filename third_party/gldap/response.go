@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,8 @@ type ResponseWriter struct {
 
 	// noResponse is set for requests that must never be answered (abandon)
 	noResponse bool
+	// abandoned is set when the request was abandoned (nil outside a conn)
+	abandoned *atomic.Bool
 }
 
 func newResponseWriter(w *bufio.Writer, lock *sync.Mutex, logger hclog.Logger, connID, requestID int) (*ResponseWriter, error) {
@@ -59,6 +62,9 @@ func (rw *ResponseWriter) Write(r Response) error {
 	}
 	if rw.noResponse {
 		return fmt.Errorf("%s: this request type has no response: %w", op, ErrInvalidState)
+	}
+	if rw.abandoned != nil && rw.abandoned.Load() {
+		return fmt.Errorf("%s: the request was abandoned: %w", op, ErrInvalidState)
 	}
 	p := r.packet()
 	if rw.logger.IsDebug() {
