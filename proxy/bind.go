@@ -38,9 +38,13 @@ type bindResult struct {
 func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
 	start := time.Now()
 	sess := s.session(r)
-	sess.mu.Lock()
-	res := s.bind(r.Context(), sess, r)
-	sess.mu.Unlock()
+	res := func() bindResult {
+		// Deferred, so that a panic (recovered by gldap) cannot leave the
+		// session locked and the connection's close hook waiting forever.
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+		return s.bind(r.Context(), sess, r)
+	}()
 
 	resp := r.NewBindResponse(gldap.WithResponseCode(res.code))
 	if res.diag != "" {

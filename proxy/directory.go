@@ -310,8 +310,8 @@ func (d *Directory) Ping(ctx context.Context) error {
 		"(objectClass=*)", []string{"1.1"}, nil)
 	if d.HasLookupAccount() {
 		_, err := d.search(ctx, nil, req)
-		if le, ok := ldapResult(err); ok && le.ResultCode == ldap.LDAPResultInsufficientAccessRights {
-			return nil
+		if _, ok := ldapResult(err); ok {
+			return nil // the directory answered
 		}
 		return err
 	}
@@ -321,7 +321,7 @@ func (d *Directory) Ping(ctx context.Context) error {
 	}
 	defer conn.Close()
 	_, err = d.collect(ctx, conn, req)
-	if _, ok := ldapResult(errors.Unwrap(err)); ok {
+	if _, ok := ldapResult(err); ok {
 		return nil // the directory answered, even if it refused an anonymous read
 	}
 	return err

@@ -47,7 +47,7 @@ type Server struct {
 	secure []*ldap.DN
 	exempt []*ldap.DN
 
-	srv *gldap.Server
+	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
 
 	mu       sync.Mutex
 	sessions map[int]*session
@@ -112,7 +112,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err := srv.Router(mux); err != nil {
 		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
 	}
-	s.srv = srv
+	s.srv.Store(srv)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(s.cfg.Listen) }()
@@ -130,7 +130,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // Ready reports whether the listener is up.
-func (s *Server) Ready() bool { return s.srv != nil && s.srv.Ready() }
+func (s *Server) Ready() bool {
+	srv := s.srv.Load()
+	return srv != nil && srv.Ready()
+}
 
 func (s *Server) routes() (*gldap.Mux, error) {
 	mux, err := gldap.NewMux()
