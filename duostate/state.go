@@ -179,12 +179,15 @@ func transition(l limits, from State, o observation, r recent) (State, string) {
 		return from, "" // the caller cancelled or nobody could classify it
 	}
 	if o.class == failmode.Misconfigured || o.class == failmode.Untrusted {
-		return moveTo(from, Misconfigured, o.what())
+		if from == Misconfigured {
+			return from, ""
+		}
+		return Misconfigured, o.what()
 	}
 	switch from {
 	case Misconfigured:
 		if o.src == fromProbe && o.class == failmode.Allowed {
-			return recovered(l, from, r)
+			return recovered(l, r)
 		}
 		return from, ""
 	case Unreachable:
@@ -193,52 +196,66 @@ func transition(l limits, from State, o observation, r recent) (State, string) {
 		}
 		switch o.class {
 		case failmode.Allowed:
-			return recovered(l, from, r)
+			return recovered(l, r)
 		case failmode.Degraded:
 			// Duo answered, if only to rate-limit us: it is reachable, and
 			// failmode must not decide for it.
-			return moveTo(from, Degraded, o.what())
+			return Degraded, o.what()
 		}
 		return from, ""
 	}
 	// OK or Degraded.
 	if o.unreachable() {
 		if o.src == fromProbe {
-			return moveTo(from, Unreachable, o.what())
+			return Unreachable, o.what()
 		}
 		if r.consecutive >= l.unreachableAfter {
-			return moveTo(from, Unreachable, fmt.Sprintf("%d consecutive preauth calls unreachable", r.consecutive))
+			return Unreachable, fmt.Sprintf("%d consecutive preauth calls unreachable", r.consecutive)
 		}
 	}
 	if o.degrades() {
-		return moveTo(from, Degraded, o.what())
+		if from == Degraded {
+			return from, ""
+		}
+		return Degraded, o.what()
 	}
-	to, reason := judge(l, r)
-	return moveTo(from, to, reason)
+	if to := judge(l, r); to != from {
+		return to, explain(l, r)
+	}
+	return from, ""
 }
 
 // recovered is where a successful probe leads out of a down state.
-func recovered(l limits, from State, r recent) (State, string) {
-	to, reason := judge(l, r)
-	if to == OK {
-		return moveTo(from, OK, "check ok")
+func recovered(l limits, r recent) (State, string) {
+	if to := judge(l, r); to != OK {
+		return to, "check ok, but " + explain(l, r)
 	}
-	return moveTo(from, to, "check ok, but "+reason)
+	return OK, "check ok"
 }
 
-// judge reads the window: Degraded with the reason, or OK with why.
-func judge(l limits, r recent) (State, string) {
+// judge reads the window: Degraded when it holds a degraded outcome or the
+// mean preauth latency of enough calls is over the threshold, else OK. It
+// formats nothing, so the common case (no change) costs no allocation.
+func judge(l limits, r recent) State {
+	if r.degraded > 0 || (r.samples >= MinLatencySamples && r.mean > l.degradedLatency) {
+		return Degraded
+	}
+	return OK
+}
+
+// explain says why judge decided as it did.
+func explain(l limits, r recent) string {
 	if r.degraded > 0 {
-		return Degraded, fmt.Sprintf("%s (%d degraded outcomes in the last %s)", r.degradedDetail, r.degraded, human(l.window))
+		return fmt.Sprintf("%s (%d degraded outcomes in the last %s)", r.degradedDetail, r.degraded, human(l.window))
 	}
 	if r.samples >= MinLatencySamples && r.mean > l.degradedLatency {
-		return Degraded, fmt.Sprintf("preauth latency %s over %s (mean of %d calls in the last %s)",
+		return fmt.Sprintf("preauth latency %s over %s (mean of %d calls in the last %s)",
 			human(r.mean), human(l.degradedLatency), r.samples, human(l.window))
 	}
 	if r.samples == 0 {
-		return OK, fmt.Sprintf("no degraded outcome in the last %s", human(l.window))
+		return fmt.Sprintf("no degraded outcome in the last %s", human(l.window))
 	}
-	return OK, fmt.Sprintf("no degraded outcome and preauth latency %s (mean of %d calls) in the last %s",
+	return fmt.Sprintf("no degraded outcome and preauth latency %s (mean of %d calls) in the last %s",
 		human(r.mean), r.samples, human(l.window))
 }
 
@@ -252,12 +269,4 @@ func human(d time.Duration) string {
 		d = d.Round(time.Millisecond)
 	}
 	return d.String()
-}
-
-// moveTo returns to, with the reason only when it is a change.
-func moveTo(from, to State, reason string) (State, string) {
-	if from == to {
-		return from, ""
-	}
-	return to, reason
 }
