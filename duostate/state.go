@@ -85,7 +85,7 @@ type Change struct {
 	At          time.Time
 	// Reason is a short operator-facing cause: "check: connection refused",
 	// "3 consecutive preauth calls unreachable", "preauth latency 3.4s over 3s
-	// (mean of 5 calls in the last 1m0s)".
+	// (mean of 5 calls in the last 60s)".
 	Reason string
 }
 
