@@ -45,8 +45,8 @@ func noticeOfDisconnectionPacket(code int, diagnostic string) *packet {
 
 // terminate ends the connection: the pending notice (if code >= 0 and none is
 // pending yet) is recorded to be sent once in-flight handlers have returned,
-// the connection context is cancelled and a blocked read is unblocked, so the
-// read loop ends.  It is safe to call from any goroutine, more than once.
+// the connection context is cancelled, a blocked read is unblocked, so the
+// read loop ends, and writes get a deadline of noticeWriteTimeout.  It is safe to call from any goroutine, more than once.
 func (c *conn) terminate(code int, diagnostic string) {
 	c.stateMu.Lock()
 	if c.pendingNotice == nil && code >= 0 {
@@ -57,6 +57,11 @@ func (c *conn) terminate(code int, diagnostic string) {
 	// unblock a pending read: a deadline in the past (set while holding
 	// stateMu, so setReadDeadlineLocked can't replace it with a later one)
 	c.unblockRead()
+	// and bound writes: a handler blocked writing to a client that doesn't
+	// read must not hold up closing the conn (or Server.Stop) forever
+	if nc := c.currentNetConn(); nc != nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(noticeWriteTimeout))
+	}
 	c.stateMu.Unlock()
 	if cancel != nil {
 		cancel()

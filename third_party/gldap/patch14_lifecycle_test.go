@@ -132,3 +132,33 @@ func TestPatch_Lifecycle(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestPatch_StopWithClientNotReading covers patch 14b: Stop returns even when
+// a handler is blocked writing to a client that doesn't read.
+func TestPatch_StopWithClientNotReading(t *testing.T) {
+	started := make(chan struct{}, 1)
+	writeErr := make(chan error, 1)
+	big := make([]string, 1)
+	big[0] = string(make([]byte, 1<<20))
+	mux, err := gldap.NewMux()
+	require.NoError(t, err)
+	require.NoError(t, mux.Search(func(w *gldap.ResponseWriter, r *gldap.Request) {
+		started <- struct{}{}
+		for {
+			// a handler that ignores its context and floods the client
+			if err := w.Write(r.NewSearchResponseEntry("cn=big", gldap.WithAttributes(map[string][]string{"blob": big}))); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}))
+	s, addr := startPatchServer(t, mux, nil)
+	c := dialRaw(t, addr) // never reads
+	c.send(searchRequest(t, 1, "dc=x"))
+	waitFor(t, started, "search")
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop() }()
+	require.NoError(t, waitFor(t, stopped, "Stop with a client that doesn't read"))
+	assert.Error(t, waitFor(t, writeErr, "the blocked write to fail"))
+}
