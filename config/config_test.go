@@ -254,3 +254,19 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestAdminSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("admin: {socket: /run/x.sock}\nservers: [{name: a, duo: {secret_key_file: /nope}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := AdminSocket(path); err != nil || got != "/run/x.sock" {
+		t.Fatalf("got %q %v", got, err)
+	}
+	if err := os.WriteFile(path, []byte("log: {level: info}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AdminSocket(path); err == nil || !strings.Contains(err.Error(), "no admin.socket") {
+		t.Fatalf("want a clear error, got %v", err)
+	}
+}

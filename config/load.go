@@ -168,3 +168,23 @@ func resolveSecret(dst *Secret, file, env, path string, lookupEnv func(string) (
 	}
 	*dst = Secret(v)
 }
+
+// AdminSocket reads only admin.socket from the file at path. The CLI uses it
+// to find a running ldapgate without needing the secrets a full Load
+// validates (they may live only in the service's environment).
+func AdminSocket(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return "", fmt.Errorf("parse config: %w", err)
+	}
+	socket := v.GetString("admin.socket")
+	if socket == "" {
+		return "", fmt.Errorf("%s sets no admin.socket: the running ldapgate has no control socket", path)
+	}
+	return socket, nil
+}
