@@ -25,12 +25,15 @@ type Record struct {
 	Username      string `json:"username"`
 	AuthStage     string `json:"auth_stage"` // primary | secondary
 	Factor        string `json:"factor"`
-	Status        string `json:"status"` // Allow | Reject | Error
+	Status        string `json:"status,omitempty"` // Allow | Reject | Error; empty for notices
 	Msg           string `json:"msg"`
 	// Rule and Failmode make failmode decisions easy to alert on.
 	Rule       string  `json:"rule,omitempty"`
 	Failmode   bool    `json:"failmode,omitempty"`
-	DurationMS float64 `json:"duration_ms"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
+	// Event is empty for bind decisions and names the kind of a notice:
+	// duo_state, primary_only, failmode.
+	Event string `json:"event,omitempty"`
 }
 
 // Log writes records to w; safe for concurrent use.
@@ -78,6 +81,13 @@ func (l *Log) RecordBind(e proxy.BindEvent) {
 		Failmode:      e.Failmode,
 		DurationMS:    float64(e.Duration.Microseconds()) / 1000,
 	})
+}
+
+// Notice records an operational event (a Duo state change, a primary-only
+// change) in the auth log, so a SIEM that watches only this file still
+// learns that failmode may be deciding binds.
+func (l *Log) Notice(kind, section, msg string) {
+	l.Write(Record{Timestamp: time.Now().UTC().Format(time.RFC3339Nano), ServerSection: section, Event: kind, Msg: msg})
 }
 
 // Write appends one record. A write error is kept (see Err) rather than

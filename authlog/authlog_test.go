@@ -61,3 +61,18 @@ func TestOpenFileAppends(t *testing.T) {
 		t.Fatalf("want 2 lines, got %d", n)
 	}
 }
+
+func TestNotice(t *testing.T) {
+	var buf bytes.Buffer
+	New(&buf).Notice("duo_state", "vpn", "duo state changed: ok -> unreachable (connection refused)")
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["event"] != "duo_state" || m["server_section"] != "vpn" || m["msg"] != "duo state changed: ok -> unreachable (connection refused)" {
+		t.Fatalf("bad notice %s", buf.String())
+	}
+	if _, ok := m["status"]; ok {
+		t.Fatalf("a notice is not a bind decision: %s", buf.String())
+	}
+}

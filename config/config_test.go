@@ -270,3 +270,26 @@ func TestAdminSocket(t *testing.T) {
 		t.Fatalf("want a clear error, got %v", err)
 	}
 }
+
+func TestSharedIntegrationMustAgree(t *testing.T) {
+	second := `
+  - name: wiki
+    listen: "127.0.0.1:1390"
+    directory: corp
+    duo:
+      api_host: API-TEST.duosecurity.com
+      integration_key: DIXXXXXXXXXXXXXXXXXX
+      secret_key: "s3cr3t-value-never-printed"
+`
+	if _, err := Parse([]byte(minimal+second), noEnv); err != nil {
+		t.Fatalf("identical shared integration refused: %v", err)
+	}
+	differs := strings.Replace(second, `secret_key: "s3cr3t-value-never-printed"`, "secret_key: other\n      timeout: 3s", 1)
+	_, err := Parse([]byte(minimal+differs), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "servers[1].duo: shares integration api-test.duosecurity.com/DIXXXXXXXXXXXXXXXXXX with servers[0]") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "other") {
+		t.Fatalf("the error shows a secret: %v", err)
+	}
+}

@@ -55,6 +55,7 @@ func (c *Config) validate(p *Problems) {
 	}
 	names := map[string]int{}
 	listens := map[string]int{}
+	integrations := map[string]int{}
 	for i, s := range c.Servers {
 		path := fmt.Sprintf("servers[%d]", i)
 		if s == nil {
@@ -70,6 +71,16 @@ func (c *Config) validate(p *Problems) {
 			p.add(path+".listen", ErrInvalid, "duplicates servers[%d].listen %q", j, s.Listen)
 		}
 		listens[s.Listen] = i
+		// Sections that share a Duo integration share its client and its
+		// health state, so they must agree on every setting of it.
+		key := strings.ToLower(s.Duo.APIHost) + "/" + s.Duo.IntegrationKey
+		if j, shared := integrations[key]; shared && s.Duo.APIHost != "" {
+			if a, b := c.Servers[j].Duo, s.Duo; !sameIntegration(a, b) {
+				p.add(path+".duo", ErrInvalid, "shares integration %s with servers[%d] but its settings differ; make them identical", key, j)
+			}
+		} else {
+			integrations[key] = i
+		}
 		if s.Directory == "" {
 			p.add(path+".directory", ErrRequired, "must name a directory")
 		} else if _, ok := c.Directories[strings.ToLower(s.Directory)]; !ok {
@@ -245,4 +256,10 @@ func checkFile(p *Problems, path, file string) {
 	if _, err := os.Stat(file); err != nil {
 		p.add(path, ErrInvalid, "%v", err)
 	}
+}
+
+func sameIntegration(a, b Duo) bool {
+	a.SecretKeyFile, b.SecretKeyFile = "", ""
+	a.APIHost, b.APIHost = strings.ToLower(a.APIHost), strings.ToLower(b.APIHost)
+	return a == b
 }

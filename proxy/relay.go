@@ -254,7 +254,7 @@ func (s *Server) handleDefault(w *gldap.ResponseWriter, r *gldap.Request) {
 	defer func() { _ = w.Write(resp) }()
 	code, diag := s.withUpstream(r, func(up *ldap.Conn) {
 		var value *ber.Packet
-		if msg.Value != "" {
+		if msg.HasValue {
 			value = ber.NewString(ber.ClassContext, ber.TypePrimitive, 1, msg.Value, "value")
 		}
 		req := ldap.NewExtendedRequest(string(msg.Name), value)

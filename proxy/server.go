@@ -18,6 +18,10 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
+// maxRequestSize bounds one client request. Directory writes with large
+// binary values (photos, certificates) fit well within it.
+const maxRequestSize = 4 << 20
+
 // Config is one server section as the proxy needs it.
 type Config struct {
 	Name   string
@@ -97,6 +101,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	opts := []gldap.Option{
 		gldap.WithLogger(hclog.NewNullLogger()),
 		gldap.WithOnClose(s.closeSession),
+		// A client request larger than this is refused with a notice of
+		// disconnection before it is buffered.
+		gldap.WithMaxRequestSize(maxRequestSize),
 	}
 	if s.cfg.IdleTimeout > 0 {
 		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))
