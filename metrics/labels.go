@@ -1,0 +1,83 @@
+package metrics
+
+import (
+	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/proxy"
+)
+
+// outcomes are the values ldapgate_binds_total's outcome label may take
+// (besides "other"): the failmode rules and the proxy's primary outcomes.
+var outcomes = map[string]bool{
+	string(failmode.RuleSecondFactor):  true,
+	string(failmode.RuleDenied):        true,
+	string(failmode.RuleFailmodeSafe):  true,
+	string(failmode.RuleFailmodeDeny):  true,
+	string(failmode.RuleSecureGroup):   true,
+	string(failmode.RuleDegraded):      true,
+	string(failmode.RuleMisconfigured): true,
+	string(failmode.RuleUntrusted):     true,
+	string(failmode.RuleUnknown):       true,
+	string(failmode.RuleExempt):        true,
+	string(failmode.RulePrimaryBind):   true,
+	string(failmode.RulePrimaryOnly):   true,
+	"invalid_credentials":              true,
+	"directory_unavailable":            true,
+	"empty_password":                   true,
+	"anonymous":                        true,
+	"tls_required":                     true,
+	"lookup_failed":                    true,
+}
+
+// OutcomeOther is the outcome of a bind whose rule is not a known one. It
+// keeps the label set bounded and keeps anything unexpected in a BindEvent's
+// Rule out of the metrics.
+const OutcomeOther = "other"
+
+// Outcome is the outcome label for a BindEvent's Rule: the rule itself when
+// it is one of the known failmode rules or primary outcomes, else
+// OutcomeOther.
+func Outcome(rule string) string {
+	if outcomes[rule] {
+		return rule
+	}
+	return OutcomeOther
+}
+
+// FailmodeDecision derives the failmode ("safe", "secure") and decision
+// ("allow", "deny") labels of a failmode event from its rule: failmode_safe
+// is safe/allow, failmode_secure secure/deny, secure_group safe/deny. Any
+// other rule gives failmode "unknown" and a decision from the event's status.
+func FailmodeDecision(e proxy.BindEvent) (mode, decision string) {
+	switch failmode.Rule(e.Rule) {
+	case failmode.RuleFailmodeSafe:
+		return string(failmode.Safe), "allow"
+	case failmode.RuleFailmodeDeny:
+		return string(failmode.Secure), "deny"
+	case failmode.RuleSecureGroup:
+		return string(failmode.Safe), "deny"
+	}
+	if e.Status == failmode.StatusAllow {
+		return "unknown", "allow"
+	}
+	return "unknown", "deny"
+}
+
+// endpointLabel bounds the endpoint label to duoclient's endpoint names.
+func endpointLabel(ep string) string {
+	switch ep {
+	case "preauth", "auth", "check", "ping":
+		return ep
+	}
+	return "other"
+}
+
+// classLabel is the class label of a Duo error; out-of-range classes are
+// unknown.
+func classLabel(c failmode.Class) string {
+	for _, k := range failmode.Classes() {
+		if k == c {
+			return c.String()
+		}
+	}
+	return failmode.Unknown.String()
+}
