@@ -1,0 +1,55 @@
+// Package alert delivers operator alerts (Duo state changes, primary-only
+// changes, failmode episodes) to a webhook without ever blocking a bind.
+//
+// Notify only queues: a Webhook keeps at most QueueSize undelivered events,
+// dropping the oldest (and counting it) when a dead or slow receiver lets the
+// queue fill, and its Run goroutine POSTs them one at a time as JSON. The
+// webhook URL may carry a token (Slack, Teams), so it is never logged.
+package alert
+
+import (
+	"time"
+)
+
+// Kinds of Event.
+const (
+	KindDuoState    = "duo_state"    // a Duo integration changed state (From, To)
+	KindPrimaryOnly = "primary_only" // primary-only mode was switched on or off
+	KindFailmode    = "failmode"     // a failmode episode began or ended on a server
+)
+
+// Event is one operator alert, posted as this JSON object. It never carries
+// a password, DN or username.
+type Event struct {
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"` // duo_state | primary_only | failmode
+	Integration string    `json:"integration,omitempty"`
+	Server      string    `json:"server,omitempty"`
+	From        string    `json:"from,omitempty"`
+	To          string    `json:"to,omitempty"`
+	Msg         string    `json:"msg"`
+}
+
+// Notifier takes an alert. Notify must not block.
+type Notifier interface {
+	Notify(Event)
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(Event)
+
+// Notify calls f.
+func (f NotifierFunc) Notify(e Event) { f(e) }
+
+// Multi sends every event to each of its notifiers in turn.
+type Multi []Notifier
+
+// Notify implements Notifier.
+func (m Multi) Notify(e Event) {
+	for _, n := range m {
+		n.Notify(e)
+	}
+}
+
+// Nop returns a Notifier that discards every event (no webhook configured).
+func Nop() Notifier { return NotifierFunc(func(Event) {}) }
