@@ -78,21 +78,28 @@ const (
 
 // env is one running world: slapd, the Duo simulator, ldapgate.
 type env struct {
-	t       *testing.T
-	slapd   *slapdtest.Server
-	duo     *duosim.Sim
-	addr    map[string]string // section name → host:port
-	authLog string
-	health  string // host:port of the health listener
-	cmd     *exec.Cmd
-	stderr  *syncBuffer
-	exited  chan struct{}
+	t           *testing.T
+	slapd       *slapdtest.Server
+	duo         *duosim.Sim
+	addr        map[string]string // section name → host:port
+	authLog     string
+	health      string // host:port of the health listener
+	adminSocket string
+	cmd         *exec.Cmd
+	stderr      *syncBuffer
+	exited      chan struct{}
 }
 
 // setup is what options may change before the world starts.
 type setup struct {
 	slapd []slapdtest.Option
 	cfg   map[string]any // the generated configuration, before it is written
+	duo   map[string]any // extra keys for every section's duo block
+}
+
+// withDuo sets a key of every section's duo block (probe_interval...).
+func withDuo(key string, value any) option {
+	return func(s *setup) { s.duo[key] = value }
 }
 
 type option func(*setup)
@@ -111,7 +118,7 @@ func withSlapd(opts ...slapdtest.Option) option {
 func start(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, addr: map[string]string{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	su := &setup{cfg: map[string]any{}}
+	su := &setup{cfg: map[string]any{}, duo: map[string]any{}}
 	for _, o := range opts {
 		o(su)
 	}
@@ -159,18 +166,22 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		if s.NoLookupAccount {
 			dirName = "nolookup"
 		}
+		duo := map[string]any{
+			"api_host":        sim.APIHost(),
+			"integration_key": sim.IntegrationKey(),
+			"secret_key":      sim.SecretKey(),
+			"ca_file":         caFile,
+			"timeout":         duoTimeout.String(),
+			"push_timeout":    pushTimeout.String(),
+		}
+		for k, v := range su.duo {
+			duo[k] = v
+		}
 		srv := map[string]any{
-			"name":      s.Name,
-			"listen":    addr,
-			"directory": dirName,
-			"duo": map[string]any{
-				"api_host":        sim.APIHost(),
-				"integration_key": sim.IntegrationKey(),
-				"secret_key":      sim.SecretKey(),
-				"ca_file":         caFile,
-				"timeout":         duoTimeout.String(),
-				"push_timeout":    pushTimeout.String(),
-			},
+			"name":                s.Name,
+			"listen":              addr,
+			"directory":           dirName,
+			"duo":                 duo,
 			"failmode":            s.Failmode,
 			"exempt_primary_bind": s.ExemptPrimaryBind,
 			"allow_anonymous":     s.AllowAnonymous,
@@ -193,9 +204,12 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		}
 		servers = append(servers, srv)
 	}
+	e.adminSocket = filepath.Join(dir, "admin.sock")
 	cfg := map[string]any{
 		"log":         map[string]any{"level": "debug", "format": "json"},
 		"auth_log":    e.authLog,
+		"health":      map[string]any{"listen": e.health},
+		"admin":       map[string]any{"socket": e.adminSocket},
 		"directories": map[string]any{"sample": directory(true), "nolookup": directory(false)},
 		"servers":     servers,
 	}
@@ -243,6 +257,7 @@ func (e *env) startGate(cfgFile string) {
 	for name, addr := range e.addr {
 		e.waitListening(name, addr)
 	}
+	e.waitListening("health", e.health)
 }
 
 func (e *env) waitListening(name, addr string) {
@@ -388,4 +403,3 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-

@@ -45,7 +45,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand())
 	return root
 }
 

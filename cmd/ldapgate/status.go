@@ -1,0 +1,31 @@
+package main
+
+import (
+	"github.com/ldapgate/ldapgate/health"
+)
+
+// healthSections is the health listener's view of every section, read live.
+func (a *app) healthSections() []health.Section {
+	out := make([]health.Section, 0, len(a.sections))
+	for _, s := range a.sections {
+		st := s.duo.tracker.Status()
+		sec := health.Section{
+			Name:           s.cfg.Name,
+			Failmode:       s.cfg.Failmode,
+			DuoIntegration: st.Integration,
+			DuoState:       string(st.State),
+			DuoSince:       st.Since,
+			DuoLastError:   st.LastError,
+			Directory:      s.dir.Name(),
+			DirectoryUp:    s.dir.Up(),
+			Listening:      s.proxy.Ready(),
+			Connections:    s.proxy.Connections(),
+			Binds:          a.binds.Snapshot(s.cfg.Name),
+		}
+		if until := a.primaryOnly.Until(s.cfg.Name); !until.IsZero() {
+			sec.PrimaryOnlyUntil = &until
+		}
+		out = append(out, sec)
+	}
+	return out
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ldapgate/ldapgate/alert"
+	"github.com/ldapgate/ldapgate/authlog"
+	"github.com/ldapgate/ldapgate/config"
+	"github.com/ldapgate/ldapgate/duoclient"
+	"github.com/ldapgate/ldapgate/duostate"
+	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/health"
+	"github.com/ldapgate/ldapgate/metrics"
+	"github.com/ldapgate/ldapgate/primaryonly"
+	"github.com/ldapgate/ldapgate/proxy"
+)
+
+// app is the assembled program: every long-lived part and what connects them.
+type app struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	events   *authlog.Log
+	metrics  *metrics.Metrics
+	binds    *health.BindCounter
+	webhook  *alert.Webhook // nil when alerts.webhook_url is empty
+	notify   alert.Notifier
+	episodes *alert.Episodes
+
+	primaryOnly  *primaryonly.Switch
+	dirs         map[string]*proxy.Directory
+	integrations map[string]*integration // by Integration()
+	servers      []*proxy.Server
+	sections     []section
+}
+
+// integration is one Duo integration, shared by the sections that use it.
+type integration struct {
+	client  *duoclient.Client
+	tracker *duostate.Tracker
+	gate    *duostate.Gate
+}
+
+// section is what /status needs to know about a server section.
+type section struct {
+	cfg   *config.Server
+	duo   *integration
+	dir   *proxy.Directory
+	proxy *proxy.Server
+}
+
+func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log, dirs: map[string]*proxy.Directory{}, integrations: map[string]*integration{}}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if a.events, err = authlog.Open(cfg.AuthLog); err != nil {
+		return nil, err
+	}
+	a.metrics = metrics.New(Version())
+	a.binds = health.NewBindCounter()
+	a.notify = alert.Nop()
+	if cfg.Alerts.WebhookURL != "" {
+		a.webhook = alert.NewWebhook(cfg.Alerts.WebhookURL, cfg.Alerts.Timeout, log)
+		a.notify = a.webhook
+		a.metrics.AlertsFunc(a.webhook.Delivered, a.webhook.Dropped, a.webhook.Failed)
+	}
+	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
+
+	modes := map[string]failmode.Mode{}
+	for _, sc := range cfg.Servers {
+		modes[sc.Name], _ = failmode.ParseMode(sc.Failmode)
+	}
+	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
+
+	for name, dc := range cfg.Directories {
+		d, err := newDirectory(dc, log)
+		if err != nil {
+			return nil, fmt.Errorf("directories.%s: %w", name, err)
+		}
+		a.dirs[name] = d
+		a.metrics.SetDirectoryUp(name, true)
+	}
+
+	recorder := recorders{a.events, a.metrics, a.binds, a.episodes}
+	for i, sc := range cfg.Servers {
+		in, err := a.integration(sc.Duo)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s).duo: %w", i, sc.Name, err)
+		}
+		dir := a.dirs[strings.ToLower(sc.Directory)]
+		srv, err := a.newServer(sc, dir, in.gate, recorder)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
+		}
+		a.servers = append(a.servers, srv)
+		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv})
+		a.metrics.ConnectionsFunc(sc.Name, func() float64 { return float64(srv.Connections()) })
+		a.metrics.SetPrimaryOnlyUntil(sc.Name, time.Time{})
+	}
+	return a, nil
+}
+
+// integration returns the shared client and health state of a Duo
+// integration, creating them on first use. config.Validate guarantees that
+// sections sharing one agree on its settings.
+func (a *app) integration(dc config.Duo) (*integration, error) {
+	var roots *x509.CertPool
+	if dc.CAFile != "" {
+		var err error
+		if roots, err = duoclient.LoadRootCAs(dc.CAFile); err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+	}
+	in := &integration{}
+	var id string
+	client, err := duoclient.New(duoclient.Config{
+		APIHost:        dc.APIHost,
+		IntegrationKey: dc.IntegrationKey,
+		SecretKey:      dc.SecretKey.Reveal(),
+		RootCAs:        roots,
+		Timeout:        dc.Timeout,
+		PushTimeout:    dc.PushTimeout,
+		UserAgent:      "ldapgate/" + Version(),
+		Observe: func(endpoint string, d time.Duration, class failmode.Class) {
+			in.tracker.Observe(endpoint, d, class)
+			a.metrics.ObserveDuo(id, endpoint, d, class)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	id = client.Integration()
+	if existing, ok := a.integrations[id]; ok {
+		client.Close()
+		return existing, nil
+	}
+	in.client = client
+	in.tracker = duostate.New(duostate.Config{
+		Integration:      id,
+		UnreachableAfter: dc.UnreachableAfter,
+		DegradedLatency:  dc.DegradedLatency,
+		ProbeInterval:    dc.ProbeInterval,
+		OnChange:         a.duoStateChanged,
+	}, client)
+	in.gate = duostate.NewGate(in.tracker, client)
+	a.integrations[id] = in
+	a.metrics.SetDuoState(id, string(duostate.OK), stateNames())
+	return in, nil
+}
+
+func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.SecondFactor, rec proxy.Recorder) (*proxy.Server, error) {
+	mode, err := failmode.ParseMode(sc.Failmode)
+	if err != nil {
+		return nil, err
+	}
+	factor, err := failmode.ParseFactor(sc.Factor)
+	if err != nil {
+		return nil, err
+	}
+	var tlsCfg *tls.Config
+	if sc.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	name, sw := sc.Name, a.primaryOnly
+	return proxy.New(proxy.Config{
+		Name:              sc.Name,
+		Listen:            sc.Listen,
+		Policy:            func() failmode.Policy { return failmode.Policy{Mode: mode, PrimaryOnly: sw.Active(name)} },
+		SecureGroups:      sc.SecureGroups,
+		ExemptDNs:         sc.ExemptDNs,
+		ExemptPrimaryBind: sc.ExemptPrimaryBind,
+		Factor:            factor,
+		PasscodeDelimiter: sc.Delimiter(),
+		AllowAnonymous:    sc.AllowAnonymous,
+		IdleTimeout:       sc.IdleTimeout,
+		TLS:               tlsCfg,
+		RequireTLS:        sc.TLS.Require,
+	}, dir, sf, rec, a.log)
+}
+
+func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if dc.CAFile != "" {
+		pool, err := loadPool(dc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	return proxy.NewDirectory(proxy.DirectoryConfig{
+		Name:              dc.Name,
+		URLs:              dc.URLs,
+		Timeout:           dc.Timeout,
+		StartTLS:          dc.StartTLS,
+		TLS:               tlsCfg,
+		BindDN:            dc.BindDN,
+		BindPassword:      dc.BindPassword.Reveal(),
+		BaseDN:            dc.BaseDN,
+		UsernameAttribute: dc.UsernameAttribute,
+		UserFilter:        dc.ExpandUserFilter,
+		GroupFilter:       dc.ExpandGroupFilter,
+	}, log)
+}
+
+func loadPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate found")
+	}
+	return pool, nil
+}
+
+func (a *app) close() {
+	for _, d := range a.dirs {
+		d.Close()
+	}
+	for _, in := range a.integrations {
+		in.client.Close()
+	}
+	if a.events != nil {
+		a.events.Close()
+	}
+}
+
+// recorders fans one bind event out to every consumer.
+type recorders []proxy.Recorder
+
+func (rs recorders) RecordBind(e proxy.BindEvent) {
+	for _, r := range rs {
+		r.RecordBind(e)
+	}
+}
+
+func stateNames() []string {
+	var out []string
+	for _, s := range duostate.States() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// probeDirectory checks a directory on a timer so that /readyz and
+// ldapgate_directory_up notice an outage even when no client binds.
+func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
+	t := time.NewTicker(directoryProbeInterval)
+	defer t.Stop()
+	up := true
+	for {
+		pctx, cancel := context.WithTimeout(ctx, directoryProbeInterval/2)
+		err := d.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if now := err == nil; now != up {
+			up = now
+			if up {
+				a.log.Info("directory reachable again", "directory", d.Name())
+			} else {
+				a.log.Error("directory unreachable", "directory", d.Name(), "err", err)
+			}
+		}
+		a.metrics.SetDirectoryUp(d.Name(), up)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
