@@ -31,6 +31,9 @@ type Log struct {
 // Health configures the HTTP listener for /healthz, /readyz, /status, /metrics.
 type Health struct {
 	Listen string `mapstructure:"listen"` // "" disables it
+	// LameDuck is how long, after SIGTERM, /readyz answers 503 while the
+	// LDAP listeners keep serving, so load balancers drain before they stop.
+	LameDuck time.Duration `mapstructure:"lame_duck"`
 }
 
 // Admin configures the unix socket for run-time commands (primary-only mode).

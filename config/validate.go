@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -32,6 +33,9 @@ func (c *Config) validate(p *Problems) {
 	}
 	if c.Health.Listen != "" {
 		checkListen(p, "health.listen", c.Health.Listen)
+	}
+	if c.Health.LameDuck < 0 || c.Health.LameDuck > time.Minute {
+		p.add("health.lame_duck", ErrInvalid, "must be between 0 and 1m")
 	}
 	if c.Alerts.WebhookURL != "" {
 		u, err := url.Parse(c.Alerts.WebhookURL)

@@ -95,6 +95,13 @@ type setup struct {
 	slapd []slapdtest.Option
 	cfg   map[string]any // the generated configuration, before it is written
 	duo   map[string]any // extra keys for every section's duo block
+	// lameDuck is health.lame_duck.
+	lameDuck time.Duration
+}
+
+// withLameDuck sets health.lame_duck.
+func withLameDuck(d time.Duration) option {
+	return func(s *setup) { s.lameDuck = d }
 }
 
 // withDuo sets a key of every section's duo block (probe_interval...).
@@ -208,7 +215,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 	cfg := map[string]any{
 		"log":         map[string]any{"level": "debug", "format": "json"},
 		"auth_log":    e.authLog,
-		"health":      map[string]any{"listen": e.health},
+		"health":      map[string]any{"listen": e.health, "lame_duck": su.lameDuck.String()},
 		"admin":       map[string]any{"socket": e.adminSocket},
 		"directories": map[string]any{"sample": directory(true), "nolookup": directory(false)},
 		"servers":     servers,

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,4 +359,27 @@ func (h *hookReceiver) count(kind string) int {
 		}
 	}
 	return n
+}
+
+// TestLameDuck: on SIGTERM /readyz turns 503 at once while binds are still
+// served, then ldapgate stops by itself.
+func TestLameDuck(t *testing.T) {
+	e := start(t, []section{secureSection}, withLameDuck(3*time.Second))
+	alice := person(t, "alice")
+	waitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "ready")
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusServiceUnavailable }, "/readyz to turn 503 while draining")
+	if err := e.bind("secure", alice.DN(), alice.Password); err != nil {
+		t.Fatalf("binds must still be served while draining: %v", err)
+	}
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("ldapgate did not stop after the lame-duck delay")
+	}
+	if e.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("exit code %d after SIGTERM", e.cmd.ProcessState.ExitCode())
+	}
 }

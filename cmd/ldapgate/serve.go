@@ -52,8 +52,24 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer a.close()
 
 	g, ctx := errgroup.WithContext(ctx)
+	// The LDAP listeners outlive the signal by the lame-duck delay, while
+	// /readyz already answers 503, so load balancers drain first.
+	ldapCtx, stopLDAP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLDAP()
+	g.Go(func() error {
+		<-ctx.Done()
+		if d := cfg.Health.LameDuck; d > 0 && cfg.Health.Listen != "" {
+			log.Info("draining before stop", "lame_duck", d.String())
+			select {
+			case <-time.After(d):
+			case <-ldapCtx.Done():
+			}
+		}
+		stopLDAP()
+		return nil
+	})
 	for _, srv := range a.servers {
-		g.Go(func() error { return srv.ListenAndServe(ctx) })
+		g.Go(func() error { return srv.ListenAndServe(ldapCtx) })
 	}
 	for _, in := range a.integrations {
 		g.Go(func() error { in.tracker.Run(ctx); return nil })
@@ -70,6 +86,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	if cfg.Health.Listen != "" {
 		hs := health.New(cfg.Health.Listen, Version(), time.Now(), a.healthSections, a.metrics.Handler(), log)
+		hs.LameDuck = cfg.Health.LameDuck
 		g.Go(func() error { return hs.ListenAndServe(ctx) })
 	}
 	log.Info("ldapgate started", "version", Version(), "servers", len(a.servers), "duo_integrations", len(a.integrations))
