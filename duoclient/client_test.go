@@ -3,11 +3,9 @@ package duoclient
 import (
 	"context"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,43 +168,3 @@ func TestSecretNeverPrinted(t *testing.T) {
 	}
 }
 
-func TestLoadRootCAs(t *testing.T) {
-	ca, _ := cas(t)
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
-
-	pool, err := LoadRootCAs(write("ca.pem", "# comment\n"+certPEM))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !pool.Equal(ca.pool) {
-		t.Error("pool does not hold the CA")
-	}
-	// The loaded pool really trusts a server the CA signed.
-	f := newFakeDuo(t)
-	c, _ := newClient(t, f.host(), func(c *Config) { c.RootCAs = pool })
-	if err := c.Check(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	for name, content := range map[string]string{
-		"empty.pem":   "",
-		"key.pem":     string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")})),
-		"garbage.pem": "not pem at all",
-		"broken.pem":  string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")})),
-	} {
-		if _, err := LoadRootCAs(write(name, content)); err == nil {
-			t.Errorf("%s accepted", name)
-		}
-	}
-	if _, err := LoadRootCAs(filepath.Join(dir, "missing.pem")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("missing file: %v", err)
-	}
-}

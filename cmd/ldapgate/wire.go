@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -118,7 +116,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	var roots *x509.CertPool
 	if dc.CAFile != "" {
 		var err error
-		if roots, err = duoclient.LoadRootCAs(dc.CAFile); err != nil {
+		if roots, err = config.CertPool(dc.CAFile); err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
 	}
@@ -196,7 +194,7 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if dc.CAFile != "" {
-		pool, err := loadPool(dc.CAFile)
+		pool, err := config.CertPool(dc.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
@@ -217,17 +215,6 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, err
 	}, log)
 }
 
-func loadPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return pool, nil
-}
 
 func (a *app) close() {
 	for _, d := range a.dirs {
