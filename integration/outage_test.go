@@ -248,6 +248,9 @@ func TestPrimaryOnly(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	e := start(t, []section{secureSection, safeSection}, withDuo("probe_interval", probeInterval))
 	alice, bob := person(t, "alice"), person(t, "bob")
+	if code := e.getJSON("/healthz", nil); code != http.StatusOK {
+		t.Fatalf("/healthz: %d", code)
+	}
 	_ = e.bind("secure", alice.DN(), alice.Password)
 	_ = e.bind("secure", bob.DN(), bob.Password)
 	_ = e.bind("secure", alice.DN(), "wrong")
