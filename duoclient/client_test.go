@@ -166,4 +166,3 @@ func TestSecretNeverPrinted(t *testing.T) {
 		t.Errorf("Config.String() %q should show the secret is set", cfg.String())
 	}
 }
-

@@ -215,7 +215,6 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, err
 	}, log)
 }
 
-
 func (a *app) close() {
 	for _, d := range a.dirs {
 		d.Close()
