@@ -265,6 +265,27 @@ func (e *env) startGate(cfgFile string) {
 		e.waitListening(name, addr)
 	}
 	e.waitListening("health", e.health)
+	// The Duo state machine probes once at start; let that happen before a
+	// test switches the simulator into a fault, so every test starts from
+	// a known "ok".
+	waitFor(e.t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
+}
+
+// healDuo clears the simulator's fault and waits until no section sees Duo
+// as down (a probe has succeeded), so that the next step does not inherit
+// an outage the previous one caused. Degraded may linger for the latency
+// window; binds still reach Duo then, so it does not matter here.
+func (e *env) healDuo() {
+	e.t.Helper()
+	if err := e.duo.SetFault(duosim.FaultNone); err != nil {
+		e.t.Fatal(err)
+	}
+	for name := range e.addr {
+		waitFor(e.t, 10*time.Second, func() bool {
+			st := e.duoState(name)
+			return st == "ok" || st == "degraded"
+		}, "duo to be reachable again for "+name)
+	}
 }
 
 func (e *env) waitListening(name, addr string) {

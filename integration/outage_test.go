@@ -204,15 +204,14 @@ func TestPrimaryOnly(t *testing.T) {
 	if err := e.bind("secure", bob.DN(), bob.Password); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("the secure section is not affected: %v", err)
 	}
-	found := false
-	for _, ev := range e.authEvents() {
-		if ev["rule"] == "primary_only" && ev["username"] == "bob" {
-			found = true
+	waitFor(t, 5*time.Second, func() bool {
+		for _, ev := range e.authEvents() {
+			if ev["rule"] == "primary_only" && ev["username"] == "bob" {
+				return true
+			}
 		}
-	}
-	if !found {
-		t.Error("the primary-only bind is not in the auth log as such")
-	}
+		return false
+	}, "the primary-only bind in the auth log, as such")
 	if out, err := cli("status"); err != nil || !strings.Contains(out, "safe") || !strings.Contains(out, "on until") {
 		t.Fatalf("status: %v %s", err, out)
 	}
@@ -233,15 +232,14 @@ func TestPrimaryOnly(t *testing.T) {
 	if err := e.bind("safe", bob.DN(), bob.Password); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("after expiry: %v", err)
 	}
-	var expired bool
-	for _, ev := range e.authEvents() {
-		if ev["event"] == "primary_only" && strings.Contains(ev["msg"].(string), "expired") {
-			expired = true
+	waitFor(t, 5*time.Second, func() bool {
+		for _, ev := range e.authEvents() {
+			if ev["event"] == "primary_only" && strings.Contains(ev["msg"].(string), "expired") {
+				return true
+			}
 		}
-	}
-	if !expired {
-		t.Error("expiry not in the auth log")
-	}
+		return false
+	}, "the expiry in the auth log")
 }
 
 // TestMetrics scrapes /metrics and parses it with the Prometheus parser.
