@@ -111,7 +111,7 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	if err := probe(); err == nil {
 		t.Fatal("probe passed during a 503 outage")
 	}
-	knownDown(failmode.Unreachable, "duo unreachable since 2026-03-01T12:00:00Z: check: HTTP 503")
+	knownDown(failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: HTTP 503")
 
 	// Back: the probe notices.
 	setFault(duosim.FaultNone)
@@ -136,7 +136,7 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	if fe := verifyErr(); fe.Class != failmode.Misconfigured {
 		t.Fatalf("401: %v", fe)
 	}
-	knownDown(failmode.Misconfigured, "duo misconfigured since")
+	knownDown(failmode.Misconfigured, "known misconfigured since")
 	// A certificate that does not verify: still misconfigured, now untrusted.
 	setFault(duosim.FaultBadCert)
 	probe()

@@ -34,7 +34,9 @@ func NewGate(t *Tracker, next interface {
 // While Unreachable or Misconfigured it returns at once, without calling
 // next, a *failmode.Error at StagePreauth wrapping ErrKnownDown: class
 // Unreachable (the failmode decides), or Misconfigured or Untrusted (denied,
-// never fails open), with the Detail "duo <state> since <RFC3339>: <cause>".
+// never fails open), with the Detail "known <state> since <RFC3339>: <cause>"
+// (failmode prefixes the class, so the reason reads "duo unreachable: known
+// unreachable since ...").
 func (g *Gate) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdict, error) {
 	if down := g.t.down.Load(); down != nil {
 		e := *down // callers own what they get

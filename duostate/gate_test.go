@@ -79,7 +79,7 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 	for range 3 {
 		f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
 	}
-	fe := knownDown(t, g, &calls, failmode.Unreachable, "duo unreachable since 2026-03-01T12:00:00Z: 3 consecutive preauth calls unreachable")
+	fe := knownDown(t, g, &calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: 3 consecutive preauth calls unreachable")
 
 	// The failmode decides at once, as it would have after the timeout.
 	o := failmode.OutcomeOf(false, fe)
@@ -94,7 +94,7 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 	f.clock.Add(time.Second)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
-	knownDown(t, g, &calls, failmode.Unreachable, "duo unreachable since 2026-03-01T12:00:00Z: check: connection refused")
+	knownDown(t, g, &calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: connection refused")
 
 	// Every caller gets its own error.
 	_, e1 := g.Verify(context.Background(), alice)
@@ -117,7 +117,7 @@ func TestGateDeniesWhileMisconfigured(t *testing.T) {
 	g := NewGate(f.tr, countingNext(&calls))
 	f.checker.set(&failmode.Error{Class: failmode.Misconfigured, Stage: failmode.StageCheck, Detail: "HTTP 401"})
 	f.tr.Probe(context.Background())
-	fe := knownDown(t, g, &calls, failmode.Misconfigured, "duo misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
+	fe := knownDown(t, g, &calls, failmode.Misconfigured, "known misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
 	d := failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(false, fe))
 	if d.Allow || d.Rule != failmode.RuleMisconfigured {
 		t.Fatalf("safe: %+v", d)
@@ -127,12 +127,12 @@ func TestGateDeniesWhileMisconfigured(t *testing.T) {
 	f.clock.Add(time.Second)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
-	knownDown(t, g, &calls, failmode.Misconfigured, "duo misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
+	knownDown(t, g, &calls, failmode.Misconfigured, "known misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
 
 	// An untrusted certificate next: the class follows.
 	f.checker.set(&failmode.Error{Class: failmode.Untrusted, Stage: failmode.StageCheck, Detail: "certificate signed by unknown authority"})
 	f.tr.Probe(context.Background())
-	fe = knownDown(t, g, &calls, failmode.Untrusted, "duo misconfigured since 2026-03-01T12:00:00Z: check: certificate signed by unknown authority")
+	fe = knownDown(t, g, &calls, failmode.Untrusted, "known misconfigured since 2026-03-01T12:00:00Z: check: certificate signed by unknown authority")
 	d = failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(false, fe))
 	if d.Allow || d.Rule != failmode.RuleUntrusted {
 		t.Fatalf("safe: %+v", d)
@@ -145,7 +145,7 @@ func TestGateUntrustedFromTraffic(t *testing.T) {
 	var calls atomic.Int64
 	g := NewGate(f.tr, countingNext(&calls))
 	f.tr.Observe("preauth", fastAnswer, failmode.Untrusted)
-	fe := knownDown(t, g, &calls, failmode.Untrusted, "duo misconfigured since 2026-03-01T12:00:00Z: preauth untrusted")
+	fe := knownDown(t, g, &calls, failmode.Untrusted, "known misconfigured since 2026-03-01T12:00:00Z: preauth untrusted")
 	if !strings.Contains(fe.Error(), "duo preauth untrusted") {
 		t.Fatalf("error text %q", fe.Error())
 	}

@@ -303,7 +303,7 @@ func (t *Tracker) updateDownLocked(from State, o observation, reason string) {
 	t.down.Store(&failmode.Error{
 		Class:  t.cause.class,
 		Stage:  failmode.StagePreauth,
-		Detail: fmt.Sprintf("duo %s since %s: %s", st.State, st.Since.UTC().Format(time.RFC3339), t.cause.detail),
+		Detail: fmt.Sprintf("known %s since %s: %s", st.State, st.Since.UTC().Format(time.RFC3339), t.cause.detail),
 		Err:    ErrKnownDown,
 	})
 }
