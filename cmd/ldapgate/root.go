@@ -45,7 +45,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand())
+	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
+		newDemoCommand(), newDuoSimCommand(), newTryCommand())
 	return root
 }
 
