@@ -87,6 +87,13 @@ func TestRelayAfterBind(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
+	t.Run("extensible match filter", func(t *testing.T) {
+		res, err := conn.Search(ldap.NewSearchRequest(sampledata.BaseDN, ldap.ScopeWholeSubtree, 0, 0, 0, false,
+			"(&(objectClass=inetOrgPerson)(ou:dn:=people))", []string{"uid"}, nil))
+		if err != nil || len(res.Entries) != len(sampledata.People) {
+			t.Fatalf("(ou:dn:=people): %v, %d entries", err, entriesOf(res))
+		}
+	})
 	t.Run("compare", func(t *testing.T) {
 		if ok, err := conn.Compare(alice.DN(), "mail", alice.Mail); err != nil || !ok {
 			t.Errorf("compare true: %v %v", ok, err)
@@ -254,4 +261,11 @@ func TestGarbageDoesNotHurt(t *testing.T) {
 	if err := e.bind("secure", alice.DN(), alice.Password); err != nil {
 		t.Fatalf("ldapgate should still serve after garbage: %v", err)
 	}
+}
+
+func entriesOf(res *ldap.SearchResult) int {
+	if res == nil {
+		return -1
+	}
+	return len(res.Entries)
 }

@@ -718,6 +718,7 @@ func (p *packet) searchParmeters() (*searchParameters, error) {
 		return nil, fmt.Errorf("%s: missing filter: %w", op, ErrInvalidParameter)
 	}
 
+	decodeFilterBooleans(requestPacket.Children[childFilter])
 	filter, err := ldap.DecompileFilter(requestPacket.Children[childFilter])
 	if err != nil {
 		return nil, fmt.Errorf("%s: unable to decompile filter: %w", op, err)
