@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,7 +16,10 @@ func main() {
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ldapgate:", err)
+		var es exitStatus
+		if !errors.As(err, &es) {
+			fmt.Fprintln(os.Stderr, "ldapgate:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }

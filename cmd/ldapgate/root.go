@@ -29,9 +29,20 @@ func Version() string {
 // usageError marks errors in how the command was called (exit code 2).
 type usageError struct{ error }
 
+// exitStatus ends the program with a given status and nothing more to
+// say: the command already printed why (ldapgate try exits with the LDAP
+// result code, as ldapwhoami does).
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 func exitCode(err error) int {
 	var ue usageError
-	if errors.As(err, &ue) {
+	var es exitStatus
+	switch {
+	case errors.As(err, &es):
+		return int(es)
+	case errors.As(err, &ue):
 		return 2
 	}
 	return 1

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -36,10 +35,8 @@ ldapsearch -LLL does. On an LDAP error it exits with the result code
 				return err
 			}
 			if code != 0 {
-				// Like ldapwhoami, the exit status is the LDAP result code,
-				// which main's exitCode cannot express; everything has been
-				// written, so exit here.
-				os.Exit(code)
+				// Like ldapwhoami, the exit status is the LDAP result code.
+				return exitStatus(code)
 			}
 			return nil
 		},
