@@ -131,6 +131,15 @@ func TestRunSpeedsUpWhenTrafficFindsDuoDown(t *testing.T) {
 		OnChange: func(c Change) { states <- c.To }}, p)
 	startRun(t, tr)
 	p.waitCalls(t, 1) // the immediate probe, which succeeds
+	// Let that probe's success be applied first: a success that lands after
+	// the traffic below would (rightly) count as Duo answering again.
+	deadline := time.Now().Add(waitTimeout)
+	for tr.Status().LastProbe.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("the first probe was never applied")
+		}
+		time.Sleep(time.Millisecond)
+	}
 
 	p.set(refused())
 	for range 3 {
