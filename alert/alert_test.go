@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -86,13 +87,7 @@ func recv(t *testing.T, ch <-chan received) received {
 // something or Run makes progress; it fails after a generous deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, cond, what)
 }
 
 func TestWebhookDelivers(t *testing.T) {

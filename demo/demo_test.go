@@ -5,14 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,51 +139,12 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-// freeBase finds n consecutive free loopback ports.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		free := true
-		for p := base; p < base+n && free; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				free = false
-				continue
-			}
-			ln.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRun drives Run with a stand-in for ldapgate's serve: it checks what
 // Run builds and cleans up, not the proxy (the integration test does that).
 func TestRun(t *testing.T) {
-	base := freeBase(t, 6)
+	base := testutil.FreePortRange(t, 6)
 	opts := Options{BasePort: base, Client: ClientTry}
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	opts.Out = &out
 	var got *config.Config
 	fakeServe := func(ctx context.Context, cfg *config.Config) error {
@@ -277,7 +237,7 @@ func TestRunStaysOnLoopback(t *testing.T) {
 }
 
 func TestRunRefusesBusyPorts(t *testing.T) {
-	base := freeBase(t, 6)
+	base := testutil.FreePortRange(t, 6)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+4))
 	if err != nil {
 		t.Fatal(err)

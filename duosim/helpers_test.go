@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -162,13 +163,7 @@ func decodeFail(t *testing.T, body []byte) failBody {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, cond, what)
 }
 
 func (s *Sim) activeHandlers() int {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -212,7 +213,7 @@ func TestFailmodeTable(t *testing.T) {
 				}
 			}
 			// The event is written just after the response: wait for it.
-			waitFor(t, 5*time.Second, func() bool {
+			testutil.WaitFor(t, 5*time.Second, func() bool {
 				for _, ev := range e.authEvents() {
 					if ev["server_section"] == "safe" && ev["username"] == "alice" && strings.Contains(ev["msg"].(string), tt.msg) {
 						return true

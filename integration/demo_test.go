@@ -6,8 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -27,8 +27,8 @@ import (
 type demoRun struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	out    *syncBuffer // stdout: the tour
-	errOut *syncBuffer // stderr: logs
+	out    *testutil.SyncBuffer // stdout: the tour
+	errOut *testutil.SyncBuffer // stderr: logs
 	exited chan struct{}
 	base   int
 }
@@ -37,7 +37,7 @@ type demoRun struct {
 // environment, and waits for the whole tour to be printed.
 func startDemo(t *testing.T, env ...string) *demoRun {
 	t.Helper()
-	d := &demoRun{t: t, out: &syncBuffer{}, errOut: &syncBuffer{}, exited: make(chan struct{}), base: freePortRange(t, 6)}
+	d := &demoRun{t: t, out: &testutil.SyncBuffer{}, errOut: &testutil.SyncBuffer{}, exited: make(chan struct{}), base: testutil.FreePortRange(t, 6)}
 	d.cmd = exec.Command(gateBin, "demo", "--base-port", strconv.Itoa(d.base))
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.errOut
@@ -293,7 +293,7 @@ func checkTourCoverage(t *testing.T, ran []string, clients ...string) {
 }
 
 func TestDemoOutageWithoutDemo(t *testing.T) {
-	base := freePortRange(t, 6)
+	base := testutil.FreePortRange(t, 6)
 	out, err := exec.Command(gateBin, "demo", "outage", "on", "--base-port", strconv.Itoa(base)).CombinedOutput()
 	if code := exitStatus(err); code != 1 || !strings.Contains(string(out), "--base-port") {
 		t.Fatalf("status %d: %s", code, out)
@@ -312,14 +312,14 @@ func TestDuoSimStandalone(t *testing.T) {
 	if err := os.WriteFile(users, []byte("users:\n  - name: stage-user\n    behavior: approve\n  - name: stage-deny\n    behavior: deny\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	api, control := freeAddr(t), freeAddr(t)
+	api, control := testutil.FreeAddr(t), testutil.FreeAddr(t)
 
 	out, err := exec.Command(gateBin, "duo-sim", "--listen", api, "--control", "0.0.0.0:0", "--users", users).CombinedOutput()
 	if code := exitStatus(err); code != 2 || !strings.Contains(string(out), "--control-allow-remote") {
 		t.Fatalf("remote control address: status %d: %s", code, out)
 	}
 
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	cmd := exec.Command(gateBin, "duo-sim", "--listen", api, "--control", control, "--users", users)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -334,7 +334,7 @@ func TestDuoSimStandalone(t *testing.T) {
 			t.Logf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 		}
 	}()
-	waitFor(t, 30*time.Second, func() bool { return strings.Contains(stdout.String(), "Stop with Ctrl-C") }, "duo-sim banner")
+	testutil.WaitFor(t, 30*time.Second, func() bool { return strings.Contains(stdout.String(), "Stop with Ctrl-C") }, "duo-sim banner")
 	printed := map[string]string{}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok && len(strings.Fields(v)) > 0 {
@@ -404,7 +404,7 @@ func TestTryErrors(t *testing.T) {
 	if code := exitStatus(err); code != 2 {
 		t.Errorf("no --url: status %d: %s", code, out)
 	}
-	out, err = exec.Command(gateBin, "try", "--url", "ldap://"+freeAddr(t), "--dn", "x", "--password", "y").CombinedOutput()
+	out, err = exec.Command(gateBin, "try", "--url", "ldap://"+testutil.FreeAddr(t), "--dn", "x", "--password", "y").CombinedOutput()
 	if code := exitStatus(err); code != 1 || !strings.Contains(string(out), "can't contact LDAP server") {
 		t.Errorf("nothing listening: status %d: %s", code, out)
 	}
@@ -418,28 +418,6 @@ func exitStatus(err error) int {
 	if err != nil {
 		return -1
 	}
-	return 0
-}
-
-// freePortRange finds n consecutive free loopback ports.
-func freePortRange(t testing.TB, n int) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(40000)
-		free := true
-		for p := base; p < base+n && free; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				free = false
-				continue
-			}
-			ln.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no range of free ports")
 	return 0
 }
 

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,7 +86,7 @@ type env struct {
 	health      string // host:port of the health listener
 	adminSocket string
 	cmd         *exec.Cmd
-	stderr      *syncBuffer
+	stderr      *testutil.SyncBuffer
 	exited      chan struct{}
 }
 
@@ -124,7 +124,7 @@ func withSlapd(opts ...slapdtest.Option) option {
 // start brings up slapd, the simulator and ldapgate with the given sections.
 func start(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
-	e := &env{t: t, addr: map[string]string{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	e := &env{t: t, addr: map[string]string{}, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	su := &setup{cfg: map[string]any{}, duo: map[string]any{}}
 	for _, o := range opts {
 		o(su)
@@ -147,7 +147,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		t.Fatal(err)
 	}
 	e.authLog = filepath.Join(dir, "auth.log")
-	e.health = freeAddr(t)
+	e.health = testutil.FreeAddr(t)
 
 	directory := func(lookup bool) map[string]any {
 		d := map[string]any{
@@ -167,7 +167,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 	}
 	var servers []map[string]any
 	for _, s := range sections {
-		addr := freeAddr(t)
+		addr := testutil.FreeAddr(t)
 		e.addr[s.Name] = addr
 		dirName := "sample"
 		if s.NoLookupAccount {
@@ -268,7 +268,7 @@ func (e *env) startGate(cfgFile string) {
 	// The Duo state machine probes once at start; let that happen before a
 	// test switches the simulator into a fault, so every test starts from
 	// a known "ok".
-	waitFor(e.t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
+	testutil.WaitFor(e.t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
 }
 
 // healDuo clears the simulator's fault and waits until no section sees Duo
@@ -281,7 +281,7 @@ func (e *env) healDuo() {
 		e.t.Fatal(err)
 	}
 	for name := range e.addr {
-		waitFor(e.t, 10*time.Second, func() bool {
+		testutil.WaitFor(e.t, 10*time.Second, func() bool {
 			st := e.duoState(name)
 			return st == "ok" || st == "degraded"
 		}, "duo to be reachable again for "+name)
@@ -370,20 +370,8 @@ func (e *env) authEvents() []map[string]any {
 func (e *env) waitEvents(n int) []map[string]any {
 	e.t.Helper()
 	var evs []map[string]any
-	waitFor(e.t, 5*time.Second, func() bool { evs = e.authEvents(); return len(evs) >= n }, "auth log records")
+	testutil.WaitFor(e.t, 5*time.Second, func() bool { evs = e.authEvents(); return len(evs) >= n }, "auth log records")
 	return evs
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // openFDs counts the ldapgate process's open file descriptors.
@@ -396,16 +384,6 @@ func (e *env) openFDs() int {
 	return len(entries)
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func person(t testing.TB, uid string) sampledata.Person {
 	t.Helper()
 	p, ok := sampledata.Lookup(uid)
@@ -413,21 +391,4 @@ func person(t testing.TB, uid string) sampledata.Person {
 		t.Fatalf("no sample person %q", uid)
 	}
 	return p
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,7 +69,7 @@ func (e *env) duoState(sectionName string) string {
 
 func (e *env) waitDuoState(sectionName, want string) {
 	e.t.Helper()
-	waitFor(e.t, 10*time.Second, func() bool { return e.duoState(sectionName) == want }, "duo state "+want)
+	testutil.WaitFor(e.t, 10*time.Second, func() bool { return e.duoState(sectionName) == want }, "duo state "+want)
 }
 
 func (e *env) readyz() int { return e.getJSON("/readyz", nil) }
@@ -114,7 +115,7 @@ func TestOutageStateMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitDuoState("safe", "ok")
-	waitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "/readyz back to 200")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "/readyz back to 200")
 	if err := e.bind("secure", alice.DN(), alice.Password); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}
@@ -153,7 +154,7 @@ func TestOutageStateMachine(t *testing.T) {
 	// Every change reached the auth log and the webhook.
 	want := []string{"ok -> unreachable", "unreachable -> ok", "ok -> misconfigured", "misconfigured -> ok", "ok -> degraded"}
 	var notices []string
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, func() bool {
 		notices = notices[:0]
 		for _, ev := range e.authEvents() {
 			if ev["event"] == "duo_state" {
@@ -167,7 +168,7 @@ func TestOutageStateMachine(t *testing.T) {
 			t.Errorf("notice %d = %q, want %q", i, notices[i], w)
 		}
 	}
-	waitFor(t, 10*time.Second, func() bool { return hook.count("duo_state") >= len(want) }, "webhook deliveries")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return hook.count("duo_state") >= len(want) }, "webhook deliveries")
 	// Failmode allows are alerted once per episode, not per bind.
 	if n := hook.count("failmode"); n < 1 {
 		t.Errorf("no failmode episode alert")
@@ -204,7 +205,7 @@ func TestPrimaryOnly(t *testing.T) {
 	if err := e.bind("secure", bob.DN(), bob.Password); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("the secure section is not affected: %v", err)
 	}
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, func() bool {
 		for _, ev := range e.authEvents() {
 			if ev["rule"] == "primary_only" && ev["username"] == "bob" {
 				return true
@@ -225,14 +226,14 @@ func TestPrimaryOnly(t *testing.T) {
 	if out, err := cli("enable", "--for", "1s"); err != nil {
 		t.Fatalf("enable 1s: %v %s", err, out)
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, func() bool {
 		out, _ := cli("status")
 		return !strings.Contains(out, "on until")
 	}, "primary-only mode to expire")
 	if err := e.bind("safe", bob.DN(), bob.Password); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("after expiry: %v", err)
 	}
-	waitFor(t, 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, func() bool {
 		for _, ev := range e.authEvents() {
 			if ev["event"] == "primary_only" && strings.Contains(ev["msg"].(string), "expired") {
 				return true
@@ -367,11 +368,11 @@ func (h *hookReceiver) count(kind string) int {
 func TestLameDuck(t *testing.T) {
 	e := start(t, []section{secureSection}, withLameDuck(3*time.Second))
 	alice := person(t, "alice")
-	waitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "ready")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "ready")
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusServiceUnavailable }, "/readyz to turn 503 while draining")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusServiceUnavailable }, "/readyz to turn 503 while draining")
 	if err := e.bind("secure", alice.DN(), alice.Password); err != nil {
 		t.Fatalf("binds must still be served while draining: %v", err)
 	}

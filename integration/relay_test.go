@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"net"
 	"os/exec"
 	"strings"
@@ -221,7 +222,7 @@ func TestNoLeaks(t *testing.T) {
 	}
 	// Allow a little slack for Duo keep-alive connections, which the HTTP
 	// transport pools and closes when idle.
-	waitFor(t, 10*time.Second, func() bool { return e.openFDs() <= baseline+2 }, "ldapgate's fds to return to the baseline")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return e.openFDs() <= baseline+2 }, "ldapgate's fds to return to the baseline")
 }
 
 // TestGarbageDoesNotHurt: bytes that are not LDAP end that connection only,

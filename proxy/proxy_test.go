@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 
 	"sync"
@@ -44,12 +44,7 @@ func startProxy(t *testing.T, sf SecondFactor, events chan<- BindEvent) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	rec := RecorderFunc(func(e BindEvent) {
 		if events != nil {
 			events <- e

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -33,12 +34,7 @@ func benchGate(b *testing.B, dirURL string, unreachableAfter int) (addr string, 
 	if err := os.WriteFile(ca, sim.CAPEM(), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr = l.Addr().String()
-	l.Close()
+	addr = testutil.FreeAddr(b)
 	svc, _ := sampledata.LookupService("ldapgate")
 	yaml := fmt.Sprintf(`
 directories:
