@@ -333,17 +333,8 @@ func (e *env) bind(sectionName, name, password string) error {
 	return err
 }
 
-// code returns the LDAP result code of err (0 for nil, -1 for a non-LDAP error).
-func code(err error) int {
-	if err == nil {
-		return 0
-	}
-	var le *ldap.Error
-	if errors.As(err, &le) {
-		return int(le.ResultCode)
-	}
-	return -1
-}
+// code is the LDAP result code of err.
+var code = testutil.ResultCode
 
 // authEvents returns the auth log's records.
 func (e *env) authEvents() []map[string]any {

@@ -3,6 +3,7 @@ package demodir
 import (
 	"context"
 	"errors"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"slices"
 	"testing"
 	"time"
@@ -33,16 +34,8 @@ func dial(t *testing.T, d *Directory) *ldap.Conn {
 	return c
 }
 
-func code(err error) int {
-	if err == nil {
-		return 0
-	}
-	var le *ldap.Error
-	if errors.As(err, &le) {
-		return int(le.ResultCode)
-	}
-	return -1
-}
+// code is the LDAP result code of err.
+var code = testutil.ResultCode
 
 func TestBind(t *testing.T) {
 	d := start(t)

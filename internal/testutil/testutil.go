@@ -5,12 +5,15 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 // FreeAddr returns a 127.0.0.1:port that was free a moment ago.
@@ -77,4 +80,17 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// ResultCode returns the LDAP result code carried by err: 0 for nil, -1 for
+// an error that is not an LDAP result.
+func ResultCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		return int(le.ResultCode)
+	}
+	return -1
 }
