@@ -204,3 +204,39 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + fmt.Sprintf("\n... (%d more bytes)", len(s)-n)
 }
+
+// TestDirectoryFailover: a directory URL that refuses connections is
+// skipped in favour of the next one.
+func TestDirectoryFailover(t *testing.T) {
+	dir := slapdtest.Start(t)
+	dead := "ldap://" + testutil.FreeAddr(t) // nothing listens there
+	svc, _ := sampledata.LookupService("ldapgate")
+	d, err := NewDirectory(DirectoryConfig{
+		Name: "sample", URLs: []string{dead, dir.URL}, Timeout: 2 * time.Second,
+		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.Ping(context.Background()); err != nil {
+		t.Fatalf("ping with the first URL dead: %v", err)
+	}
+	id, err := d.FindUser(context.Background(), nil, "alice")
+	if err != nil || id.DN != sampledata.PersonDN("alice") || id.Username != "alice" {
+		t.Fatalf("FindUser: %+v %v", id, err)
+	}
+
+	// Every URL dead: unavailable, never "no such user".
+	d2, _ := NewDirectory(DirectoryConfig{Name: "dead", URLs: []string{dead}, Timeout: time.Second,
+		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter: func(u, _ string) string { return "(uid=x)" }, GroupFilter: func(string) string { return "(member=x)" }}, nil)
+	if _, err := d2.FindUser(context.Background(), nil, "alice"); !IsUnavailable(err) {
+		t.Fatalf("all URLs dead: %v, want an UnavailableError", err)
+	}
+	if d2.Up() {
+		t.Fatal("Up() after every URL failed")
+	}
+}
