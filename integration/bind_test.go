@@ -316,6 +316,36 @@ func TestAnonymous(t *testing.T) {
 	if err := e.bind("anon", person(t, "alice").DN(), ""); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("empty password with a name must still be refused: %v", err)
 	}
+
+	// A failed bind leaves the connection anonymous (RFC 4511 §4.2.1): after
+	// alice, a refused bind must not leave her identity on the connection,
+	// whether it failed at the directory or before reaching it.
+	alice := person(t, "alice")
+	people := ldap.NewSearchRequest(sampledata.PeopleDN, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(uid=*)", []string{"uid"}, nil)
+	for _, failing := range []struct{ name, password string }{
+		{"wrong password", "wrong"},
+		{"empty password", ""},
+		{"unknown user", "x"},
+	} {
+		c := e.dial("anon")
+		if err := c.Bind(alice.DN(), alice.Password); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := c.Search(people); err != nil || len(res.Entries) != len(sampledata.People) {
+			t.Fatalf("alice's search: %v", err)
+		}
+		dn := alice.DN()
+		if failing.name == "unknown user" {
+			dn = "mallory"
+		}
+		_, err := c.SimpleBind(&ldap.SimpleBindRequest{Username: dn, Password: failing.password, AllowEmptyPassword: true})
+		if code(err) != ldap.LDAPResultInvalidCredentials {
+			t.Fatalf("%s: %v", failing.name, err)
+		}
+		if _, err := c.Search(people); code(err) != ldap.LDAPResultNoSuchObject {
+			t.Fatalf("after a failed bind (%s) the search must run as anonymous, got %v", failing.name, err)
+		}
+	}
 	if err := e.bind("secure", "", ""); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("anonymous on a default section: %v", err)
 	}

@@ -105,6 +105,9 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	// 1. Unauthenticated and anonymous binds, before anything else.
 	if len(msg.Password) == 0 {
 		if name == "" && s.cfg.AllowAnonymous {
+			if sess.upBound {
+				sess.closeUpstream() // still bound as an earlier user
+			}
 			if _, err := sess.upstream(ctx, s.dir); err != nil {
 				return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
 			}
@@ -147,6 +150,9 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	bindRes, err := s.dir.Bind(up, bindName, password, toLDAPControls(msg.Controls))
 	if err != nil {
 		if le, ok := ldapResult(err); ok {
+			// A failed bind leaves the upstream connection anonymous
+			// (RFC 4511 §4.2.1), whoever it was bound as before.
+			sess.upBound = false
 			res := reject(int(le.ResultCode), diagnostic(le), rulePrimaryReject, StagePrimary, nil)
 			res.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
 			if bindRes != nil {

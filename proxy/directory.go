@@ -211,10 +211,21 @@ func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) 
 	return Identity{}, ErrAmbiguousUser
 }
 
-// Identify reads the username attribute and the groups of dn.
+// Identify reads the username attribute and the groups of dn. The two
+// searches are independent and run at once: each is a round trip on the
+// path of every gated bind.
 func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (Identity, error) {
+	var groups []*ldap.Entry
+	var groupsErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		groups, groupsErr = d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
+	}()
 	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, int(d.cfg.Timeout/time.Second), false, "(objectClass=*)", []string{d.cfg.UsernameAttribute}, nil))
+	<-done
 	if err != nil {
 		return Identity{}, err
 	}
@@ -222,10 +233,8 @@ func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (I
 		return Identity{}, ErrNoSuchUser
 	}
 	id := Identity{DN: dn, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute)}
-	groups, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
-	if err != nil {
-		return id, err
+	if groupsErr != nil {
+		return id, groupsErr
 	}
 	for _, g := range groups {
 		id.Groups = append(id.Groups, g.DN)

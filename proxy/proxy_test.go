@@ -30,7 +30,14 @@ func (f fakeSF) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdic
 }
 
 // startProxy runs a proxy section in-process against a fresh slapd.
-func startProxy(t *testing.T, sf SecondFactor, events chan<- BindEvent) string {
+func startProxy(t testing.TB, sf SecondFactor, events chan<- BindEvent) string {
+	t.Helper()
+	_, addr := startProxyWithDir(t, sf, events)
+	return addr
+}
+
+// startProxyWithDir is startProxy that also returns the directory's URL.
+func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- BindEvent) (string, string) {
 	t.Helper()
 	dir := slapdtest.Start(t)
 	svc, _ := sampledata.LookupService("ldapgate")
@@ -77,10 +84,10 @@ func startProxy(t *testing.T, sf SecondFactor, events chan<- BindEvent) string {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return addr
+	return dir.URL, addr
 }
 
-func dialProxy(t *testing.T, addr string) *ldap.Conn {
+func dialProxy(t testing.TB, addr string) *ldap.Conn {
 	t.Helper()
 	conn, err := ldap.DialURL("ldap://" + addr)
 	if err != nil {

@@ -19,13 +19,18 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 	}
 	sess := s.session(r)
 	sess.mu.RLock()
-	if !sess.authed && s.cfg.AllowAnonymous && !sess.upBound && (sess.up == nil || sess.up.IsClosing()) {
-		// An anonymous connection must be dialled, which needs the
-		// exclusive lock; re-check everything after re-locking.
+	// Anonymous access needs an upstream connection bound as nobody: dial
+	// one (or replace one still bound as an earlier user), which needs the
+	// exclusive lock; then re-check everything under the shared lock.
+	needAnon := func() bool {
+		return !sess.authed && s.cfg.AllowAnonymous && (sess.up == nil || sess.up.IsClosing() || sess.upBound)
+	}
+	if needAnon() {
 		sess.mu.RUnlock()
 		sess.mu.Lock()
 		var err error
-		if !sess.authed && !sess.upBound {
+		if needAnon() {
+			sess.closeUpstream()
 			_, err = sess.upstream(r.Context(), s.dir)
 		}
 		sess.mu.Unlock()
@@ -36,7 +41,8 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 	}
 	defer sess.mu.RUnlock()
 	switch {
-	case !sess.authed && !s.cfg.AllowAnonymous:
+	case !sess.authed && (!s.cfg.AllowAnonymous || sess.upBound):
+		// Never relay as a user this proxy did not (or no longer) let in.
 		return gldap.ResultInsufficientAccessRights, msgBindFirst
 	case sess.up == nil || sess.up.IsClosing():
 		// The directory connection died; the client must bind again.

@@ -20,8 +20,9 @@ type session struct {
 	mu sync.RWMutex
 	// up is this client's own connection to the directory, dialled lazily.
 	up *ldap.Conn
-	// upBound is true while up is authenticated as some user; after a denied
-	// second factor such a connection must never be used again.
+	// upBound is true while up may be authenticated as some user. Such a
+	// connection is used for relaying only while authed (bound as the user
+	// this proxy let in); otherwise it is closed before any anonymous use.
 	upBound bool
 	// authed is true after a bind this proxy let succeed (or an anonymous
 	// bind a section allows); only then are operations relayed.
@@ -60,13 +61,12 @@ func (s *session) upstream(ctx context.Context, d *Directory) (*ldap.Conn, error
 }
 
 // resetAuth forgets any previous authentication, as RFC 4511 §4.2.1 asks of
-// a new bind, and drops an upstream connection that is bound as someone.
+// a new bind. The upstream connection is kept (a re-bind on it is cheaper
+// than a new connection); while it may still be bound as someone (upBound)
+// and the session is not authed, nothing is relayed on it.
 func (s *session) resetAuth() {
 	s.authed = false
 	s.dn = ""
-	if s.upBound {
-		s.closeUpstream()
-	}
 }
 
 func (s *session) closeUpstream() {
