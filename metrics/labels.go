@@ -7,26 +7,26 @@ import (
 
 // outcomes are the values ldapgate_binds_total's outcome label may take
 // (besides "other"): the failmode rules and the proxy's primary outcomes.
-var outcomes = map[string]bool{
-	string(failmode.RuleSecondFactor):  true,
-	string(failmode.RuleDenied):        true,
-	string(failmode.RuleFailmodeSafe):  true,
-	string(failmode.RuleFailmodeDeny):  true,
-	string(failmode.RuleSecureGroup):   true,
-	string(failmode.RuleDegraded):      true,
-	string(failmode.RuleMisconfigured): true,
-	string(failmode.RuleUntrusted):     true,
-	string(failmode.RuleUnknown):       true,
-	string(failmode.RuleExempt):        true,
-	string(failmode.RulePrimaryBind):   true,
-	string(failmode.RulePrimaryOnly):   true,
-	"invalid_credentials":              true,
-	"directory_unavailable":            true,
-	"empty_password":                   true,
-	"anonymous":                        true,
-	"tls_required":                     true,
-	"lookup_failed":                    true,
-}
+var outcomes = func() map[string]bool {
+	m := map[string]bool{
+		string(failmode.RuleSecondFactor):  true,
+		string(failmode.RuleDenied):        true,
+		string(failmode.RuleFailmodeSafe):  true,
+		string(failmode.RuleFailmodeDeny):  true,
+		string(failmode.RuleSecureGroup):   true,
+		string(failmode.RuleDegraded):      true,
+		string(failmode.RuleMisconfigured): true,
+		string(failmode.RuleUntrusted):     true,
+		string(failmode.RuleUnknown):       true,
+		string(failmode.RuleExempt):        true,
+		string(failmode.RulePrimaryBind):   true,
+		string(failmode.RulePrimaryOnly):   true,
+	}
+	for _, r := range proxy.PrimaryRules() {
+		m[r] = true
+	}
+	return m
+}()
 
 // OutcomeOther is the outcome of a bind whose rule is not a known one. It
 // keeps the label set bounded and keeps anything unexpected in a BindEvent's

@@ -14,15 +14,13 @@ import (
 // Client-facing diagnostics for primary failures. Short and generic: the
 // detail goes to the operator's log, not to whoever is guessing passwords.
 const (
-	msgEmptyPassword  = "unauthenticated bind (empty password) is not allowed"
-	msgAnonymous      = "anonymous bind is not allowed"
-	msgSASL           = "SASL bind is not supported; use a simple bind"
-	msgTLSRequired    = "StartTLS is required before bind"
-	msgInvalid        = "invalid credentials"
-	msgDirectoryDown  = "directory unavailable"
-	msgBindFirst      = "bind first"
-	rulePrimaryReject = "invalid_credentials"
-	ruleDirectoryDown = "directory_unavailable"
+	msgEmptyPassword = "unauthenticated bind (empty password) is not allowed"
+	msgAnonymous     = "anonymous bind is not allowed"
+	msgSASL          = "SASL bind is not supported; use a simple bind"
+	msgTLSRequired   = "StartTLS is required before bind"
+	msgInvalid       = "invalid credentials"
+	msgDirectoryDown = "directory unavailable"
+	msgBindFirst     = "bind first"
 )
 
 // bindResult is what a bind ends in: the LDAP response and the event.
@@ -99,7 +97,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	}
 
 	if s.cfg.RequireTLS && r.TLSState() == nil {
-		return reject(gldap.ResultConfidentialityRequired, msgTLSRequired, "tls_required", StagePrimary, nil)
+		return reject(gldap.ResultConfidentialityRequired, msgTLSRequired, RuleTLSRequired, StagePrimary, nil)
 	}
 
 	// 1. Unauthenticated and anonymous binds, before anything else.
@@ -109,22 +107,22 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 				sess.closeUpstream() // still bound as an earlier user
 			}
 			if _, err := sess.upstream(ctx, s.dir); err != nil {
-				return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+				return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 			}
 			sess.authed = true
 			return bindResult{code: gldap.ResultSuccess,
-				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: "anonymous", Msg: "anonymous bind allowed by allow_anonymous"}}
+				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: RuleAnonymous, Msg: "anonymous bind allowed by allow_anonymous"}}
 		}
 		if name == "" {
-			return reject(gldap.ResultInvalidCredentials, msgAnonymous, "anonymous", StagePrimary, nil)
+			return reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymous, StagePrimary, nil)
 		}
-		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, "empty_password", StagePrimary, nil)
+		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
 	}
 
 	// 2. A passcode or factor appended to the password.
 	password, passcode, factor := splitPasscode(string(msg.Password), s.cfg.PasscodeDelimiter, s.cfg.Factor)
 	if password == "" {
-		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, "empty_password", StagePrimary, nil)
+		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
 	}
 
 	// 3. Resolve a non-DN name through the lookup account.
@@ -132,11 +130,9 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	bindName := name
 	if !isDN(name) && s.dir.HasLookupAccount() {
 		id, err = s.dir.FindUser(ctx, nil, name)
-		switch {
-		case errors.Is(err, ErrNoSuchUser), errors.Is(err, ErrAmbiguousUser):
-			return reject(gldap.ResultInvalidCredentials, msgInvalid, rulePrimaryReject, StagePrimary, err)
-		case err != nil:
-			return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+		if err != nil {
+			code, diag, rule := lookupFailure(err)
+			return reject(code, diag, rule, StagePrimary, err)
 		}
 		bindName = id.DN
 	}
@@ -145,7 +141,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	// here is relayed and no second factor is ever asked.
 	up, err := sess.upstream(ctx, s.dir)
 	if err != nil {
-		return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+		return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 	}
 	bindRes, err := s.dir.Bind(up, bindName, password, toLDAPControls(msg.Controls))
 	if err != nil {
@@ -153,7 +149,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 			// A failed bind leaves the upstream connection anonymous
 			// (RFC 4511 §4.2.1), whoever it was bound as before.
 			sess.upBound = false
-			res := reject(int(le.ResultCode), diagnostic(le), rulePrimaryReject, StagePrimary, nil)
+			res := reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
 			res.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
 			if bindRes != nil {
 				res.controls = bindRes.Controls
@@ -161,7 +157,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 			return res
 		}
 		sess.closeUpstream()
-		return reject(gldap.ResultUnavailable, msgDirectoryDown, ruleDirectoryDown, StagePrimary, err)
+		return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 	}
 	sess.upBound = true
 
@@ -173,11 +169,8 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 		id, err = s.dir.FindUser(ctx, up, name)
 		if err != nil {
 			sess.closeUpstream()
-			code, diag := gldap.ResultInvalidCredentials, msgInvalid
-			if IsUnavailable(err) {
-				code, diag = gldap.ResultUnavailable, msgDirectoryDown
-			}
-			return reject(code, diag, "lookup_failed", StagePrimary, err)
+			code, diag, rule := lookupFailure(err)
+			return reject(code, diag, rule, StagePrimary, err)
 		}
 	}
 	dnStr := bindName
@@ -187,7 +180,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	dn, err := ldap.ParseDN(dnStr)
 	if err != nil {
 		sess.closeUpstream()
-		return reject(gldap.ResultInvalidCredentials, msgInvalid, "lookup_failed", StagePrimary, err)
+		return reject(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, err)
 	}
 	subject := failmode.Subject{
 		ExemptDN:    s.isExempt(dn),
@@ -202,13 +195,14 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 		subject.SecureGroup = lerr != nil || s.inSecureGroup(full.Groups)
 		if id.Username == "" {
 			sess.closeUpstream()
-			code, diag := gldap.ResultInvalidCredentials, msgInvalid
-			if lerr == nil {
-				lerr = errors.New("entry has no " + "username attribute")
-			} else if IsUnavailable(lerr) {
-				code, diag = gldap.ResultUnavailable, msgDirectoryDown
+			// Without a Duo username there is no second factor to ask.
+			code, diag, rule := gldap.ResultInvalidCredentials, msgInvalid, RuleNoUsername
+			if lerr != nil {
+				code, diag, rule = lookupFailure(lerr)
+			} else {
+				lerr = errors.New("the entry has no username attribute")
 			}
-			res := reject(code, diag, "lookup_failed", StageSecondary, lerr)
+			res := reject(code, diag, rule, StageSecondary, lerr)
 			res.event.DN = dnStr
 			return res
 		}
@@ -254,6 +248,17 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 		s.log.Warn("failmode allowed a bind without second factor", "conn", sess.id, "dn", dnStr, "reason", decision.Reason)
 	}
 	return res
+}
+
+// lookupFailure maps a failed user lookup to the client's result: a name
+// that matches no single entry is invalid credentials; anything else (the
+// directory down, the lookup account refused) is the directory being
+// unavailable, never the user's password being wrong.
+func lookupFailure(err error) (code int, diag, rule string) {
+	if errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrAmbiguousUser) {
+		return gldap.ResultInvalidCredentials, msgInvalid, RuleInvalidCredentials
+	}
+	return gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable
 }
 
 // diagnostic is the directory's diagnostic message for a result.

@@ -44,6 +44,9 @@ type DirectoryConfig struct {
 var (
 	ErrNoSuchUser    = errors.New("no entry matches the bind name")
 	ErrAmbiguousUser = errors.New("more than one entry matches the bind name")
+	// ErrLookupAccount means the directory refused the lookup account's
+	// own bind: a configuration problem, never the user's fault.
+	ErrLookupAccount = errors.New("directory refused the lookup account (bind_dn/bind_password)")
 )
 
 // UnavailableError means the directory could not be reached or did not
@@ -294,8 +297,7 @@ func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	if _, err := d.Bind(conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
 		conn.Close()
 		if _, ok := ldapResult(err); ok {
-			// The lookup account itself is refused: an operator problem.
-			return nil, fmt.Errorf("lookup account bind: %w", err)
+			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)
 		}
 		return nil, err
 	}
@@ -319,7 +321,7 @@ func (d *Directory) Ping(ctx context.Context) error {
 		"(objectClass=*)", []string{"1.1"}, nil)
 	if d.HasLookupAccount() {
 		_, err := d.search(ctx, nil, req)
-		if _, ok := ldapResult(err); ok {
+		if _, ok := ldapResult(err); ok && !errors.Is(err, ErrLookupAccount) {
 			return nil // the directory answered
 		}
 		return err

@@ -247,3 +247,38 @@ func TestDirectoryFailover(t *testing.T) {
 		t.Fatal("Up() after every URL failed")
 	}
 }
+
+// TestLookupAccountRefused: a wrong lookup-account password is an operator
+// problem: readiness fails and binds get "unavailable", never "invalid
+// credentials" and never a second-factor call.
+func TestLookupAccountRefused(t *testing.T) {
+	dir := slapdtest.Start(t)
+	svc, _ := sampledata.LookupService("ldapgate")
+	d, err := NewDirectory(DirectoryConfig{
+		Name: "sample", URLs: []string{dir.URL}, Timeout: 2 * time.Second,
+		BindDN: svc.DN(), BindPassword: "not-the-password", BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	if err := d.Ping(context.Background()); !errors.Is(err, ErrLookupAccount) {
+		t.Fatalf("Ping: %v, want ErrLookupAccount", err)
+	}
+	_, err = d.FindUser(context.Background(), nil, "alice")
+	if code, _, rule := lookupFailure(err); code != ldap.LDAPResultUnavailable || rule != RuleDirectoryUnavailable {
+		t.Fatalf("FindUser with a refused lookup account: %v maps to %d %s", err, code, rule)
+	}
+	for err, want := range map[error]int{
+		ErrNoSuchUser:                                ldap.LDAPResultInvalidCredentials,
+		fmt.Errorf("x: %w", ErrAmbiguousUser):        ldap.LDAPResultInvalidCredentials,
+		&UnavailableError{Op: "search", Err: io.EOF}: ldap.LDAPResultUnavailable,
+		errors.New("anything else"):                  ldap.LDAPResultUnavailable,
+	} {
+		if code, _, _ := lookupFailure(err); code != want {
+			t.Errorf("lookupFailure(%v) = %d, want %d", err, code, want)
+		}
+	}
+}

@@ -51,6 +51,24 @@ type BindEvent struct {
 	Duration time.Duration
 }
 
+// Rules of BindEvents decided before (or without) the second factor. The
+// second-factor rules are failmode's.
+const (
+	RuleInvalidCredentials   = "invalid_credentials"   // the directory refused the password, or no such user
+	RuleDirectoryUnavailable = "directory_unavailable" // the directory (or the lookup account) failed
+	RuleEmptyPassword        = "empty_password"        // unauthenticated bind refused
+	RuleAnonymous            = "anonymous"             // anonymous bind (allowed or refused)
+	RuleTLSRequired          = "tls_required"          // bind on a plaintext connection where TLS is required
+	RuleLookupFailed         = "lookup_failed"         // the entry could not be identified
+	RuleNoUsername           = "no_username"           // the entry has no username attribute for Duo
+)
+
+// PrimaryRules lists the rules above, for bounded metric labels.
+func PrimaryRules() []string {
+	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleEmptyPassword, RuleAnonymous,
+		RuleTLSRequired, RuleLookupFailed, RuleNoUsername}
+}
+
 // RecorderFunc adapts a function to Recorder.
 type RecorderFunc func(BindEvent)
 
