@@ -35,7 +35,7 @@ type app struct {
 
 	primaryOnly  *primaryonly.Switch
 	dirs         map[string]*proxy.Directory
-	integrations map[string]*integration // by Integration()
+	integrations map[string]*integration // by lowercased api_host/integration key
 	servers      []*proxy.Server
 	sections     []section
 }
@@ -113,6 +113,10 @@ func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
 // integration, creating them on first use. config.Validate guarantees that
 // sections sharing one agree on its settings.
 func (a *app) integration(dc config.Duo) (*integration, error) {
+	key := strings.ToLower(dc.APIHost) + "/" + dc.IntegrationKey
+	if in, ok := a.integrations[key]; ok {
+		return in, nil
+	}
 	var roots *x509.CertPool
 	if dc.CAFile != "" {
 		var err error
@@ -121,7 +125,6 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		}
 	}
 	in := &integration{}
-	var id string
 	client, err := duoclient.New(duoclient.Config{
 		APIHost:        dc.APIHost,
 		IntegrationKey: dc.IntegrationKey,
@@ -130,19 +133,16 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		Timeout:        dc.Timeout,
 		PushTimeout:    dc.PushTimeout,
 		UserAgent:      "ldapgate/" + Version(),
+		// Every call to Duo feeds the health state and the metrics.
 		Observe: func(endpoint string, d time.Duration, class failmode.Class) {
 			in.tracker.Observe(endpoint, d, class)
-			a.metrics.ObserveDuo(id, endpoint, d, class)
+			a.metrics.ObserveDuo(in.client.Integration(), endpoint, d, class)
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	id = client.Integration()
-	if existing, ok := a.integrations[id]; ok {
-		client.Close()
-		return existing, nil
-	}
+	id := client.Integration()
 	in.client = client
 	in.tracker = duostate.New(duostate.Config{
 		Integration:      id,
@@ -152,7 +152,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		OnChange:         a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
-	a.integrations[id] = in
+	a.integrations[key] = in
 	a.metrics.SetDuoState(id, string(duostate.OK), stateNames())
 	return in, nil
 }
