@@ -43,10 +43,8 @@ func newSession(id int, remote net.Addr) *session {
 	return s
 }
 
-// upstream returns the client's directory connection, dialling it if needed.
-// The caller holds mu (either way for reads of an existing connection; the
-// exclusive lock when it may dial). Operations relayed under the shared lock
-// use existingUpstream instead.
+// upstream returns the client's directory connection, dialling a new one if
+// there is none or it died. The caller holds mu exclusively.
 func (s *session) upstream(ctx context.Context, d *Directory) (*ldap.Conn, error) {
 	if s.up != nil && !s.up.IsClosing() {
 		return s.up, nil
