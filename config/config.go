@@ -94,6 +94,9 @@ type Server struct {
 	PasscodeDelimiter *string       `mapstructure:"passcode_delimiter"`
 	AllowAnonymous    bool          `mapstructure:"allow_anonymous"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
+	// MaxConnections caps concurrent client connections on the section;
+	// beyond it a client is told "busy" (51) and disconnected. 0: no cap.
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // TLS lets clients upgrade with StartTLS on a server section.

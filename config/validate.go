@@ -189,6 +189,9 @@ func (s *Server) validate(p *Problems, path string) {
 	if s.IdleTimeout < 0 {
 		p.add(path+".idle_timeout", ErrInvalid, "must be positive")
 	}
+	if s.MaxConnections < 0 {
+		p.add(path+".max_connections", ErrInvalid, "must be 0 (no cap) or more")
+	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		p.add(path+".tls", ErrInvalid, "cert_file and key_file go together")
 	}

@@ -57,6 +57,7 @@ type section struct {
 	NoLookupAccount bool
 	// TLS gives the section a certificate for StartTLS; RequireTLS demands it.
 	TLS, RequireTLS bool
+	MaxConnections  int
 }
 
 var (
@@ -204,6 +205,9 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		}
 		if s.Factor != "" {
 			srv["factor"] = s.Factor
+		}
+		if s.MaxConnections > 0 {
+			srv["max_connections"] = s.MaxConnections
 		}
 		if s.TLS {
 			cert, key := writeCert(t, dir)

@@ -270,3 +270,28 @@ func entriesOf(res *ldap.SearchResult) int {
 	}
 	return len(res.Entries)
 }
+
+// TestMaxConnections: beyond max_connections a client is told busy and
+// disconnected; the clients already in keep working, and a freed place is
+// reused.
+func TestMaxConnections(t *testing.T) {
+	e := start(t, []section{{Name: "capped", Failmode: "secure", MaxConnections: 2}})
+	alice := person(t, "alice")
+	first, second := e.dial("capped"), e.dial("capped")
+	for _, c := range []*ldap.Conn{first, second} {
+		if err := c.Bind(alice.DN(), alice.Password); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := e.dial("capped")
+	if err := third.Bind(alice.DN(), alice.Password); err == nil {
+		t.Fatal("a third connection beyond max_connections 2 was served")
+	}
+	if _, err := first.WhoAmI(nil); err != nil {
+		t.Fatalf("an admitted client stopped working: %v", err)
+	}
+	second.Close()
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		return e.bind("capped", alice.DN(), alice.Password) == nil
+	}, "a freed place to be reused")
+}

@@ -36,6 +36,8 @@ type Config struct {
 	PasscodeDelimiter string
 	AllowAnonymous    bool
 	IdleTimeout       time.Duration
+	// MaxConnections caps concurrent client connections; 0 means no cap.
+	MaxConnections int
 	// TLS enables StartTLS; nil disables it.
 	TLS        *tls.Config
 	RequireTLS bool
@@ -107,6 +109,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	}
 	if s.cfg.IdleTimeout > 0 {
 		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))
+	}
+	if s.cfg.MaxConnections > 0 {
+		opts = append(opts, gldap.WithMaxConnections(s.cfg.MaxConnections))
 	}
 	srv, err := gldap.NewServer(opts...)
 	if err != nil {

@@ -186,6 +186,7 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 		PasscodeDelimiter: sc.Delimiter(),
 		AllowAnonymous:    sc.AllowAnonymous,
 		IdleTimeout:       sc.IdleTimeout,
+		MaxConnections:    sc.MaxConnections,
 		TLS:               tlsCfg,
 		RequireTLS:        sc.TLS.Require,
 	}, dir, sf, rec, a.log)
