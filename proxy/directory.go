@@ -98,6 +98,11 @@ type Directory struct {
 	lookup *ldap.Conn
 
 	up atomic.Bool
+	// preferred is the index of the URL new connections try first: the
+	// last one that accepted a connection, moved on when a connection to it
+	// stops answering, so that a hung server costs one timeout, not one per
+	// bind.
+	preferred atomic.Int32
 }
 
 // NewDirectory checks cfg; it does not connect.
@@ -128,15 +133,19 @@ func (d *Directory) Up() bool { return d.up.Load() }
 // HasLookupAccount reports whether a lookup account is configured.
 func (d *Directory) HasLookupAccount() bool { return d.cfg.BindDN != "" }
 
-// Dial opens a new connection, trying each URL in order.
+// Dial opens a new connection, trying each URL in turn from the preferred one.
 func (d *Directory) Dial(ctx context.Context) (*ldap.Conn, error) {
 	var errs []error
-	for _, raw := range d.cfg.URLs {
+	n := len(d.cfg.URLs)
+	start := int(d.preferred.Load())
+	for k := range n {
 		if err := ctx.Err(); err != nil {
 			return nil, &UnavailableError{Op: "dial", Err: err}
 		}
-		conn, err := d.dialURL(raw)
+		i := (start + k) % n
+		conn, err := d.dialURL(d.cfg.URLs[i])
 		if err == nil {
+			d.preferred.Store(int32(i))
 			d.up.Store(true)
 			return conn, nil
 		}
@@ -144,6 +153,18 @@ func (d *Directory) Dial(ctx context.Context) (*ldap.Conn, error) {
 	}
 	d.up.Store(false)
 	return nil, &UnavailableError{Op: "dial", Err: errors.Join(errs...)}
+}
+
+// unavailable records that a connection stopped answering: new connections
+// will try the next URL first. The connection most likely came from the
+// preferred URL; when it did not, the next Dial still tries every URL.
+func (d *Directory) unavailable(op string, err error) *UnavailableError {
+	d.up.Store(false)
+	if n := int32(len(d.cfg.URLs)); n > 1 {
+		p := d.preferred.Load()
+		d.preferred.CompareAndSwap(p, (p+1)%n)
+	}
+	return &UnavailableError{Op: op, Err: err}
 }
 
 func (d *Directory) dialURL(raw string) (*ldap.Conn, error) {
@@ -189,8 +210,7 @@ func (d *Directory) Bind(conn *ldap.Conn, name, password string, controls []ldap
 			d.up.Store(true)
 			return res, err
 		}
-		d.up.Store(false)
-		return res, &UnavailableError{Op: "bind", Err: err}
+		return res, d.unavailable("bind", err)
 	}
 	d.up.Store(true)
 	return res, nil
@@ -256,14 +276,18 @@ func (d *Directory) search(ctx context.Context, conn *ldap.Conn, req *ldap.Searc
 	}
 	for attempt := 0; ; attempt++ {
 		lc, err := d.lookupConn(ctx)
-		if err != nil {
+		if err == nil {
+			var entries []*ldap.Entry
+			if entries, err = d.collect(ctx, lc, req); err == nil || !IsUnavailable(err) {
+				return entries, err
+			}
+			d.dropLookup(lc)
+		}
+		// One retry on a fresh connection (Dial tries the next URL first
+		// after a failure), whether dialling, binding or searching failed.
+		if !IsUnavailable(err) || attempt > 0 {
 			return nil, err
 		}
-		entries, err := d.collect(ctx, lc, req)
-		if err == nil || !IsUnavailable(err) || attempt > 0 {
-			return entries, err
-		}
-		d.dropLookup(lc)
 	}
 }
 
@@ -277,8 +301,7 @@ func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.Sear
 			}
 			return nil, fmt.Errorf("search %q: %w", req.BaseDN, err)
 		}
-		d.up.Store(false)
-		return nil, &UnavailableError{Op: "search", Err: err}
+		return nil, d.unavailable("search", err)
 	}
 	d.up.Store(true)
 	return res.Entries, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"log/slog"
+	"net"
 	"runtime"
 
 	"sync"
@@ -280,5 +281,63 @@ func TestLookupAccountRefused(t *testing.T) {
 		if code, _, _ := lookupFailure(err); code != want {
 			t.Errorf("lookupFailure(%v) = %d, want %d", err, code, want)
 		}
+	}
+}
+
+// TestDirectoryHungServer: a directory URL that accepts connections but
+// never answers costs one timeout; after it, new connections go to the next
+// URL first.
+func TestDirectoryHungServer(t *testing.T) {
+	dir := slapdtest.Start(t)
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hung.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accept, never answer
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	svc, _ := sampledata.LookupService("ldapgate")
+	d, err := NewDirectory(DirectoryConfig{
+		Name: "sample", URLs: []string{"ldap://" + hung.Addr().String(), dir.URL}, Timeout: 300 * time.Millisecond,
+		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	// The lookup account's first connection lands on the hung server, times
+	// out, and the retry goes to the next URL.
+	if id, err := d.FindUser(context.Background(), nil, "alice"); err != nil || id.Username != "alice" {
+		t.Fatalf("FindUser across a hung first URL: %+v %v", id, err)
+	}
+	// A client's own connection now starts with the URL that answers.
+	conn, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	alice, _ := sampledata.Lookup("alice")
+	if _, err := d.Bind(conn, alice.DN(), alice.Password, nil); err != nil {
+		t.Fatalf("bind after failover: %v", err)
 	}
 }
