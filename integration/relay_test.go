@@ -277,12 +277,22 @@ func entriesOf(res *ldap.SearchResult) int {
 func TestMaxConnections(t *testing.T) {
 	e := start(t, []section{{Name: "capped", Failmode: "secure", MaxConnections: 2}})
 	alice := person(t, "alice")
-	first, second := e.dial("capped"), e.dial("capped")
-	for _, c := range []*ldap.Conn{first, second} {
-		if err := c.Bind(alice.DN(), alice.Password); err != nil {
-			t.Fatal(err)
-		}
+	// The harness's own "is it listening?" probes count until ldapgate sees
+	// them close, so admission may take a moment.
+	admit := func() *ldap.Conn {
+		var conn *ldap.Conn
+		testutil.WaitFor(t, 5*time.Second, func() bool {
+			c := e.dial("capped")
+			if err := c.Bind(alice.DN(), alice.Password); err != nil {
+				c.Close()
+				return false
+			}
+			conn = c
+			return true
+		}, "a connection to be admitted")
+		return conn
 	}
+	first, second := admit(), admit()
 	third := e.dial("capped")
 	if err := third.Bind(alice.DN(), alice.Password); err == nil {
 		t.Fatal("a third connection beyond max_connections 2 was served")
