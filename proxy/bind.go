@@ -72,182 +72,64 @@ func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
 	}
 }
 
-// bind is the pipeline. It runs with the session locked exclusively.
+// bind is the pipeline of a simple bind. It runs with the session locked
+// exclusively; each step either stops the bind with a result or hands the
+// attempt on. A step that fails after the directory accepted the password
+// closes the upstream connection, which is bound as the user by then.
 func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bindResult {
-	msg, err := r.GetSimpleBindMessage()
-	if err != nil {
-		if _, serr := r.GetSASLBindMessage(); serr == nil {
-			sess.resetAuth()
-			return bindResult{code: gldap.ResultAuthMethodNotSupported, diag: msgSASL}
-		}
-		return bindResult{code: gldap.ResultProtocolError, diag: "malformed bind request"}
+	a, res := s.parseBind(sess, r)
+	if res != nil {
+		return *res
 	}
-	sess.binds++
-	first := sess.binds == 1
-	sess.resetAuth()
+	for _, step := range []func(context.Context, *attempt) *bindResult{
+		s.refuseUnauthenticated, // TLS required, empty password, anonymous (bind_primary.go)
+		s.resolveName,           // a non-DN name, through the lookup account
+		s.checkPassword,         // the directory bind: a wrong password stops here, before Duo
+		s.identify,              // exemptions, the Duo username, secure groups (bind_secondary.go)
+		s.decide,                // plan, second factor, failmode; always ends the bind
+	} {
+		if res := step(ctx, a); res != nil {
+			return *res
+		}
+	}
+	panic("proxy: the bind pipeline ended without a decision")
+}
 
-	name := msg.UserName
-	reject := func(code int, diag, rule string, stage Stage, err error) bindResult {
-		status := failmode.StatusReject
-		if code != gldap.ResultInvalidCredentials {
-			status = failmode.StatusError
-		}
-		return bindResult{code: code, diag: diag, err: err,
-			event: BindEvent{DN: name, Stage: stage, Status: status, Rule: rule, Msg: diag}}
-	}
+// attempt is one bind as it moves through the pipeline.
+type attempt struct {
+	sess     *session
+	tls      bool   // the client connection is TLS
+	name     string // the bind name as typed
+	empty    bool   // the password was empty as sent
+	password string // the password without a passcode or factor suffix
+	passcode string // a one-time passcode: a secret, never logged
+	factor   failmode.Factor
+	request  []ldap.Control // the client's bind controls, passed to the directory
+	first    bool           // the first bind request on this connection
 
-	if s.cfg.RequireTLS && r.TLSState() == nil {
-		return reject(gldap.ResultConfidentialityRequired, msgTLSRequired, RuleTLSRequired, StagePrimary, nil)
-	}
+	bindName string         // the name the directory bind used
+	id       Identity       // what is known of the entry
+	response []ldap.Control // the directory's bind response controls
+	subject  failmode.Subject
+}
 
-	// 1. Unauthenticated and anonymous binds, before anything else.
-	if len(msg.Password) == 0 {
-		if name == "" && s.cfg.AllowAnonymous {
-			if sess.upBound {
-				sess.closeUpstream() // still bound as an earlier user
-			}
-			if _, err := sess.upstream(ctx, s.dir); err != nil {
-				return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
-			}
-			sess.authed = true
-			return bindResult{code: gldap.ResultSuccess,
-				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: RuleAnonymous, Msg: "anonymous bind allowed by allow_anonymous"}}
-		}
-		if name == "" {
-			return reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymous, StagePrimary, nil)
-		}
-		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+// dn is the entry's DN once known, else the name as typed.
+func (a *attempt) dn() string {
+	if a.id.DN != "" {
+		return a.id.DN
 	}
+	return a.name
+}
 
-	// 2. A passcode or factor appended to the password.
-	password, passcode, factor := splitPasscode(string(msg.Password), s.cfg.PasscodeDelimiter, s.cfg.Factor)
-	if password == "" {
-		return reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+// reject ends the bind with code; a refusal other than invalidCredentials
+// is reported as an error (something is broken), not as the user's fault.
+func (a *attempt) reject(code int, diag, rule string, stage Stage, err error) *bindResult {
+	status := failmode.StatusReject
+	if code != gldap.ResultInvalidCredentials {
+		status = failmode.StatusError
 	}
-
-	// 3. Resolve a non-DN name through the lookup account.
-	var id Identity
-	bindName := name
-	if !isDN(name) && s.dir.HasLookupAccount() {
-		id, err = s.dir.FindUser(ctx, nil, name)
-		if err != nil {
-			code, diag, rule := lookupFailure(err)
-			return reject(code, diag, rule, StagePrimary, err)
-		}
-		bindName = id.DN
-	}
-
-	// 4. The password, on this client's own upstream connection. A failure
-	// here is relayed and no second factor is ever asked.
-	up, err := sess.upstream(ctx, s.dir)
-	if err != nil {
-		return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
-	}
-	bindRes, err := s.dir.Bind(up, bindName, password, toLDAPControls(msg.Controls))
-	if err != nil {
-		if le, ok := ldapResult(err); ok {
-			// A failed bind leaves the upstream connection anonymous
-			// (RFC 4511 §4.2.1), whoever it was bound as before.
-			sess.upBound = false
-			res := reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
-			res.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
-			if bindRes != nil {
-				res.controls = bindRes.Controls
-			}
-			return res
-		}
-		sess.closeUpstream()
-		return reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
-	}
-	sess.upBound = true
-
-	// 5. Who is this? The DN decides exemptions; the entry gives the Duo
-	// username and the groups.
-	if id.DN == "" && !isDN(name) {
-		// No lookup account: the directory accepted the name as typed
-		// (Active Directory's user@domain); find the entry as the user.
-		id, err = s.dir.FindUser(ctx, up, name)
-		if err != nil {
-			sess.closeUpstream()
-			code, diag, rule := lookupFailure(err)
-			return reject(code, diag, rule, StagePrimary, err)
-		}
-	}
-	dnStr := bindName
-	if id.DN != "" {
-		dnStr = id.DN
-	}
-	dn, err := ldap.ParseDN(dnStr)
-	if err != nil {
-		sess.closeUpstream()
-		return reject(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, err)
-	}
-	subject := failmode.Subject{
-		ExemptDN:    s.isExempt(dn),
-		PrimaryBind: first && s.cfg.ExemptPrimaryBind,
-	}
-	if !subject.ExemptDN {
-		full, lerr := s.dir.Identify(ctx, up, dnStr)
-		if full.Username != "" {
-			id = full
-		}
-		// Membership that could not be read counts as privileged.
-		subject.SecureGroup = lerr != nil || s.inSecureGroup(full.Groups)
-		if id.Username == "" {
-			sess.closeUpstream()
-			// Without a Duo username there is no second factor to ask.
-			code, diag, rule := gldap.ResultInvalidCredentials, msgInvalid, RuleNoUsername
-			if lerr != nil {
-				code, diag, rule = lookupFailure(lerr)
-			} else {
-				lerr = errors.New("the entry has no username attribute")
-			}
-			res := reject(code, diag, rule, StageSecondary, lerr)
-			res.event.DN = dnStr
-			return res
-		}
-	}
-
-	// 6. Plan, ask, decide.
-	policy := s.cfg.Policy()
-	decision, decided := failmode.Plan(policy, subject)
-	ev := BindEvent{DN: dnStr, Username: id.Username, Stage: StageSecondary}
-	var sfErr error
-	if !decided {
-		ev.Factor = string(factor)
-		verdict, err := s.sf.Verify(ctx, failmode.Attempt{Username: id.Username, ClientIP: sess.clientIP, Factor: factor, Passcode: passcode})
-		outcome := failmode.OutcomeOf(verdict.Allowed, err)
-		if err == nil && verdict.Message != "" {
-			outcome.Detail = verdict.Message
-		}
-		if err != nil && ctx.Err() != nil {
-			outcome.Detail = "client went away"
-		}
-		decision = failmode.Decide(policy, subject, outcome)
-		sfErr = err
-	}
-	ev.Status = decision.Status()
-	ev.Rule = string(decision.Rule)
-	ev.Failmode = decision.Failmode
-	ev.Msg = decision.Reason
-
-	// 7. Respond.
-	if !decision.Allow {
-		// The upstream connection is authenticated as the user: it must not
-		// outlive a refusal.
-		sess.closeUpstream()
-		return bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
-	}
-	sess.authed = true
-	sess.dn = dnStr
-	res := bindResult{code: gldap.ResultSuccess, event: ev}
-	if bindRes != nil {
-		res.controls = bindRes.Controls
-	}
-	if decision.Failmode {
-		s.log.Warn("failmode allowed a bind without second factor", "conn", sess.id, "dn", dnStr, "reason", decision.Reason)
-	}
-	return res
+	return &bindResult{code: code, diag: diag, err: err,
+		event: BindEvent{DN: a.dn(), Stage: stage, Status: status, Rule: rule, Msg: diag}}
 }
 
 // lookupFailure maps a failed user lookup to the client's result: a name

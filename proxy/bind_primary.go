@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/jimlambrt/gldap"
+
+	"github.com/ldapgate/ldapgate/failmode"
+)
+
+// parseBind reads the bind request. A SASL bind is refused with
+// authMethodNotSupported; anything else malformed is a protocol error.
+func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResult) {
+	msg, err := r.GetSimpleBindMessage()
+	if err != nil {
+		if _, serr := r.GetSASLBindMessage(); serr == nil {
+			sess.resetAuth()
+			return nil, &bindResult{code: gldap.ResultAuthMethodNotSupported, diag: msgSASL}
+		}
+		return nil, &bindResult{code: gldap.ResultProtocolError, diag: "malformed bind request"}
+	}
+	sess.binds++
+	sess.resetAuth()
+	a := &attempt{
+		sess:    sess,
+		tls:     r.TLSState() != nil,
+		name:    msg.UserName,
+		empty:   len(msg.Password) == 0,
+		request: toLDAPControls(msg.Controls),
+		first:   sess.binds == 1,
+	}
+	a.password, a.passcode, a.factor = splitPasscode(string(msg.Password), s.cfg.PasscodeDelimiter, s.cfg.Factor)
+	return a, nil
+}
+
+// refuseUnauthenticated stops, before anything else, binds on a plaintext
+// connection where TLS is required, unauthenticated binds (a name with an
+// empty password, RFC 4513 §5.1.2: many directories would answer success),
+// and anonymous binds unless the section allows them.
+func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindResult {
+	if s.cfg.RequireTLS && !a.tls {
+		return a.reject(gldap.ResultConfidentialityRequired, msgTLSRequired, RuleTLSRequired, StagePrimary, nil)
+	}
+	if !a.empty {
+		if a.password == "" { // only a passcode or factor was typed
+			return a.reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+		}
+		return nil
+	}
+	switch {
+	case a.name != "":
+		return a.reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+	case !s.cfg.AllowAnonymous:
+		return a.reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymous, StagePrimary, nil)
+	}
+	sess := a.sess
+	if sess.upBound {
+		sess.closeUpstream() // still bound as an earlier user
+	}
+	if _, err := sess.upstream(ctx, s.dir); err != nil {
+		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+	}
+	sess.authed = true
+	return &bindResult{code: gldap.ResultSuccess,
+		event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: RuleAnonymous, Msg: "anonymous bind allowed by allow_anonymous"}}
+}
+
+// resolveName finds the entry of a non-DN bind name (alice, alice@corp,
+// CORP\alice) with the lookup account. Without one, the name goes to the
+// directory as typed (Active Directory accepts user@domain) and the entry
+// is found after the bind, as the user.
+func (s *Server) resolveName(ctx context.Context, a *attempt) *bindResult {
+	a.bindName = a.name
+	if isDN(a.name) || !s.dir.HasLookupAccount() {
+		return nil
+	}
+	id, err := s.dir.FindUser(ctx, nil, a.name)
+	if err != nil {
+		code, diag, rule := lookupFailure(err)
+		return a.reject(code, diag, rule, StagePrimary, err)
+	}
+	a.id, a.bindName = id, id.DN
+	return nil
+}
+
+// checkPassword binds the password on the client's own upstream connection.
+// The directory's refusal is relayed as it is, and no second factor is ever
+// asked: a wrong password never sends a push. A directory that cannot be
+// reached is "unavailable", never "invalid credentials".
+func (s *Server) checkPassword(ctx context.Context, a *attempt) *bindResult {
+	sess := a.sess
+	up, err := sess.upstream(ctx, s.dir)
+	if err != nil {
+		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+	}
+	res, err := s.dir.Bind(up, a.bindName, a.password, a.request)
+	if res != nil {
+		a.response = res.Controls
+	}
+	if err == nil {
+		sess.upBound = true
+		return nil
+	}
+	if le, ok := ldapResult(err); ok {
+		// A failed bind leaves the upstream connection anonymous
+		// (RFC 4511 §4.2.1), whoever it was bound as before.
+		sess.upBound = false
+		out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
+		out.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
+		out.controls = a.response
+		return out
+	}
+	sess.closeUpstream()
+	return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+}
