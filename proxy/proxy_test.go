@@ -41,17 +41,7 @@ func startProxy(t testing.TB, sf SecondFactor, events chan<- BindEvent) string {
 func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- BindEvent) (string, string) {
 	t.Helper()
 	dir := slapdtest.Start(t)
-	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{dir.URL}, Timeout: 2 * time.Second,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL)
 	addr := testutil.FreeAddr(t)
 	rec := RecorderFunc(func(e BindEvent) {
 		if events != nil {
@@ -218,17 +208,7 @@ func truncate(s string, n int) string {
 func TestDirectoryFailover(t *testing.T) {
 	dir := slapdtest.Start(t)
 	dead := "ldap://" + testutil.FreeAddr(t) // nothing listens there
-	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{dead, dir.URL}, Timeout: 2 * time.Second,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dead, dir.URL)
 	if err := d.Ping(context.Background()); err != nil {
 		t.Fatalf("ping with the first URL dead: %v", err)
 	}
@@ -238,9 +218,7 @@ func TestDirectoryFailover(t *testing.T) {
 	}
 
 	// Every URL dead: unavailable, never "no such user".
-	d2, _ := NewDirectory(DirectoryConfig{Name: "dead", URLs: []string{dead}, Timeout: time.Second,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter: func(u, _ string) string { return "(uid=x)" }, GroupFilter: func(string) string { return "(member=x)" }}, nil)
+	d2 := sampleDirectory(t, time.Second, lookupPassword(), dead)
 	if _, err := d2.FindUser(context.Background(), nil, "alice"); !IsUnavailable(err) {
 		t.Fatalf("all URLs dead: %v, want an UnavailableError", err)
 	}
@@ -254,21 +232,11 @@ func TestDirectoryFailover(t *testing.T) {
 // credentials" and never a second-factor call.
 func TestLookupAccountRefused(t *testing.T) {
 	dir := slapdtest.Start(t)
-	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{dir.URL}, Timeout: 2 * time.Second,
-		BindDN: svc.DN(), BindPassword: "not-the-password", BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := sampleDirectory(t, 2*time.Second, "not-the-password", dir.URL)
 	if err := d.Ping(context.Background()); !errors.Is(err, ErrLookupAccount) {
 		t.Fatalf("Ping: %v, want ErrLookupAccount", err)
 	}
-	_, err = d.FindUser(context.Background(), nil, "alice")
+	_, err := d.FindUser(context.Background(), nil, "alice")
 	if code, _, rule := lookupFailure(err); code != ldap.LDAPResultUnavailable || rule != RuleDirectoryUnavailable {
 		t.Fatalf("FindUser with a refused lookup account: %v maps to %d %s", err, code, rule)
 	}
@@ -314,17 +282,7 @@ func TestDirectoryHungServer(t *testing.T) {
 			c.Close()
 		}
 	})
-	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{"ldap://" + hung.Addr().String(), dir.URL}, Timeout: 300 * time.Millisecond,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := sampleDirectory(t, 300*time.Millisecond, lookupPassword(), "ldap://"+hung.Addr().String(), dir.URL)
 	// The lookup account's first connection lands on the hung server, times
 	// out, and the retry goes to the next URL.
 	if id, err := d.FindUser(context.Background(), nil, "alice"); err != nil || id.Username != "alice" {
@@ -340,4 +298,28 @@ func TestDirectoryHungServer(t *testing.T) {
 	if _, err := d.Bind(conn, alice.DN(), alice.Password, nil); err != nil {
 		t.Fatalf("bind after failover: %v", err)
 	}
+}
+
+// sampleDirectory builds a Directory for the sample tree at urls, with the
+// lookup account and password given; t.Cleanup closes it.
+func sampleDirectory(t testing.TB, timeout time.Duration, password string, urls ...string) *Directory {
+	t.Helper()
+	svc, _ := sampledata.LookupService("ldapgate")
+	d, err := NewDirectory(DirectoryConfig{
+		Name: "sample", URLs: urls, Timeout: timeout,
+		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// lookupPassword is the sample lookup account's password.
+func lookupPassword() string {
+	svc, _ := sampledata.LookupService("ldapgate")
+	return svc.Password
 }
