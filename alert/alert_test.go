@@ -3,7 +3,6 @@ package alert
 import (
 	"context"
 	"encoding/json"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 	"github.com/ldapgate/ldapgate/proxy"
 )
 

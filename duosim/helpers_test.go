@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +13,8 @@ import (
 
 	duoapi "github.com/duosecurity/duo_api_golang"
 	"github.com/duosecurity/duo_api_golang/authapi"
+
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // Keys from duo_api_golang's TestSign, reused so failures are easy to compare.

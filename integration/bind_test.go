@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // TestBindOutcomes covers the answers Duo gives when it is fine.

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 
 	duoapi "github.com/duosecurity/duo_api_golang"
 	"github.com/duosecurity/duo_api_golang/authapi"
+
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // demoRun is a running `ldapgate demo`.

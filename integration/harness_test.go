@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // gateBin is the ldapgate binary under test, built once by TestMain with the

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"encoding/json"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ldapgate/ldapgate/duosim"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // probeInterval is short in these tests so that recovery is quick; the

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"net"
 	"os/exec"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // TestRelayAfterBind: operations are refused before a bind and relayed

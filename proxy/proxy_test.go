@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // fakeSF is a SecondFactor made of a function, for in-process tests.

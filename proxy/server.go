@@ -91,9 +91,6 @@ func New(cfg Config, dir *Directory, sf SecondFactor, rec Recorder, log *slog.Lo
 	return s, nil
 }
 
-// Name is the section name.
-func (s *Server) Name() string { return s.cfg.Name }
-
 // Connections is the number of client connections open now.
 func (s *Server) Connections() int64 { return s.open.Load() }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // benchGate runs the whole program in-process against slapd and a Duo

@@ -3,7 +3,6 @@ package demodir
 import (
 	"context"
 	"errors"
-	"github.com/ldapgate/ldapgate/internal/testutil"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 func start(t *testing.T) *Directory {
