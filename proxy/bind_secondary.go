@@ -28,9 +28,9 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 		}
 		a.id = id
 	}
-	dn, err := ldap.ParseDN(a.dn())
-	if err != nil {
-		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, err)
+	dn, perr := ldap.ParseDN(a.dn())
+	if perr != nil {
+		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, perr)
 	}
 	a.subject = failmode.Subject{
 		ExemptDN:    s.isExempt(dn),
@@ -39,11 +39,18 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	if a.subject.ExemptDN {
 		return nil
 	}
-	full, err := s.dir.Identify(ctx, sess.up, a.dn())
-	if full.Username != "" {
-		a.id = full
+	var err error
+	if a.id.Username != "" {
+		// Resolving the name already read the username: only the groups
+		// are missing.
+		a.id.Groups, err = s.dir.Groups(ctx, sess.up, a.dn())
+	} else {
+		var full Identity
+		if full, err = s.dir.Identify(ctx, sess.up, a.dn()); full.Username != "" {
+			a.id = full
+		}
 	}
-	a.subject.SecureGroup = err != nil || s.inSecureGroup(full.Groups)
+	a.subject.SecureGroup = err != nil || s.inSecureGroup(a.id.Groups)
 	if a.id.Username != "" {
 		return nil
 	}

@@ -238,13 +238,12 @@ func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) 
 // searches are independent and run at once: each is a round trip on the
 // path of every gated bind.
 func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (Identity, error) {
-	var groups []*ldap.Entry
+	var groups []string
 	var groupsErr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		groups, groupsErr = d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-			0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
+		groups, groupsErr = d.Groups(ctx, conn, dn)
 	}()
 	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, int(d.cfg.Timeout/time.Second), false, "(objectClass=*)", []string{d.cfg.UsernameAttribute}, nil))
@@ -255,14 +254,21 @@ func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (I
 	if len(entries) != 1 {
 		return Identity{}, ErrNoSuchUser
 	}
-	id := Identity{DN: dn, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute)}
-	if groupsErr != nil {
-		return id, groupsErr
+	return Identity{DN: dn, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute), Groups: groups}, groupsErr
+}
+
+// Groups returns the DNs of the groups group_filter finds for dn.
+func (d *Directory) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]string, error) {
+	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
+	if err != nil {
+		return nil, err
 	}
-	for _, g := range groups {
-		id.Groups = append(id.Groups, g.DN)
+	groups := make([]string, 0, len(entries))
+	for _, g := range entries {
+		groups = append(groups, g.DN)
 	}
-	return id, nil
+	return groups, nil
 }
 
 // search runs req with the lookup account when there is one (retrying once
