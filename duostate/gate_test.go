@@ -82,7 +82,7 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 	fe := knownDown(t, g, &calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: 3 consecutive preauth calls unreachable")
 
 	// The failmode decides at once, as it would have after the timeout.
-	o := failmode.OutcomeOf(false, fe)
+	o := failmode.OutcomeOf(failmode.Verdict{}, fe)
 	if d := failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, o); !d.Allow || d.Rule != failmode.RuleFailmodeSafe {
 		t.Fatalf("safe: %+v", d)
 	}
@@ -118,7 +118,7 @@ func TestGateDeniesWhileMisconfigured(t *testing.T) {
 	f.checker.set(&failmode.Error{Class: failmode.Misconfigured, Stage: failmode.StageCheck, Detail: "HTTP 401"})
 	f.tr.Probe(context.Background())
 	fe := knownDown(t, g, &calls, failmode.Misconfigured, "known misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
-	d := failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(false, fe))
+	d := failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(failmode.Verdict{}, fe))
 	if d.Allow || d.Rule != failmode.RuleMisconfigured {
 		t.Fatalf("safe: %+v", d)
 	}
@@ -133,7 +133,7 @@ func TestGateDeniesWhileMisconfigured(t *testing.T) {
 	f.checker.set(&failmode.Error{Class: failmode.Untrusted, Stage: failmode.StageCheck, Detail: "certificate signed by unknown authority"})
 	f.tr.Probe(context.Background())
 	fe = knownDown(t, g, &calls, failmode.Untrusted, "known misconfigured since 2026-03-01T12:00:00Z: check: certificate signed by unknown authority")
-	d = failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(false, fe))
+	d = failmode.Decide(failmode.Policy{Mode: failmode.Safe}, failmode.Subject{}, failmode.OutcomeOf(failmode.Verdict{}, fe))
 	if d.Allow || d.Rule != failmode.RuleUntrusted {
 		t.Fatalf("safe: %+v", d)
 	}

@@ -34,6 +34,18 @@ const (
 	// Untrusted means Duo's TLS certificate did not verify. Never fails open:
 	// an interception is indistinguishable from an outage.
 	Untrusted
+	// Local means ldapgate itself failed, not Duo: it ran out of descriptors,
+	// memory or buffers (EMFILE, ENFILE, ENOMEM, ENOBUFS), the client went
+	// away and cancelled the call, the code panicked, or the error was one
+	// nobody recognised. It is evidence about this process, never about Duo:
+	// the bind is denied, failmode is never invoked, and the shared Duo state
+	// does not move.
+	Local
+	// Rejected means Duo answered and refused this one request as invalid
+	// (HTTP 400, FAIL 400xx: for example a factor the user has no device
+	// for). The bind is denied; it says nothing about the integration, whose
+	// state does not move.
+	Rejected
 )
 
 var classNames = [...]string{
@@ -44,6 +56,8 @@ var classNames = [...]string{
 	Degraded:      "degraded",
 	Misconfigured: "misconfigured",
 	Untrusted:     "untrusted",
+	Local:         "local_error",
+	Rejected:      "rejected",
 }
 
 func (c Class) String() string {
@@ -55,7 +69,7 @@ func (c Class) String() string {
 
 // Classes lists every class, in declaration order; used by metrics and tests.
 func Classes() []Class {
-	return []Class{Unknown, Allowed, Denied, Unreachable, Degraded, Misconfigured, Untrusted}
+	return []Class{Unknown, Allowed, Denied, Unreachable, Degraded, Misconfigured, Untrusted, Local, Rejected}
 }
 
 // Stage is the step of the second-factor exchange an outcome belongs to.
@@ -112,12 +126,15 @@ type Outcome struct {
 	Class  Class
 	Stage  Stage
 	Detail string
+	// Bypass is true when Duo allowed the user at preauth without asking
+	// for a second factor (Class is Allowed).
+	Bypass bool
 }
 
 // OutcomeOf turns the result of a second-factor call into an Outcome:
 // a classified error keeps its class; an unclassified error is Unknown (and
-// so denied); no error means the verdict stands.
-func OutcomeOf(allowed bool, err error) Outcome {
+// so denied); no error means the verdict stands, its message as the detail.
+func OutcomeOf(v Verdict, err error) Outcome {
 	if err != nil {
 		var fe *Error
 		if errors.As(err, &fe) {
@@ -125,8 +142,8 @@ func OutcomeOf(allowed bool, err error) Outcome {
 		}
 		return Outcome{Class: Unknown, Detail: "unclassified error"}
 	}
-	if allowed {
-		return Outcome{Class: Allowed}
+	if v.Allowed {
+		return Outcome{Class: Allowed, Bypass: v.Bypass, Detail: v.Message}
 	}
-	return Outcome{Class: Denied}
+	return Outcome{Class: Denied, Detail: v.Message}
 }

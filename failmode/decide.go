@@ -10,7 +10,8 @@ const (
 	RuleExempt        Rule = "exempt"          // exempt DN: no second factor
 	RulePrimaryBind   Rule = "primary_bind"    // exempt_primary_bind: no second factor
 	RulePrimaryOnly   Rule = "primary_only"    // emergency switch in a safe section
-	RuleSecondFactor  Rule = "second_factor"   // Duo approved (or bypass)
+	RuleSecondFactor  Rule = "second_factor"   // Duo approved the second factor
+	RuleBypass        Rule = "bypass"          // Duo's preauth allowed the user without a second factor
 	RuleDenied        Rule = "denied"          // Duo said no
 	RuleFailmodeSafe  Rule = "failmode_safe"   // Duo unreachable, safe section: allowed
 	RuleFailmodeDeny  Rule = "failmode_secure" // Duo unreachable, secure section: denied
@@ -18,8 +19,18 @@ const (
 	RuleDegraded      Rule = "degraded"        // Duo answered but could not finish: denied
 	RuleMisconfigured Rule = "misconfigured"   // Duo rejected our keys or request: denied
 	RuleUntrusted     Rule = "untrusted"       // Duo's certificate did not verify: denied
+	RuleLocalError    Rule = "local_error"     // ldapgate's own fault (descriptors, memory, cancelled, panic): denied
+	RuleRejected      Rule = "rejected"        // Duo refused this user's request as invalid (HTTP 400): denied
 	RuleUnknown       Rule = "unknown"         // anything unrecognised: denied
 )
+
+// Rules lists every Rule Plan and Decide return; metrics use it to keep
+// their label set bounded.
+func Rules() []Rule {
+	return []Rule{RuleExempt, RulePrimaryBind, RulePrimaryOnly, RuleSecondFactor, RuleBypass, RuleDenied,
+		RuleFailmodeSafe, RuleFailmodeDeny, RuleSecureGroup, RuleDegraded, RuleMisconfigured, RuleUntrusted,
+		RuleLocalError, RuleRejected, RuleUnknown}
+}
 
 // Status is how an auth event log reports a decision, in the vocabulary SIEM
 // rules for the reference proxy already use.
@@ -55,7 +66,7 @@ func (d Decision) Status() Status {
 	switch {
 	case d.Allow:
 		return StatusAllow
-	case d.Rule == RuleDenied:
+	case d.Rule == RuleDenied, d.Rule == RuleRejected:
 		return StatusReject
 	}
 	return StatusError
@@ -90,6 +101,9 @@ func Decide(p Policy, s Subject, o Outcome) Decision {
 	}
 	switch o.Class {
 	case Allowed:
+		if o.Bypass {
+			return Decision{Allow: true, Rule: RuleBypass, Reason: "Duo bypass: no second factor asked"}
+		}
 		return Decision{Allow: true, Rule: RuleSecondFactor, Reason: "second factor approved"}
 	case Denied:
 		reason := "second factor denied"
@@ -121,6 +135,12 @@ func Decide(p Policy, s Subject, o Outcome) Decision {
 	case Untrusted:
 		return Decision{Rule: RuleUntrusted, Diagnostic: MsgUnavailable,
 			Reason: fmt.Sprintf("denied: duo %s; failmode is never invoked for an untrusted certificate", cause)}
+	case Local:
+		return Decision{Rule: RuleLocalError, Diagnostic: MsgUnavailable,
+			Reason: fmt.Sprintf("denied: %s; ldapgate's own fault, not evidence about duo, so failmode is never invoked", cause)}
+	case Rejected:
+		return Decision{Rule: RuleRejected, Diagnostic: MsgDenied,
+			Reason: fmt.Sprintf("denied: duo %s; duo refused this request for this user", cause)}
 	}
 	return Decision{Rule: RuleUnknown, Diagnostic: MsgUnavailable,
 		Reason: fmt.Sprintf("denied: unrecognised second-factor outcome (%s)", cause)}

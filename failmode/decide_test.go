@@ -3,6 +3,7 @@ package failmode
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,6 +34,10 @@ func TestDecideTable(t *testing.T) {
 		wantText  string // substring of Reason
 	}{
 		{"approved", secure, user, Outcome{Class: Allowed}, true, RuleSecondFactor, true, false, "approved"},
+		{"duo bypass", secure, user, Outcome{Class: Allowed, Bypass: true}, true, RuleBypass, true, false, "Duo bypass: no second factor asked"},
+		{"local error safe user", safe, user, Outcome{Class: Local, Stage: StagePreauth, Detail: "too many open files"}, false, RuleLocalError, true, false, "never invoked"},
+		{"local error secure", secure, user, Outcome{Class: Local, Stage: StagePreauth}, false, RuleLocalError, true, false, "own fault"},
+		{"rejected request safe user", safe, user, Outcome{Class: Rejected, Stage: StageAuth, Detail: "HTTP 400"}, false, RuleRejected, true, false, "HTTP 400"},
 		{"denied by duo", safe, user, Outcome{Class: Denied, Detail: "Login request denied."}, false, RuleDenied, true, false, "Login request denied."},
 		{"unreachable safe user", safe, user, refused, true, RuleFailmodeSafe, true, true, "failmode safe: allowed without second factor (duo unreachable: connection refused)"},
 		{"unreachable safe admin", safe, admin, refused, false, RuleSecureGroup, true, true, "secure group"},
@@ -99,7 +104,7 @@ func TestDecideMatrix(t *testing.T) {
 			}
 		}
 	}
-	if n != 9*3*3*2*2*2*2 {
+	if n != (len(Classes())+2)*3*3*2*2*2*2 {
 		t.Fatalf("matrix walked %d cases", n)
 	}
 }
@@ -136,6 +141,9 @@ func checkInvariants(t *testing.T, name string, p Policy, s Subject, o Outcome, 
 	if d.Rule == "" || d.Reason == "" {
 		fail("every decision names its rule and reason")
 	}
+	if !slices.Contains(Rules(), d.Rule) {
+		fail("the rule must be one Rules lists")
+	}
 }
 
 func TestStatus(t *testing.T) {
@@ -158,18 +166,19 @@ func TestOutcomeOf(t *testing.T) {
 	classified := fmt.Errorf("preauth: %w", &Error{Class: Unreachable, Stage: StagePreauth, Detail: "connection refused", Err: errors.New("dial tcp: refused")})
 	tests := []struct {
 		name    string
-		allowed bool
+		verdict Verdict
 		err     error
 		want    Outcome
 	}{
-		{"allowed", true, nil, Outcome{Class: Allowed}},
-		{"denied", false, nil, Outcome{Class: Denied}},
-		{"wrapped classified error", true, classified, Outcome{Class: Unreachable, Stage: StagePreauth, Detail: "connection refused"}},
-		{"unclassified error never allows", true, errors.New("boom"), Outcome{Class: Unknown, Detail: "unclassified error"}},
+		{"allowed", Verdict{Allowed: true, Message: "Success."}, nil, Outcome{Class: Allowed, Detail: "Success."}},
+		{"bypass", Verdict{Allowed: true, Bypass: true}, nil, Outcome{Class: Allowed, Bypass: true}},
+		{"denied", Verdict{Message: "Login request denied."}, nil, Outcome{Class: Denied, Detail: "Login request denied."}},
+		{"wrapped classified error", Verdict{Allowed: true}, classified, Outcome{Class: Unreachable, Stage: StagePreauth, Detail: "connection refused"}},
+		{"unclassified error never allows", Verdict{Allowed: true, Bypass: true}, errors.New("boom"), Outcome{Class: Unknown, Detail: "unclassified error"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := OutcomeOf(tt.allowed, tt.err); got != tt.want {
+			if got := OutcomeOf(tt.verdict, tt.err); got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})

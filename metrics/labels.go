@@ -8,19 +8,9 @@ import (
 // outcomes are the values ldapgate_binds_total's outcome label may take
 // (besides "other"): the failmode rules and the proxy's primary outcomes.
 var outcomes = func() map[string]bool {
-	m := map[string]bool{
-		string(failmode.RuleSecondFactor):  true,
-		string(failmode.RuleDenied):        true,
-		string(failmode.RuleFailmodeSafe):  true,
-		string(failmode.RuleFailmodeDeny):  true,
-		string(failmode.RuleSecureGroup):   true,
-		string(failmode.RuleDegraded):      true,
-		string(failmode.RuleMisconfigured): true,
-		string(failmode.RuleUntrusted):     true,
-		string(failmode.RuleUnknown):       true,
-		string(failmode.RuleExempt):        true,
-		string(failmode.RulePrimaryBind):   true,
-		string(failmode.RulePrimaryOnly):   true,
+	m := map[string]bool{}
+	for _, r := range failmode.Rules() {
+		m[string(r)] = true
 	}
 	for _, r := range proxy.PrimaryRules() {
 		m[r] = true

@@ -74,11 +74,8 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 	if !decided {
 		ev.Factor = string(a.factor)
 		verdict, err := s.sf.Verify(ctx, failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode})
-		outcome := failmode.OutcomeOf(verdict.Allowed, err)
-		switch {
-		case err == nil && verdict.Message != "":
-			outcome.Detail = verdict.Message
-		case err != nil && ctx.Err() != nil:
+		outcome := failmode.OutcomeOf(verdict, err)
+		if err != nil && ctx.Err() != nil {
 			outcome.Detail = "client went away"
 		}
 		decision = failmode.Decide(policy, a.subject, outcome)
