@@ -11,17 +11,20 @@ import (
 
 // parseBind reads the bind request. A SASL bind is refused with
 // authMethodNotSupported; anything else malformed is a protocol error.
+//
+// Every bind request, refused or not, first forgets the connection's
+// earlier authentication (RFC 4511 §4.2.1): nothing is relayed as an
+// earlier user after a bind this proxy did not let succeed.
 func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResult) {
+	sess.binds++
+	sess.resetAuth()
 	msg, err := r.GetSimpleBindMessage()
 	if err != nil {
 		if _, serr := r.GetSASLBindMessage(); serr == nil {
-			sess.resetAuth()
 			return nil, &bindResult{code: gldap.ResultAuthMethodNotSupported, diag: msgSASL}
 		}
 		return nil, &bindResult{code: gldap.ResultProtocolError, diag: "malformed bind request"}
 	}
-	sess.binds++
-	sess.resetAuth()
 	a := &attempt{
 		sess:    sess,
 		tls:     r.TLSState() != nil,
