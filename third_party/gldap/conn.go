@@ -145,16 +145,18 @@ func (c *conn) serveRequests() error {
 		}
 		c.updateReadDeadline(false)
 		r, err := c.readRequest(w.requestID)
-		if err == nil || errors.As(err, new(*requestError)) {
+		if err == nil {
 			// a PDU was read: restart the idle clock (this deadline also
 			// bounds a synchronous handler's reads, e.g. a TLS handshake)
 			c.updateReadDeadline(true)
 		}
-		var reqErr *requestError
-		if errors.As(err, &reqErr) {
-			// a request the library answers itself, keeping the conn open
-			c.logger.Debug("answering unsupported request", "op", op, "conn", c.connID, "requestID", w.requestID, "err", err)
-			if err := w.Write(reqErr.response()); err != nil {
+		if m, ok := r.bindRequestError(); ok && !c.router.hasRoute(r) {
+			// A bind that can't be served (LDAPv2, unknown authentication
+			// choice) goes to the Bind route like any bind, because it
+			// resets the conn's authentication (RFC 4511 4.2.1).  Without
+			// a Bind route the library answers it, keeping the conn open.
+			c.logger.Debug("answering unsupported bind request", "op", op, "conn", c.connID, "requestID", w.requestID, "err", m.err)
+			if err := w.Write(m.response()); err != nil {
 				return fmt.Errorf("%s: %w", op, err)
 			}
 			continue
@@ -379,10 +381,6 @@ func (c *conn) readRequest(requestID int) (*Request, error) {
 	}
 	r, err := parseRequest(requestID, c, p)
 	if err != nil {
-		var reqErr *requestError
-		if errors.As(err, &reqErr) {
-			return nil, fmt.Errorf("%s: %d/%d: %w", op, c.connID, requestID, err)
-		}
 		return nil, fmt.Errorf("%s: unable to create new in-memory request for %d/%d: %w: %w", op, c.connID, requestID, errMalformedRequest, err)
 	}
 

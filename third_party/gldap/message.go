@@ -4,6 +4,7 @@
 package gldap
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -216,6 +217,16 @@ func newMessage(p *packet) (Message, error) {
 		}, nil
 	case bindRequestType:
 		params, err := p.bindParameters()
+		var bindErr *BindRequestError
+		if errors.As(err, &bindErr) {
+			// still a bind: it goes to the Bind route (patch 19)
+			return &bindRequestErrorMessage{
+				baseMessage: baseMessage{
+					id: msgID,
+				},
+				err: bindErr,
+			}, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: invalid bind message: %w", op, err)
 		}

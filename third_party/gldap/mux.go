@@ -267,6 +267,19 @@ func (m *Mux) DefaultRoute(noRouteFN HandlerFunc, opt ...Option) error {
 	return nil
 }
 
+// hasRoute tells whether a registered route (not the DefaultRoute) matches
+// req.
+func (m *Mux) hasRoute(req *Request) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.routes {
+		if r.match(req) {
+			return true
+		}
+	}
+	return false
+}
+
 // serveRequests will find a matching route to serve the request
 func (m *Mux) serve(w *ResponseWriter, req *Request) {
 	const op = "gldap.(Mux).serve"

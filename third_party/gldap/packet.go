@@ -92,7 +92,7 @@ func (p *packet) requestPacket() (*packet, error) {
 		return nil, fmt.Errorf("%s: missing request child packet: %w", op, err)
 	}
 	// note: the bind request's protocol version is checked by bindParameters,
-	// which can answer an unsupported version with a BindResponse.
+	// which returns a *BindRequestError for an unsupported version.
 	return &packet{Packet: p.Children[childApplicationRequest]}, nil
 }
 
@@ -311,8 +311,8 @@ type bindParameters struct {
 //	     credentials             OCTET STRING OPTIONAL }
 //
 // A version other than 3, or an authentication choice other than simple or
-// sasl, is answered with a BindResponse (returned as a *requestError) rather
-// than treated as a malformed PDU.
+// sasl, is returned as a *BindRequestError (a bind that is refused, see
+// bindRequestErrorMessage) rather than treated as a malformed PDU.
 func (p *packet) bindParameters() (*bindParameters, error) {
 	const (
 		op = "gldap.(Packet).bindParameters"
@@ -323,10 +323,6 @@ func (p *packet) bindParameters() (*bindParameters, error) {
 		childSASLMech = 0
 		childSASLCred = 1
 	)
-	msgID, err := p.requestMessageID()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
 	requestPacket, err := p.requestPacket()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
@@ -343,12 +339,10 @@ func (p *packet) bindParameters() (*bindParameters, error) {
 		return nil, fmt.Errorf("%s: %v is not the expected int64 type: %w", op, requestPacket.Children[childVersion].Value, ErrInvalidParameter)
 	}
 	if params.version != 3 {
-		return nil, &requestError{
-			messageID:       msgID,
-			applicationCode: ApplicationBindResponse,
-			resultCode:      ResultProtocolError,
-			diagnostic:      "only LDAPv3 is supported",
-			err:             fmt.Errorf("%s: unsupported ldap version %d: %w", op, params.version, ErrInvalidParameter),
+		return nil, &BindRequestError{
+			ResultCode: ResultProtocolError,
+			Diagnostic: "only LDAPv3 is supported",
+			Err:        fmt.Errorf("%s: unsupported ldap version %d: %w", op, params.version, ErrInvalidParameter),
 		}
 	}
 	if err := requestPacket.assert(ber.ClassUniversal, ber.TypePrimitive, withTag(ber.TagOctetString), withAssertChild(childName)); err != nil {
@@ -384,12 +378,10 @@ func (p *packet) bindParameters() (*bindParameters, error) {
 			return nil, fmt.Errorf("%s: too many sasl credentials children: %w", op, ErrInvalidParameter)
 		}
 	default:
-		return nil, &requestError{
-			messageID:       msgID,
-			applicationCode: ApplicationBindResponse,
-			resultCode:      ResultAuthMethodNotSupported,
-			diagnostic:      "authentication method not supported",
-			err:             fmt.Errorf("%s: unsupported authentication choice [%d]: %w", op, auth.Tag, ErrInvalidParameter),
+		return nil, &BindRequestError{
+			ResultCode: ResultAuthMethodNotSupported,
+			Diagnostic: "authentication method not supported",
+			Err:        fmt.Errorf("%s: unsupported authentication choice [%d]: %w", op, auth.Tag, ErrInvalidParameter),
 		}
 	}
 

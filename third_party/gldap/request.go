@@ -59,7 +59,7 @@ func newRequest(id int, c *conn, p *packet) (*Request, error) {
 	var extendedName ExtendedOperationName
 	var routeOp routeOperation
 	switch v := m.(type) {
-	case *SimpleBindMessage, *SASLBindMessage:
+	case *SimpleBindMessage, *SASLBindMessage, *bindRequestErrorMessage:
 		routeOp = bindRouteOperation
 	case *SearchMessage:
 		routeOp = searchRouteOperation
@@ -262,8 +262,16 @@ func (r *Request) NewBindResponse(opt ...Option) *BindResponse {
 
 // GetSimpleBindMessage retrieves the SimpleBindMessage from the request, which
 // allows you handle the request based on the message attributes.
+//
+// For a bind request that can't be served as a bind (a protocol version other
+// than 3, an unknown authentication choice) it returns an error wrapping a
+// *BindRequestError, which tells the result code to answer with (see
+// BindRequestError).
 func (r *Request) GetSimpleBindMessage() (*SimpleBindMessage, error) {
 	const op = "gldap.(Request).GetSimpleBindMessage"
+	if m, ok := r.message.(*bindRequestErrorMessage); ok {
+		return nil, fmt.Errorf("%s: %w", op, m.err)
+	}
 	s, ok := r.message.(*SimpleBindMessage)
 	if !ok {
 		return nil, fmt.Errorf("%s: %T not a simple bind request: %w", op, r.message, ErrInvalidParameter)
@@ -274,9 +282,13 @@ func (r *Request) GetSimpleBindMessage() (*SimpleBindMessage, error) {
 // GetSASLBindMessage retrieves the SASLBindMessage from the request.  It
 // returns an error wrapping ErrInvalidParameter if the request is not a SASL
 // bind (GetSimpleBindMessage does the same for a SASL bind, so a bind handler
-// can try one and then the other).
+// can try one and then the other).  Like GetSimpleBindMessage, it returns an
+// error wrapping a *BindRequestError for a bind that can't be served as one.
 func (r *Request) GetSASLBindMessage() (*SASLBindMessage, error) {
 	const op = "gldap.(Request).GetSASLBindMessage"
+	if m, ok := r.message.(*bindRequestErrorMessage); ok {
+		return nil, fmt.Errorf("%s: %w", op, m.err)
+	}
 	s, ok := r.message.(*SASLBindMessage)
 	if !ok {
 		return nil, fmt.Errorf("%s: %T not a SASL bind request: %w", op, r.message, ErrInvalidParameter)
@@ -526,6 +538,17 @@ func readLength(bytes []byte) (length int, read int, err error) {
 	return length, read, nil
 }
 
+// bindRequestError returns the message of a bind request that can't be
+// served as a bind (see BindRequestError); false for any other request,
+// including a nil one.
+func (r *Request) bindRequestError() (*bindRequestErrorMessage, bool) {
+	if r == nil {
+		return nil, false
+	}
+	m, ok := r.message.(*bindRequestErrorMessage)
+	return m, ok
+}
+
 // responseApplicationCode returns the application code of the response that
 // answers the request (ApplicationExtendedResponse when there is none).
 func (r *Request) responseApplicationCode() int {
@@ -533,7 +556,7 @@ func (r *Request) responseApplicationCode() int {
 		return ApplicationExtendedResponse
 	}
 	switch r.message.(type) {
-	case *SimpleBindMessage, *SASLBindMessage:
+	case *SimpleBindMessage, *SASLBindMessage, *bindRequestErrorMessage:
 		return ApplicationBindResponse
 	case *SearchMessage:
 		return ApplicationSearchResultDone

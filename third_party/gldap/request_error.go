@@ -5,32 +5,50 @@ package gldap
 
 import "fmt"
 
-// requestError is returned while reading a request that can't be served but
-// that the protocol lets the server answer with an LDAPResult, keeping the
-// connection open (e.g. a bind with an unsupported protocol version).  The
-// read loop writes the response itself; no handler is called.
-type requestError struct {
-	messageID       int64
-	applicationCode int
-	resultCode      int
-	diagnostic      string
-	err             error
+// BindRequestError describes a bind request that was read and framed
+// correctly but that the server can't serve as a bind: a protocol version
+// other than 3 (ResultCode ResultProtocolError) or an authentication choice
+// other than simple and sasl (ResultCode ResultAuthMethodNotSupported).
+//
+// Such a request is still a bind (RFC 4511 4.2.1: it resets the
+// connection's authentication, even though it fails), so it is routed to the
+// Bind route like any other; there Request.GetSimpleBindMessage and
+// Request.GetSASLBindMessage both return an error wrapping the
+// *BindRequestError.  A handler should answer it with a BindResponse, e.g.
+// with ResultCode and Diagnostic.  Without a Bind route the server answers it
+// itself with ResultCode and Diagnostic.
+type BindRequestError struct {
+	// ResultCode is the LDAP result code the request calls for
+	ResultCode int
+	// Diagnostic is a short diagnosticMessage for the response
+	Diagnostic string
+	// Err is the underlying error; it wraps ErrInvalidParameter
+	Err error
 }
 
-func (e *requestError) Error() string {
-	return fmt.Sprintf("%s (answered with result code %d)", e.err, e.resultCode)
+// Error implements error.
+func (e *BindRequestError) Error() string {
+	return fmt.Sprintf("%v (result code %d: %s)", e.Err, e.ResultCode, e.Diagnostic)
 }
 
-func (e *requestError) Unwrap() error { return e.err }
+// Unwrap returns the underlying error.
+func (e *BindRequestError) Unwrap() error { return e.Err }
 
-// response builds the response the read loop sends for the request.
-func (e *requestError) response() Response {
-	return &GeneralResponse{
+// bindRequestErrorMessage is the Message of a bind request that failed with a
+// *BindRequestError (see Request.GetSimpleBindMessage).
+type bindRequestErrorMessage struct {
+	baseMessage
+	err *BindRequestError
+}
+
+// response is the BindResponse the read loop sends when there is no Bind
+// route.
+func (m *bindRequestErrorMessage) response() Response {
+	return &BindResponse{
 		baseResponse: &baseResponse{
-			messageID:   e.messageID,
-			code:        int16(e.resultCode),
-			diagMessage: e.diagnostic,
+			messageID:   m.id,
+			code:        int16(m.err.ResultCode),
+			diagMessage: m.err.Diagnostic,
 		},
-		applicationCode: e.applicationCode,
 	}
 }

@@ -205,9 +205,11 @@ func (r *simpleBindRoute) match(req *Request) bool {
 		if r.authChoice != "" && r.authChoice == m.AuthChoice {
 			return true
 		}
-	case *SASLBindMessage:
+	case *SASLBindMessage, *bindRequestErrorMessage:
 		// Mux.Bind registers a handler for every bind request; the handler
-		// tells SASL from simple binds with GetSASLBindMessage.
+		// tells SASL from simple binds with GetSASLBindMessage, and both
+		// getters return a *BindRequestError for a bind that can't be
+		// served (patch 19).
 		return true
 	}
 	return false
