@@ -154,6 +154,16 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case FaultRateLimit:
 		writeFail(w, &APIError{Code: CodeRateLimited, Message: "Too Many Requests", Detail: "duosim: rate_limit fault"})
 		return
+	case FaultCheckHang:
+		if r.URL.Path == pathCheck {
+			s.hold(w, r, snap)
+			return
+		}
+	case FaultPreauthError:
+		if r.URL.Path == pathPreauth {
+			writeHTML503(w)
+			return
+		}
 	}
 
 	if counter == nil {

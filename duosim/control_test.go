@@ -79,6 +79,12 @@ func TestControlHandlerFaults(t *testing.T) {
 	if st.Fault != FaultSlow || st.SlowDelay != "250ms" || st.PushDelay != "10ms" {
 		t.Fatalf("slow with delay: %+v", st)
 	}
+	for _, f := range []Fault{FaultCheckHang, FaultPreauthError} {
+		ctl.json("PUT", "/fault", string(f), &st)
+		if st.Fault != f || sim.Fault() != f {
+			t.Fatalf("PUT %s: %+v, sim %q", f, st, sim.Fault())
+		}
+	}
 	ctl.json("PUT", "/fault", "none", &st)
 	if st.Fault != FaultNone {
 		t.Fatalf("none: %+v", st)

@@ -379,24 +379,123 @@ func TestFaultSlow(t *testing.T) {
 	if err := sim.SetFault(FaultSlow); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	mustCheckOK(t, c)
-	if el := time.Since(start); el < delay {
-		t.Fatalf("Check answered after %v under slow (%v)", el, delay)
+	// Every endpoint is slow, the signed check included: a probe sees the
+	// same latency as logins.
+	timed := func(what string, want time.Duration, call func() error) {
+		t.Helper()
+		start := time.Now()
+		if err := call(); err != nil {
+			t.Fatalf("%s under slow: %v", what, err)
+		}
+		if el := time.Since(start); el < want {
+			t.Fatalf("%s answered after %v under slow (%v)", what, el, want)
+		}
 	}
+	timed("Check", delay, func() error { mustCheckOK(t, c); return nil })
+	timed("Preauth", delay, func() error {
+		res, err := c.Preauth(authapi.PreauthUsername("alice"))
+		if err == nil && res.Response.Result != "auth" {
+			err = errors.New("result " + res.Response.Result)
+		}
+		return err
+	})
+	timed("Auth", delay, func() error {
+		res, err := c.Auth("push", authapi.AuthUsername("alice"))
+		if err == nil && res.Response.Result != "allow" {
+			err = errors.New("result " + res.Response.Result)
+		}
+		return err
+	})
 	sim.SetSlow(2 * delay)
-	start = time.Now()
-	if ping, err := c.Ping(); err != nil || ping.Stat != "OK" {
-		t.Fatalf("Ping: %v", err)
-	}
-	if el := time.Since(start); el < 2*delay {
-		t.Fatalf("Ping answered after %v under slow (%v)", el, 2*delay)
-	}
+	timed("Ping", 2*delay, func() error {
+		ping, err := c.Ping()
+		if err == nil && ping.Stat != "OK" {
+			err = errors.New("stat " + ping.Stat)
+		}
+		return err
+	})
 	// A client that cannot wait that long times out.
 	if _, err := newClient(t, sim, testIKey, testSKey, delay/4).Check(); !isTimeout(err) {
 		t.Fatalf("short client under slow: %v", err)
 	}
 	waitFor(t, "the slow handler to stop", func() bool { return sim.activeHandlers() == 0 })
+}
+
+func TestFaultCheckHang(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, Options{})
+	if err := sim.SetFault(FaultCheckHang); err != nil {
+		t.Fatal(err)
+	}
+	// Logins work...
+	c := client(t, sim)
+	if pre, err := c.Preauth(authapi.PreauthUsername("alice")); err != nil || pre.Response.Result != "auth" {
+		t.Fatalf("Preauth under check_hang: %v %+v", err, pre)
+	}
+	if res, err := c.Auth("push", authapi.AuthUsername("alice")); err != nil || res.Response.Result != "allow" {
+		t.Fatalf("Auth under check_hang: %v %+v", err, res)
+	}
+	if ping, err := c.Ping(); err != nil || ping.Stat != "OK" {
+		t.Fatalf("Ping under check_hang: %v", err)
+	}
+	// ...while the signed check never answers.
+	short := newClient(t, sim, testIKey, testSKey, 300*time.Millisecond)
+	if _, err := short.Check(); !isTimeout(err) {
+		t.Fatalf("Check under check_hang: %v, want a timeout", err)
+	}
+	waitFor(t, "the abandoned check to be let go", func() bool { return sim.Held() == 0 })
+
+	// Changing the fault answers a held check with a 503 FAIL.
+	done := make(chan *authapi.CheckResult, 1)
+	errc := make(chan error, 1)
+	go func() {
+		res, err := c.Check()
+		errc <- err
+		done <- res
+	}()
+	waitFor(t, "the check to be held", func() bool { return sim.Held() == 1 })
+	if err := sim.SetFault(FaultNone); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("released Check: %v", err)
+	}
+	if res := <-done; res.Stat != "FAIL" || code(res.StatResult) != CodeUnavailable {
+		t.Fatalf("released Check: %+v", res)
+	}
+	mustCheckOK(t, c)
+}
+
+func TestFaultPreauthError(t *testing.T) {
+	t.Parallel()
+	sim := newSim(t, Options{})
+	if err := sim.SetFault(FaultPreauthError); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, sim)
+	// The probe says all is well...
+	mustCheckOK(t, c)
+	if ping, err := c.Ping(); err != nil || ping.Stat != "OK" {
+		t.Fatalf("Ping under preauth_error: %v", err)
+	}
+	// ...while preauth answers a load balancer's 503 page.
+	_, err := c.Preauth(authapi.PreauthUsername("alice"))
+	var syn *json.SyntaxError
+	if !errors.As(err, &syn) {
+		t.Fatalf("Preauth under preauth_error: %v, want a JSON syntax error from the 503 page", err)
+	}
+	status, ctype, body := do(t, plainClient(t, sim, 10*time.Second),
+		signedRequest(t, sim.APIHost(), http.MethodPost, pathPreauth, url.Values{"username": {"alice"}}, time.Now(), testIKey, testSKey))
+	if status != http.StatusServiceUnavailable || !strings.HasPrefix(ctype, "text/html") || !bytes.HasPrefix(body, []byte("<html>")) {
+		t.Fatalf("got %d %s %q", status, ctype, body)
+	}
+	// auth itself still answers (a client that skips preauth gets through).
+	if res, err := c.Auth("push", authapi.AuthUsername("alice")); err != nil || res.Response.Result != "allow" {
+		t.Fatalf("Auth under preauth_error: %v %+v", err, res)
+	}
+	if got := sim.Calls(); got.Preauth != 2 || got.Check != 1 {
+		t.Fatalf("calls %+v", got)
+	}
 }
 
 // Faults flip while requests are in flight; run with -race.

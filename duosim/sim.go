@@ -43,12 +43,21 @@ const (
 	// FaultAuthError: everything answers normally but /auth/v2/auth, which
 	// answers 503 with an HTML body.
 	FaultAuthError Fault = "auth_error"
-	// FaultSlow: every answer is delayed by the slow delay (Options.SlowDelay
-	// or SetSlow, DefaultSlowDelay if neither).
+	// FaultSlow: every answer, on every endpoint (ping, check, preauth,
+	// auth, auth_status), is delayed by the slow delay (Options.SlowDelay or
+	// SetSlow, DefaultSlowDelay if neither).
 	FaultSlow Fault = "slow"
+	// FaultCheckHang: only /auth/v2/check hangs as with FaultHang; ping,
+	// preauth, auth and auth_status answer normally. A health probe sees an
+	// outage that logins do not.
+	FaultCheckHang Fault = "check_hang"
+	// FaultPreauthError: only /auth/v2/preauth answers 503 with an HTML
+	// body; ping, check (signed), auth and auth_status answer normally. The
+	// probe says Duo is fine while every login fails before it starts.
+	FaultPreauthError Fault = "preauth_error"
 )
 
-var faults = []Fault{FaultNone, FaultRefuse, FaultHang, FaultServerError, FaultUnauthorized, FaultBadCert, FaultRateLimit, FaultAuthHang, FaultAuthError, FaultSlow}
+var faults = []Fault{FaultNone, FaultRefuse, FaultHang, FaultServerError, FaultUnauthorized, FaultBadCert, FaultRateLimit, FaultAuthHang, FaultAuthError, FaultSlow, FaultCheckHang, FaultPreauthError}
 
 // Valid reports whether f is one of the Fault constants.
 func (f Fault) Valid() bool {
@@ -309,7 +318,8 @@ func (s *Sim) Fault() Fault {
 // listens again on the same port (an error if the port was taken meanwhile,
 // and the simulator stays in FaultRefuse). Setting FaultBadCert closes open
 // connections so the next request needs a handshake. Any change releases the
-// requests held by FaultHang or FaultAuthHang with a 503 FAIL 50301.
+// requests held by FaultHang, FaultAuthHang or FaultCheckHang with a 503
+// FAIL 50301.
 func (s *Sim) SetFault(f Fault) error {
 	if !f.Valid() {
 		return unknownFault(string(f))
@@ -371,8 +381,9 @@ func (s *Sim) SetPushDelay(d time.Duration) {
 	s.mu.Unlock()
 }
 
-// Held is the number of requests currently held by FaultHang or
-// FaultAuthHang, so tests can wait for a request to be stuck.
+// Held is the number of requests currently held by FaultHang,
+// FaultAuthHang or FaultCheckHang, so tests can wait for a request to be
+// stuck.
 func (s *Sim) Held() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
