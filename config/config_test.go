@@ -161,7 +161,7 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 	if !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("want unknown key errors, got %v", err)
 	}
-	for _, w := range []string{"servers[0].failmod: unknown key", "directories[corp].hots: unknown key", "bogus: unknown key",
+	for _, w := range []string{"servers[0].failmod: unknown key", "directories.corp.hots: unknown key", "bogus: unknown key",
 		// What did decode is validated in the same run.
 		"servers[0].failmode: must be safe or secure"} {
 		if !strings.Contains(err.Error(), w) {

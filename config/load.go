@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -39,17 +40,15 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	var c Config
-	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	))
 	var problems Problems
-	if err := v.UnmarshalExact(&c, hook); err != nil {
+	if err := v.UnmarshalExact(&c, decodeHook(false)); err != nil {
 		problems = decodeProblems(err)
 		// Validate what did decode as well, so one run reports every
-		// problem; a value that cannot decode at all stops here.
+		// problem: unknown keys are ignored and bad durations read as unset
+		// this time (validation skips keys that have a problem already). A
+		// value of another type that cannot decode at all stops here.
 		c = Config{}
-		if err := v.Unmarshal(&c, hook); err != nil {
+		if err := v.Unmarshal(&c, decodeHook(true)); err != nil {
 			return nil, problems.Err()
 		}
 	}
@@ -62,8 +61,16 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	return &c, nil
 }
 
+func decodeHook(lenient bool) viper.DecoderConfigOption {
+	return viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		durationHook(lenient),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+}
+
 // decodeProblems turns mapstructure's joined errors into key-path problems:
 // "'servers[0]' has invalid keys: tiemout" becomes "servers[0].tiemout: unknown key".
+// Paths are written as validation writes them (see keyPath).
 func decodeProblems(err error) Problems {
 	var p Problems
 	var walk func(error)
@@ -78,11 +85,11 @@ func decodeProblems(err error) Problems {
 			inner := de.Unwrap().Error()
 			if keys, ok := strings.CutPrefix(inner, "has invalid keys: "); ok {
 				for _, k := range strings.Split(keys, ", ") {
-					p.add(joinPath(de.Name(), k), ErrUnknownKey, "unknown key")
+					p.add(keyPath(joinPath(de.Name(), k)), ErrUnknownKey, "unknown key")
 				}
 				return
 			}
-			p.add(de.Name(), ErrInvalid, "%s", inner)
+			p.add(keyPath(de.Name()), ErrInvalid, "%s", inner)
 			return
 		}
 		if next := errors.Unwrap(e); next != nil {
@@ -93,6 +100,16 @@ func decodeProblems(err error) Problems {
 	}
 	walk(err)
 	return p
+}
+
+// directoryKey is how mapstructure names a value of the directories map.
+var directoryKey = regexp.MustCompile(`^directories\[([^\]]*)\]`)
+
+// keyPath turns mapstructure's directories[corp].timeout into the
+// directories.corp.timeout that the file, validation and the README use.
+// (List elements stay servers[0]; directories is Config's one map.)
+func keyPath(name string) string {
+	return directoryKey.ReplaceAllString(name, "directories.$1")
 }
 
 func joinPath(parent, key string) string {
