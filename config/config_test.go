@@ -137,7 +137,7 @@ servers:
 		"servers[1].duo.api_host: is required",
 		"servers[1].duo.integration_key: is required",
 		"servers[1].duo.secret_key: is required",
-		"servers[1].duo.timeout: must be positive",
+		"servers[1].duo.timeout: -1s is out of range; allowed 1s to 2m",
 	}
 	msg := err.Error()
 	for _, w := range want {

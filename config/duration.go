@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -67,4 +68,29 @@ func noUnit(number string) error {
 
 func notDuration(shown string) error {
 	return fmt.Errorf("%s is not a duration; write it with a unit, like 10s or 1m30s", shown)
+}
+
+// checkRange records a problem unless lo <= d <= hi. A key whose value
+// could not be decoded has its problem already and is not judged again.
+func checkRange(p *Problems, path string, d, lo, hi time.Duration) {
+	if p.has(path) || (lo <= d && d <= hi) {
+		return
+	}
+	outOfRange(p, path, d, human(lo)+" to "+human(hi))
+}
+
+func outOfRange(p *Problems, path string, d time.Duration, allowed string) {
+	p.add(path, ErrInvalid, "%s is out of range; allowed %s", human(d), allowed)
+}
+
+// human prints a duration as it would be written: 2m, not 2m0s.
+func human(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

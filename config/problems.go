@@ -37,6 +37,16 @@ func (ps *Problems) add(path string, kind error, format string, args ...any) {
 	*ps = append(*ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...), Err: kind})
 }
 
+// has reports whether a problem was recorded at path.
+func (ps Problems) has(path string) bool {
+	for _, p := range ps {
+		if p.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
 // Err returns nil when there is no problem, else a *ValidationError.
 func (ps Problems) Err() error {
 	if len(ps) == 0 {

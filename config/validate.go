@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -34,18 +33,14 @@ func (c *Config) validate(p *Problems) {
 	if c.Health.Listen != "" {
 		checkListen(p, "health.listen", c.Health.Listen)
 	}
-	if c.Health.LameDuck < 0 || c.Health.LameDuck > time.Minute {
-		p.add("health.lame_duck", ErrInvalid, "must be between 0 and 1m")
-	}
+	checkRange(p, "health.lame_duck", c.Health.LameDuck, MinLameDuck, MaxLameDuck)
 	if c.Alerts.WebhookURL != "" {
 		u, err := url.Parse(c.Alerts.WebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.add("alerts.webhook_url", ErrInvalid, "must be an http:// or https:// URL")
 		}
 	}
-	if c.Alerts.Timeout < 0 {
-		p.add("alerts.timeout", ErrInvalid, "must be positive")
-	}
+	checkRange(p, "alerts.timeout", c.Alerts.Timeout, MinAlertTimeout, MaxAlertTimeout)
 
 	if len(c.Directories) == 0 {
 		p.add("directories", ErrRequired, "at least one directory is required")
@@ -114,9 +109,7 @@ func (d *Directory) validate(p *Problems, path string) {
 			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "start_tls cannot be used with ldaps://")
 		}
 	}
-	if d.Timeout <= 0 {
-		p.add(path+".timeout", ErrInvalid, "must be positive")
-	}
+	checkRange(p, path+".timeout", d.Timeout, MinDirectoryTimeout, MaxDirectoryTimeout)
 	checkFile(p, path+".ca_file", d.CAFile)
 	if d.BindDN != "" {
 		checkDN(p, path+".bind_dn", d.BindDN)
@@ -186,9 +179,7 @@ func (s *Server) validate(p *Problems, path string) {
 			p.add(path+".passcode_delimiter", ErrInvalid, "must be 1-3 characters, no digits or spaces, or \"\" to disable passcodes")
 		}
 	}
-	if s.IdleTimeout < 0 {
-		p.add(path+".idle_timeout", ErrInvalid, "must be positive")
-	}
+	checkRange(p, path+".idle_timeout", s.IdleTimeout, MinIdleTimeout, MaxIdleTimeout)
 	if s.MaxConnections < 0 {
 		p.add(path+".max_connections", ErrInvalid, "must be 0 (no cap) or more")
 	}
@@ -219,20 +210,36 @@ func (d *Duo) validate(p *Problems, path, server string) {
 		p.add(path+".secret_key", ErrRequired, "is required (secret_key, secret_key_file or %s)", EnvName("servers", server, "duo_secret_key"))
 	}
 	checkFile(p, path+".ca_file", d.CAFile)
-	if d.Timeout <= 0 {
-		p.add(path+".timeout", ErrInvalid, "must be positive")
-	}
-	if d.PushTimeout <= 0 {
-		p.add(path+".push_timeout", ErrInvalid, "must be positive")
-	}
-	if d.ProbeInterval <= 0 {
-		p.add(path+".probe_interval", ErrInvalid, "must be positive")
-	}
+	d.validateDurations(p, path)
 	if d.UnreachableAfter < 1 {
 		p.add(path+".unreachable_after", ErrInvalid, "must be at least 1")
 	}
-	if d.DegradedLatency <= 0 {
-		p.add(path+".degraded_latency", ErrInvalid, "must be positive")
+}
+
+// validateDurations checks the Duo durations against their bounds and
+// duo.timeout. While duo.timeout itself is bad, the others are held to
+// the bounds duo.timeout has rather than to its value.
+func (d *Duo) validateDurations(p *Problems, path string) {
+	timeoutPath := path + ".timeout"
+	checkRange(p, timeoutPath, d.Timeout, MinDuoTimeout, MaxDuoTimeout)
+	timeoutOK := !p.has(timeoutPath)
+
+	if timeoutOK {
+		if !p.has(path+".push_timeout") && (d.PushTimeout < d.Timeout || d.PushTimeout > MaxDuoPushTimeout) {
+			outOfRange(p, path+".push_timeout", d.PushTimeout, fmt.Sprintf("duo.timeout (%s) to %s", human(d.Timeout), human(MaxDuoPushTimeout)))
+		}
+	} else {
+		checkRange(p, path+".push_timeout", d.PushTimeout, MinDuoTimeout, MaxDuoPushTimeout)
+	}
+
+	checkRange(p, path+".probe_interval", d.ProbeInterval, MinDuoProbeInterval, MaxDuoProbeInterval)
+
+	upper, below := MaxDuoTimeout, "duo.timeout"
+	if timeoutOK {
+		upper, below = d.Timeout, fmt.Sprintf("duo.timeout (%s)", human(d.Timeout))
+	}
+	if !p.has(path+".degraded_latency") && (d.DegradedLatency < MinDuoDegradedLatency || d.DegradedLatency >= upper) {
+		outOfRange(p, path+".degraded_latency", d.DegradedLatency, "above 0 and below "+below)
 	}
 }
 
