@@ -24,6 +24,9 @@ import (
 //
 //	what happened                                   preauth/check   auth
 //	certificate does not verify                     Untrusted       Untrusted
+//	HTTP 400 and FAIL 400xx, unless the status and
+//	  the code disagree (HTTP 400 + 40103)          Rejected        Rejected
+//	  ... at check, which carries no user input     Misconfigured
 //	HTTP 4xx (but 429), FAIL 4xxxx (but 429xx)      Misconfigured   Misconfigured
 //	HTTP 429, FAIL 429xx                            Degraded        Degraded
 //	DNS, refused, reset, no route, closed, timeout,
@@ -152,6 +155,12 @@ func classifyStatus(stage failmode.Stage, se *StatusError, err error) *failmode.
 		return &failmode.Error{Class: class, Stage: stage, Detail: detail, Err: err}
 	}
 	switch g := se.group(); {
+	case g == http.StatusBadRequest && stage != failmode.StageCheck && (se.Code == 0 || se.Code/100 == http.StatusBadRequest):
+		// Duo refused this user's request (a factor they have no device
+		// for...): nothing about the integration. Only when the HTTP status
+		// and Duo's code agree; a 400 carrying 40103 is still our keys. The
+		// check has no user input: a 400 there is ours.
+		return fe(failmode.Rejected, se.detail())
 	case g == http.StatusTooManyRequests:
 		return fe(failmode.Degraded, se.detail())
 	case g >= 400 && g < 500:

@@ -66,8 +66,10 @@ func plainHTTPHost(t *testing.T) string {
 }
 
 // commonFailures are the rows every stage shares; the transient class
-// (Unreachable or Degraded) is filled in per stage.
-func commonFailures(transientClass failmode.Class) []failCase {
+// (Unreachable or Degraded) and the class of a bad request (Rejected at
+// preauth and auth, which carry the user's input; Misconfigured at check,
+// which carries none) are filled in per stage.
+func commonFailures(transientClass, badRequestClass failmode.Class) []failCase {
 	return []failCase{
 		{name: "HTTP 503 HTML", serve: raw(503, "text/html", "<html><body>Service Unavailable</body></html>"), class: transientClass, detail: "HTTP 503", calls: 1},
 		{name: "HTTP 502 empty", serve: raw(502, "text/plain", ""), class: transientClass, detail: "HTTP 502", calls: 1},
@@ -93,9 +95,18 @@ func commonFailures(transientClass failmode.Class) []failCase {
 		{name: "HTTP 401 FAIL 40103", serve: fail(401, 40103, "Invalid signature in request credentials"), class: failmode.Misconfigured, detail: "duo 40103: Invalid signature in request credentials", calls: 1},
 		{name: "wrong secret key (real signature check)", firstCall: true, mods: []func(*Config){func(c *Config) { c.SecretKey = "not-the-secret" }}, class: failmode.Misconfigured, detail: "duo 40103", calls: 1},
 		{name: "HTTP 401 FAIL 40102 bad ikey", serve: fail(401, 40102, "Invalid integration key in request credentials"), class: failmode.Misconfigured, detail: "duo 40102"},
-		{name: "HTTP 400 FAIL 40002", serve: fail(400, 40002, "Invalid request parameters"), class: failmode.Misconfigured, detail: "duo 40002: Invalid request parameters"},
-		{name: "HTTP 400 no body", serve: raw(400, "text/plain", ""), class: failmode.Misconfigured, detail: "HTTP 400"},
+		{name: "HTTP 400 FAIL 40002", serve: fail(400, 40002, "Invalid request parameters"), class: badRequestClass, detail: "duo 40002: Invalid request parameters", calls: 1},
+		{name: "HTTP 400 no body", serve: raw(400, "text/plain", ""), class: badRequestClass, detail: "HTTP 400", calls: 1},
+		{name: "HTTP 200 FAIL 40002", serve: fail(200, 40002, "Invalid request parameters"), class: badRequestClass, detail: "duo 40002"},
+		{name: "HTTP 400 FAIL 40103 (the keys, whatever the status)", serve: fail(400, 40103, "Invalid signature in request credentials"), class: failmode.Misconfigured, detail: "duo 40103"},
+		{name: "HTTP 401 FAIL 40002 (the status wins over the code)", serve: fail(401, 40002, "Invalid request parameters"), class: failmode.Misconfigured, detail: "duo 40002"},
+		{name: "HTTP 401 FAIL 40101 missing credentials", serve: fail(401, 40101, "Missing request credentials"), class: failmode.Misconfigured, detail: "duo 40101"},
+		{name: "HTTP 401 FAIL 40104 clock skew", serve: fail(401, 40104, "Invalid date in request credentials"), class: failmode.Misconfigured, detail: "duo 40104"},
+		{name: "HTTP 401 FAIL 40105 old request", serve: fail(401, 40105, "Request too old"), class: failmode.Misconfigured, detail: "duo 40105"},
+		{name: "HTTP 401 no body", serve: raw(401, "text/plain", ""), class: failmode.Misconfigured, detail: "HTTP 401"},
 		{name: "HTTP 403 FAIL 40301", serve: fail(403, 40301, "Access forbidden"), class: failmode.Misconfigured, detail: "duo 40301"},
+		{name: "HTTP 403 no body", serve: raw(403, "text/plain", ""), class: failmode.Misconfigured, detail: "HTTP 403"},
+		{name: "HTTP 200 FAIL 40301", serve: fail(200, 40301, "Access forbidden"), class: failmode.Misconfigured, detail: "duo 40301"},
 		{name: "HTTP 404", serve: raw(404, "text/html", "not found"), class: failmode.Misconfigured, detail: "HTTP 404"},
 		{name: "HTTP 200 FAIL 40103", serve: fail(200, 40103, "Invalid signature in request credentials"), class: failmode.Misconfigured, detail: "duo 40103"},
 		{name: "HTTP 429 retried never", serve: fail(429, 42901, "Too Many Requests"), class: failmode.Degraded, detail: "rate limited (HTTP 429)", calls: 1},
@@ -177,7 +188,7 @@ func verifyCall(ctx context.Context, c *Client) error {
 }
 
 func TestPreauthFailures(t *testing.T) {
-	cases := append(transportFailures(failmode.Unreachable), commonFailures(failmode.Unreachable)...)
+	cases := append(transportFailures(failmode.Unreachable), commonFailures(failmode.Unreachable, failmode.Rejected)...)
 	cases = append(cases, failCase{
 		name: "unexpected preauth result", serve: okJSON(map[string]any{"result": "maybe", "status_msg": "?"}),
 		class: failmode.Degraded, detail: `unexpected preauth result "maybe"`,
@@ -186,7 +197,7 @@ func TestPreauthFailures(t *testing.T) {
 }
 
 func TestAuthFailures(t *testing.T) {
-	cases := commonFailures(failmode.Degraded)
+	cases := commonFailures(failmode.Degraded, failmode.Rejected)
 	cases = append(cases,
 		failCase{name: "connection reset", serve: hijack(true), class: failmode.Degraded, detail: "connection reset", calls: 1},
 		failCase{name: "connection closed", serve: hijack(false), class: failmode.Degraded, detail: "connection closed by server", calls: 1},
@@ -227,7 +238,7 @@ func switchingCertServer(t *testing.T) *fakeDuo {
 }
 
 func TestCheckFailures(t *testing.T) {
-	cases := append(transportFailures(failmode.Unreachable), commonFailures(failmode.Unreachable)...)
+	cases := append(transportFailures(failmode.Unreachable), commonFailures(failmode.Unreachable, failmode.Misconfigured)...)
 	// Check's answer is only stat OK; "unparseable" rows still apply.
 	runFailures(t, failmode.StageCheck, EndpointCheck, "/auth/v2/check", nil, cases, func(ctx context.Context, c *Client) error {
 		err := c.Check(ctx)
