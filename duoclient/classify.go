@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -20,23 +19,67 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// The classification, by stage:
+// The classification: the single description of how a failed Duo call
+// becomes a class. Rows are tried top to bottom; the first that matches wins.
 //
-//	what happened                                   preauth/check   auth
-//	certificate does not verify                     Untrusted       Untrusted
-//	HTTP 400 and FAIL 400xx, unless the status and
-//	  the code disagree (HTTP 400 + 40103)          Rejected        Rejected
-//	  ... at check, which carries no user input     Misconfigured
-//	HTTP 4xx (but 429), FAIL 4xxxx (but 429xx)      Misconfigured   Misconfigured
-//	HTTP 429, FAIL 429xx                            Degraded        Degraded
-//	DNS, refused, reset, no route, closed, timeout,
-//	  HTTP 5xx (or 3xx), FAIL 5xxxx, unparseable,
-//	  response too large, any other transport error Unreachable     Degraded
-//	the caller cancelled its context                Unknown         Unknown
-//	FAIL without a usable code, anything else       Unknown         Unknown
+//	what happened                                  preauth        auth           check
+//	local resource errno anywhere in the chain:
+//	  EMFILE, ENFILE, ENOMEM, ENOBUFS,
+//	  EADDRNOTAVAIL (no local port), EPERM,
+//	  EACCES (local policy refused the socket)     Local          Local          Local
+//	certificate does not verify                    Untrusted      Untrusted      Untrusted
+//	HTTP 400 or FAIL 400xx, the status and the
+//	  code not disagreeing (400 + 40103 does)      Rejected       Rejected       Misconfigured
+//	HTTP 429, FAIL 429xx                           Degraded       Degraded       Degraded
+//	any other 4xx: HTTP 401, 403, 404...,
+//	  FAIL 401xx (keys, signature, clock), 403xx   Misconfigured  Misconfigured  Misconfigured
+//	HTTP 5xx (or 3xx), FAIL 5xxxx                  Unreachable    Degraded       Unreachable
+//	the caller cancelled its context               Local          Local          Local
+//	response too large                             Unreachable    Degraded       Unreachable
+//	DNS failure (*net.DNSError, see below)         Unreachable    Degraded       Unreachable
+//	our or the caller's deadline, unparseable
+//	  body, connect/read timeouts, refused,
+//	  reset, no route, closed by server, not a
+//	  TLS server, TLS alert from the server        Unreachable    Degraded       Unreachable
+//	FAIL without a usable code (Duo answered,
+//	  oddly: not Local, not Unreachable)           Unknown        Unknown        Unknown
+//	anything else, including any other
+//	  *net.OpError or *url.Error                   Local          Local          Local
 //
-// Deny, enroll and fraud are Verdicts, not errors. Everything is decided on
-// types (errors.As/Is), never on error text.
+// Verify also returns Local, without calling Duo, for an invalid attempt
+// (a caller bug). Deny, enroll and fraud are Verdicts, not errors.
+//
+// Only evidence about Duo (or the path to it) is Unreachable. An errno is
+// always the result of one of our own system calls; the ones above say that
+// this process, not Duo, is short of something, so they are checked before
+// any transport rule, wherever they sit in the chain (errors.Is). Errnos
+// that report what the network or Duo did (ECONNREFUSED, ECONNRESET,
+// EHOSTUNREACH, ENETUNREACH, ETIMEDOUT) stay transport evidence. An error
+// nobody recognises is not evidence, so it is Local: denied, and it does not
+// move the shared Duo state.
+//
+// What can and cannot be told apart, on types alone (Go 1.26, read in
+// $GOROOT/src/net):
+//   - A dial that fails for want of a descriptor is a *net.OpError{Op:
+//     "dial"} wrapping *os.SyscallError{"socket", EMFILE} inside the
+//     *url.Error: errors.Is finds the errno.
+//   - A *net.DNSError does not: newDNSError keeps only context errors in
+//     UnwrapErr and flattens every other cause to the Err string, so the
+//     Go resolver's own "socket: too many open files" is, by type, the same
+//     as a DNS server that refused or timed out (both set IsTemporary). The
+//     cgo resolver is worse: out of descriptors, getaddrinfo answered "no
+//     such host" (IsNotFound) in TestRealEMFILE, and its EAI_SYSTEM errno
+//     is flattened the same way. dialContext in transport.go therefore
+//     resolves with a resolver of its own (Go's, whose Dial hook sees every
+//     socket it opens) and adds the local errno its dials met to the chain.
+//     What stays indistinguishable: a local fault that made the resolver
+//     skip /etc/hosts or fall back from an unreadable resolv.conf to
+//     localhost:53 (net ignores those open errors), and starvation that
+//     only makes things slow (a timeout is a timeout).
+//   - Remote TLS alerts are *net.OpError{Op: "remote error"}, not
+//     tls.AlertError (that one is for QUIC); both are recognised.
+//
+// Everything is decided on types (errors.As/Is), never on error text.
 
 // transient is the class of "Duo could not be reached or did not answer":
 // failmode may decide before authentication began, never after.
@@ -75,6 +118,9 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	fe := func(class failmode.Class, detail string) *failmode.Error {
 		return &failmode.Error{Class: class, Stage: stage, Detail: detail, Err: err}
 	}
+	if detail, ok := localProblem(err); ok {
+		return fe(failmode.Local, detail)
+	}
 	if detail, ok := certProblem(err); ok {
 		return fe(failmode.Untrusted, detail)
 	}
@@ -82,13 +128,13 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	if errors.As(err, &se) {
 		return classifyStatus(stage, se, err)
 	}
-	if errors.Is(err, ErrResponseTooLarge) {
-		return fe(transient(stage), "response too large")
-	}
 	if perr := tm.parent.Err(); errors.Is(perr, context.Canceled) {
 		// The caller gave up (client gone, shutdown): says nothing about Duo.
 		err = withCause(err, perr)
-		return fe(failmode.Unknown, "canceled by caller")
+		return fe(failmode.Local, "canceled by caller")
+	}
+	if errors.Is(err, ErrResponseTooLarge) {
+		return fe(transient(stage), "response too large")
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
@@ -118,11 +164,33 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	if detail, ok := netProblem(err); ok {
 		return fe(transient(stage), detail)
 	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return fe(transient(stage), "transport error")
+	// Not evidence about Duo: an error nobody recognises must never open a
+	// safe section.
+	return fe(failmode.Local, "unclassified error")
+}
+
+// localErrnos are the errnos that say this process is short of something,
+// or that local policy refused its own socket: evidence about ldapgate,
+// never about Duo.
+var localErrnos = []syscall.Errno{
+	syscall.EMFILE,        // per-process descriptor limit
+	syscall.ENFILE,        // system-wide descriptor limit
+	syscall.ENOMEM,        // kernel memory
+	syscall.ENOBUFS,       // socket buffers
+	syscall.EADDRNOTAVAIL, // no free local port or address to connect from
+	syscall.EPERM,         // local firewall, seccomp or LSM refused the socket
+	syscall.EACCES,
+}
+
+// localProblem names a local resource or policy failure anywhere in err's
+// chain.
+func localProblem(err error) (string, bool) {
+	for _, errno := range localErrnos {
+		if errors.Is(err, errno) {
+			return "local error: " + errno.Error(), true
+		}
 	}
-	return fe(failmode.Unknown, "unclassified error")
+	return "", false
 }
 
 // withCause makes err match the context error that ended the call, when the
@@ -208,7 +276,8 @@ func certProblem(err error) (string, bool) {
 	return "", false
 }
 
-// netProblem names a transport failure.
+// netProblem names a transport failure that is evidence about Duo or the
+// path to it. A *net.OpError it does not recognise is not such evidence.
 func netProblem(err error) (string, bool) {
 	var (
 		record tls.RecordHeaderError
@@ -226,13 +295,9 @@ func netProblem(err error) (string, bool) {
 		return "no route to host", true
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed by server", true
-	case errors.As(err, &alert):
+	case errors.As(err, &alert), errors.As(err, &opErr) && opErr.Op == "remote error":
+		// crypto/tls reports the server's alert as OpError "remote error".
 		return "TLS handshake failed", true
-	case errors.As(err, &opErr):
-		if opErr.Op == "dial" {
-			return "connect failed", true
-		}
-		return "network error", true
 	}
 	return "", false
 }

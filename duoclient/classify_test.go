@@ -338,7 +338,7 @@ func TestDeadlines(t *testing.T) {
 }
 
 // TestCallerContext: the caller's cancellation and deadline bound the call
-// too; a cancellation is Unknown (it says nothing about Duo).
+// too; a cancellation is Local (it says nothing about Duo).
 func TestCallerContext(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	t.Run("deadline", func(t *testing.T) {
@@ -367,11 +367,11 @@ func TestCallerContext(t *testing.T) {
 		if d := time.Since(start); d >= fastBound {
 			t.Errorf("took %s", d)
 		}
-		wantFailure(t, err, failmode.Unknown, failmode.StageAuth, "canceled by caller")
+		wantFailure(t, err, failmode.Local, failmode.StageAuth, "canceled by caller")
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("error does not wrap context.Canceled: %v", err)
 		}
-		if got := obs.got(); len(got) != 2 || got[1].Class != failmode.Unknown {
+		if got := obs.got(); len(got) != 2 || got[1].Class != failmode.Local {
 			t.Errorf("observed %+v", got)
 		}
 		_ = c.Close()
@@ -383,7 +383,7 @@ func TestCallerContext(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := c.Verify(ctx, failmode.Attempt{Username: "alice"})
-		wantFailure(t, err, failmode.Unknown, failmode.StagePreauth, "canceled by caller")
+		wantFailure(t, err, failmode.Local, failmode.StagePreauth, "canceled by caller")
 		if n := len(f.requests("")); n != 0 {
 			t.Errorf("%d requests sent for a cancelled context", n)
 		}

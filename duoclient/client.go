@@ -73,8 +73,9 @@ type Config struct {
 	// endpoint (EndpointPreauth, EndpointAuth, EndpointCheck), its duration and
 	// its class: Allowed for a good answer (including preauth's "auth" and a
 	// passing check), Denied when Duo said no, else the class of the error
-	// (Unknown when the caller cancelled). It feeds metrics and the health
-	// state machine; it must not block.
+	// (classify.go's table: Local when this process failed or the caller
+	// cancelled, Rejected when Duo refused one user's request). It feeds
+	// metrics and the health state machine; it must not block.
 	Observe func(endpoint string, d time.Duration, class failmode.Class)
 }
 
@@ -204,8 +205,8 @@ func (c *Client) Close() error {
 func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdict, error) {
 	factor, err := authFactor(a)
 	if err != nil {
-		// A caller bug, not Duo's answer: nothing is sent.
-		return failmode.Verdict{}, &failmode.Error{Class: failmode.Unknown, Stage: failmode.StagePreauth, Detail: "invalid attempt", Err: err}
+		// A caller bug, not Duo's answer: nothing is sent, nothing observed.
+		return failmode.Verdict{}, &failmode.Error{Class: failmode.Local, Stage: failmode.StagePreauth, Detail: "invalid attempt", Err: err}
 	}
 	ip := clientIP(a.ClientIP)
 
@@ -287,7 +288,8 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 // Check proves the integration works: a signed GET /auth/v2/check within
 // Timeout. It returns nil when Duo accepted the keys and the signature, else
 // a *failmode.Error with StageCheck (Unreachable, Misconfigured, Untrusted,
-// Degraded for rate limiting).
+// Degraded for rate limiting, Local for this process's own fault). A 400
+// is Misconfigured here: the check carries no user input.
 func (c *Client) Check(ctx context.Context) error {
 	d, ferr := c.call(ctx, failmode.StageCheck, c.timeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
 		r, err := api.Check()

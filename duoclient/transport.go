@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -83,7 +84,7 @@ func (e *StatusError) detail() string {
 // library's pinned roots unless cfg.RootCAs replaces them. The per-call
 // context is the real deadline; these bound each phase in case it is long.
 func configureTransport(t *http.Transport, cfg Config) {
-	t.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
+	t.DialContext = dialContext(cfg.Timeout)
 	t.TLSHandshakeTimeout = cfg.Timeout
 	t.ResponseHeaderTimeout = max(cfg.Timeout, cfg.PushTimeout)
 	t.IdleConnTimeout = 90 * time.Second
@@ -97,6 +98,67 @@ func configureTransport(t *http.Transport, cfg Config) {
 		t.TLSClientConfig.RootCAs = cfg.RootCAs
 	}
 }
+
+// dialContext dials Duo with a resolver of its own per dial, so that a local
+// errno its DNS sockets met (EMFILE...) stays in the error chain: a
+// *net.DNSError keeps only the text of such a cause, and would otherwise
+// read as "Duo's DNS is down" (see the table in classify.go). The resolver is
+// Go's (PreferGo), because only Go's calls Dial for every socket it opens;
+// it reads /etc/hosts and /etc/resolv.conf like the system's, but not other
+// nsswitch sources. One resolver per dial also means concurrent dials do not
+// share one lookup, whose fault only the first would see.
+func dialContext(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var rf resolverFaults
+		d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second,
+			Resolver: &net.Resolver{PreferGo: true, Dial: rf.dial}}
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			if cause := rf.first(); cause != nil {
+				return nil, &resolverError{err: err, cause: cause}
+			}
+			return nil, err
+		}
+		return conn, nil
+	}
+}
+
+// resolverFaults records the first local fault (classify.go's localErrnos)
+// the resolver's own dials met. The resolver dials from several goroutines
+// (A and AAAA at once).
+type resolverFaults struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (r *resolverFaults) dial(ctx context.Context, network, server string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, server)
+	if err != nil {
+		if _, local := localProblem(err); local {
+			r.mu.Lock()
+			if r.err == nil {
+				r.err = err
+			}
+			r.mu.Unlock()
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (r *resolverFaults) first() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// resolverError is a failed dial whose name lookup met a local fault: it
+// matches both the dial's error (a *net.DNSError) and the fault.
+type resolverError struct{ err, cause error }
+
+func (e *resolverError) Error() string   { return e.err.Error() + " (resolver: " + e.cause.Error() + ")" }
+func (e *resolverError) Unwrap() []error { return []error{e.err, e.cause} }
 
 // roundTripper binds every request of one call to the call's context and
 // turns every non-2xx status into an error, so that duo_api_golang neither

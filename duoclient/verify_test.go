@@ -226,7 +226,7 @@ func TestVerifyRejectsInvalidAttempts(t *testing.T) {
 		{Username: "alice", Factor: "sms"},
 	} {
 		v, err := c.Verify(context.Background(), a)
-		wantFailure(t, err, failmode.Unknown, failmode.StagePreauth, "invalid attempt")
+		wantFailure(t, err, failmode.Local, failmode.StagePreauth, "invalid attempt")
 		if v.Allowed {
 			t.Errorf("%+v allowed", a)
 		}
