@@ -21,7 +21,8 @@ type Record struct {
 	Timestamp     string `json:"timestamp"` // RFC 3339, UTC
 	ServerSection string `json:"server_section"`
 	ClientIP      string `json:"client_ip"`
-	DN            string `json:"dn"`
+	BindName      string `json:"bind_name,omitempty"` // the name as typed
+	DN            string `json:"dn"`                  // the entry the directory authenticated
 	Username      string `json:"username"`
 	AuthStage     string `json:"auth_stage"` // primary | secondary
 	Factor        string `json:"factor"`
@@ -71,6 +72,7 @@ func (l *Log) RecordBind(e proxy.BindEvent) {
 		Timestamp:     e.Time.UTC().Format(time.RFC3339Nano),
 		ServerSection: e.Server,
 		ClientIP:      e.ClientIP,
+		BindName:      e.BindName,
 		DN:            e.DN,
 		Username:      e.Username,
 		AuthStage:     string(e.Stage),

@@ -73,7 +73,17 @@ type Directory struct {
 	UserFilter string `mapstructure:"user_filter"`
 	// GroupFilter finds the groups of an entry; {dn} is the escaped entry DN.
 	GroupFilter string `mapstructure:"group_filter"`
+	// NestedGroups resolves membership through groups of groups (to
+	// MaxGroupNesting levels), for directories without
+	// LDAP_MATCHING_RULE_IN_CHAIN such as OpenLDAP. Active Directory does
+	// it in one search with group_filter
+	// (member:1.2.840.113556.1.4.1941:={dn}) instead.
+	NestedGroups bool `mapstructure:"nested_groups"`
 }
+
+// MaxGroupNesting bounds nested_groups: membership that goes deeper counts
+// as privileged, never as "not a member".
+const MaxGroupNesting = 8
 
 // Server is one listening section: a port, a directory, a Duo integration
 // and a failmode policy.

@@ -34,18 +34,21 @@ import (
 
 // Section is the live view of one server section, built by the wiring.
 type Section struct {
-	Name             string            `json:"name"`
-	Failmode         string            `json:"failmode"`
-	DuoIntegration   string            `json:"duo_integration"`
-	DuoState         string            `json:"duo_state"`
-	DuoSince         time.Time         `json:"duo_since"`
-	DuoLastError     string            `json:"duo_last_error,omitempty"`
-	PrimaryOnlyUntil *time.Time        `json:"primary_only_until,omitempty"`
-	Directory        string            `json:"directory"`
-	DirectoryUp      bool              `json:"directory_up"`
-	Listening        bool              `json:"listening"`
-	Connections      int64             `json:"connections"`
-	Binds            map[string]uint64 `json:"binds"`
+	Name             string     `json:"name"`
+	Failmode         string     `json:"failmode"`
+	DuoIntegration   string     `json:"duo_integration"`
+	DuoState         string     `json:"duo_state"`
+	DuoSince         time.Time  `json:"duo_since"`
+	DuoLastError     string     `json:"duo_last_error,omitempty"`
+	PrimaryOnlyUntil *time.Time `json:"primary_only_until,omitempty"`
+	Directory        string     `json:"directory"`
+	DirectoryUp      bool       `json:"directory_up"`
+	// SecureGroups says why secure-group membership cannot be established
+	// ("" when it can): every user then counts as privileged.
+	SecureGroups string            `json:"secure_groups_problem,omitempty"`
+	Listening    bool              `json:"listening"`
+	Connections  int64             `json:"connections"`
+	Binds        map[string]uint64 `json:"binds"`
 }
 
 // Source returns the current view of every section. It is called on every
@@ -55,7 +58,8 @@ type Source func() []Section
 
 // Ready reports whether sec can authenticate correctly right now: its
 // listener is up, its directory answers and its Duo integration is ok or
-// degraded (degraded still asks Duo; failmode is not in play). Otherwise the
+// degraded (degraded still asks Duo; failmode is not in play), and its
+// secure groups can be read. Otherwise the
 // reason says what is wrong, several causes joined by "; ":
 // "duo unreachable: check: connection refused", "directory corp unreachable".
 func Ready(sec Section) (bool, string) {
@@ -65,6 +69,9 @@ func Ready(sec Section) (bool, string) {
 	}
 	if !sec.DirectoryUp {
 		why = append(why, fmt.Sprintf("directory %s unreachable", sec.Directory))
+	}
+	if sec.SecureGroups != "" {
+		why = append(why, "secure groups: "+sec.SecureGroups)
 	}
 	switch sec.DuoState {
 	case "ok", "degraded":

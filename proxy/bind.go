@@ -83,8 +83,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	}
 	for _, step := range []func(context.Context, *attempt) *bindResult{
 		s.refuseUnauthenticated, // TLS required, empty password, anonymous (bind_primary.go)
-		s.resolveName,           // a non-DN name, through the lookup account
-		s.checkPassword,         // the directory bind: a wrong password stops here, before Duo
+		s.authenticate,          // the directory bind, and which entry it authenticated (identity.go)
 		s.identify,              // exemptions, the Duo username, secure groups (bind_secondary.go)
 		s.decide,                // plan, second factor, failmode; always ends the bind
 	} {
@@ -99,7 +98,7 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 type attempt struct {
 	sess     *session
 	tls      bool   // the client connection is TLS
-	name     string // the bind name as typed
+	name     string // the bind name as typed: logged, never trusted as an identity
 	empty    bool   // the password was empty as sent
 	password string // the password without a passcode or factor suffix
 	passcode string // a one-time passcode: a secret, never logged
@@ -107,18 +106,10 @@ type attempt struct {
 	request  []ldap.Control // the client's bind controls, passed to the directory
 	first    bool           // the first bind request on this connection
 
-	bindName string         // the name the directory bind used
-	id       Identity       // what is known of the entry
+	// id is the entry the directory authenticated; only authenticate sets it.
+	id       Identity
 	response []ldap.Control // the directory's bind response controls
 	subject  failmode.Subject
-}
-
-// dn is the entry's DN once known, else the name as typed.
-func (a *attempt) dn() string {
-	if a.id.DN != "" {
-		return a.id.DN
-	}
-	return a.name
 }
 
 // reject ends the bind with code; a refusal other than invalidCredentials
@@ -129,7 +120,7 @@ func (a *attempt) reject(code int, diag, rule string, stage Stage, err error) *b
 		status = failmode.StatusError
 	}
 	return &bindResult{code: code, diag: diag, err: err,
-		event: BindEvent{DN: a.dn(), Stage: stage, Status: status, Rule: rule, Msg: diag}}
+		event: BindEvent{BindName: a.name, DN: a.id.DN, Stage: stage, Status: status, Rule: rule, Msg: diag}}
 }
 
 // lookupFailure maps a failed user lookup to the client's result: a name

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
 	"github.com/ldapgate/ldapgate/failmode"
@@ -55,7 +54,7 @@ func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindRes
 	case a.name != "":
 		return a.reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
 	case !s.cfg.AllowAnonymous:
-		return a.reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymous, StagePrimary, nil)
+		return a.reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymousRefused, StagePrimary, nil)
 	}
 	sess := a.sess
 	if sess.upBound {
@@ -67,53 +66,4 @@ func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindRes
 	sess.authed = true
 	return &bindResult{code: gldap.ResultSuccess,
 		event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: RuleAnonymous, Msg: "anonymous bind allowed by allow_anonymous"}}
-}
-
-// resolveName finds the entry of a non-DN bind name (alice, alice@corp,
-// CORP\alice) with the lookup account. Without one, the name goes to the
-// directory as typed (Active Directory accepts user@domain) and the entry
-// is found after the bind, as the user.
-func (s *Server) resolveName(ctx context.Context, a *attempt) *bindResult {
-	a.bindName = a.name
-	if isDN(a.name) || !s.dir.HasLookupAccount() {
-		return nil
-	}
-	id, err := s.dir.FindUser(ctx, nil, a.name)
-	if err != nil {
-		code, diag, rule := lookupFailure(err)
-		return a.reject(code, diag, rule, StagePrimary, err)
-	}
-	a.id, a.bindName = id, id.DN
-	return nil
-}
-
-// checkPassword binds the password on the client's own upstream connection.
-// The directory's refusal is relayed as it is, and no second factor is ever
-// asked: a wrong password never sends a push. A directory that cannot be
-// reached is "unavailable", never "invalid credentials".
-func (s *Server) checkPassword(ctx context.Context, a *attempt) *bindResult {
-	sess := a.sess
-	up, err := sess.upstream(ctx, s.dir)
-	if err != nil {
-		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
-	}
-	res, err := s.dir.Bind(up, a.bindName, a.password, a.request)
-	if res != nil {
-		a.response = res.Controls
-	}
-	if err == nil {
-		sess.upBound = true
-		return nil
-	}
-	if le, ok := ldapResult(err); ok {
-		// A failed bind leaves the upstream connection anonymous
-		// (RFC 4511 §4.2.1), whoever it was bound as before.
-		sess.upBound = false
-		out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
-		out.event.Msg = "directory refused the password: " + ldap.LDAPResultCodeMap[le.ResultCode]
-		out.controls = a.response
-		return out
-	}
-	sess.closeUpstream()
-	return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 }

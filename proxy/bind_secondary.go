@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
@@ -10,8 +11,8 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// identify works out who passed the password: the DN decides exemptions;
-// the entry gives the Duo username and the groups that make a user
+// identify works out what the authenticated entry is allowed: its DN
+// decides exemptions; its username goes to Duo; its groups make it
 // privileged. Membership that cannot be read counts as privileged.
 func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	sess := a.sess
@@ -19,16 +20,7 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 		sess.closeUpstream()
 		return a.reject(code, diag, rule, stage, err)
 	}
-	if a.id.DN == "" && !isDN(a.name) {
-		// No lookup account: find the entry as the user just bound.
-		id, err := s.dir.FindUser(ctx, sess.up, a.name)
-		if err != nil {
-			code, diag, rule := lookupFailure(err)
-			return fail(code, diag, rule, StagePrimary, err)
-		}
-		a.id = id
-	}
-	dn, perr := ldap.ParseDN(a.dn())
+	dn, perr := ldap.ParseDN(a.id.DN)
 	if perr != nil {
 		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, perr)
 	}
@@ -39,28 +31,17 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	if a.subject.ExemptDN {
 		return nil
 	}
-	var err error
-	if a.id.Username != "" {
-		// Resolving the name already read the username: only the groups
-		// are missing.
-		a.id.Groups, err = s.dir.Groups(ctx, sess.up, a.dn())
-	} else {
-		var full Identity
-		if full, err = s.dir.Identify(ctx, sess.up, a.dn()); full.Username != "" {
-			a.id = full
-		}
-	}
-	a.subject.SecureGroup = err != nil || s.inSecureGroup(a.id.Groups)
-	if a.id.Username != "" {
-		return nil
-	}
-	// Without a Duo username there is no second factor to ask.
+	privileged, err := s.privileged(ctx, sess.up, a.id.DN)
+	a.subject.SecureGroup = privileged
 	if err != nil {
-		code, diag, rule := lookupFailure(err)
-		return fail(code, diag, rule, StageSecondary, err)
+		s.log.Warn("secure group membership unknown: counted as privileged", "conn", sess.id, "dn", a.id.DN, "err", err)
 	}
-	return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleNoUsername, StageSecondary,
-		errors.New("the entry has no username attribute"))
+	if a.id.Username == "" {
+		// Without a Duo username there is no second factor to ask.
+		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleNoUsername, StageSecondary,
+			errors.New("the entry has no username attribute"))
+	}
+	return nil
 }
 
 // decide plans (exemptions, primary-only mode), asks the second factor when
@@ -69,14 +50,16 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 	sess := a.sess
 	policy := s.cfg.Policy()
 	decision, decided := failmode.Plan(policy, a.subject)
-	ev := BindEvent{DN: a.dn(), Username: a.id.Username, Stage: StageSecondary}
+	ev := BindEvent{BindName: a.name, DN: a.id.DN, Username: a.id.Username, Stage: StageSecondary}
 	var sfErr error
 	if !decided {
 		ev.Factor = string(a.factor)
-		verdict, err := s.sf.Verify(ctx, failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode})
+		verdict, err := s.verify(ctx, failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode})
 		outcome := failmode.OutcomeOf(verdict, err)
 		if err != nil && ctx.Err() != nil {
-			outcome.Detail = "client went away"
+			// The client hung up (or the server is stopping): whatever the
+			// call failed with, it is our side's doing, not Duo's.
+			outcome = failmode.Outcome{Class: failmode.Local, Stage: outcome.Stage, Detail: "client went away"}
 		}
 		decision = failmode.Decide(policy, a.subject, outcome)
 		sfErr = err
@@ -93,9 +76,22 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		return &bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
 	}
 	sess.authed = true
-	sess.dn = a.dn()
+	sess.dn = a.id.DN
 	if decision.Failmode || decision.Rule == failmode.RulePrimaryOnly {
-		s.log.Warn("allowed a bind without second factor", "conn", sess.id, "dn", a.dn(), "rule", decision.Rule, "reason", decision.Reason)
+		s.log.Warn("allowed a bind without second factor", "conn", sess.id, "dn", a.id.DN, "rule", decision.Rule, "reason", decision.Reason)
 	}
 	return &bindResult{code: gldap.ResultSuccess, controls: a.response, event: ev}
+}
+
+// verify asks the second factor. A panic in it is ldapgate's own fault: it
+// denies the bind as a Local error instead of unwinding through the
+// pipeline.
+func (s *Server) verify(ctx context.Context, at failmode.Attempt) (v failmode.Verdict, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			v, err = failmode.Verdict{}, &failmode.Error{Class: failmode.Local, Stage: failmode.StagePreauth,
+				Detail: "second factor panicked", Err: fmt.Errorf("panic: %v", p)}
+		}
+	}()
+	return s.sf.Verify(ctx, at)
 }

@@ -37,6 +37,12 @@ type DirectoryConfig struct {
 	UserFilter func(username, name string) string
 	// GroupFilter returns the filter that finds the groups of dn.
 	GroupFilter func(dn string) string
+	// NestedGroups resolves membership through groups of groups, for
+	// directories without LDAP_MATCHING_RULE_IN_CHAIN.
+	NestedGroups bool
+	// MaxGroupDepth bounds nested membership (levels of groups); deeper
+	// membership counts as privileged. Required when NestedGroups is set.
+	MaxGroupDepth int
 }
 
 // Errors of Directory lookups. A network failure is never one of these: it
@@ -47,6 +53,12 @@ var (
 	// ErrLookupAccount means the directory refused the lookup account's
 	// own bind: a configuration problem, never the user's fault.
 	ErrLookupAccount = errors.New("directory refused the lookup account (bind_dn/bind_password)")
+	// ErrNoSuchEntry means an entry that should exist cannot be seen: it is
+	// missing, or the directory's ACLs hide it from the identity that read.
+	ErrNoSuchEntry = errors.New("entry not found or not visible")
+	// ErrGroupsTooDeep means nested group membership goes deeper than the
+	// bound: membership could not be read in full.
+	ErrGroupsTooDeep = errors.New("group nesting deeper than the limit")
 )
 
 // UnavailableError means the directory could not be reached or did not
@@ -81,11 +93,18 @@ func ldapResult(err error) (*ldap.Error, bool) {
 	return nil, false
 }
 
-// Identity is what the second factor needs to know about an entry.
+// Identity is an entry as the directory spells it: what the second factor,
+// the exemptions and the secure groups need to know about the user. Only
+// authenticate (identity.go) decides which entry a bind authenticated.
 type Identity struct {
+	// DN is the entry's DN as the directory returned it, never a name as
+	// typed by the client.
 	DN       string
 	Username string
-	Groups   []string
+	// Account is the entry's sAMAccountName, when it has one: what an
+	// Active Directory Who Am I answer (u:DOMAIN\account) names.
+	Account string
+	Groups  []string
 }
 
 // Directory is an upstream directory: it dials per-client connections and
@@ -115,6 +134,12 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 	}
 	if cfg.UserFilter == nil || cfg.GroupFilter == nil || cfg.UsernameAttribute == "" {
 		return nil, errors.New("directory: user filter, group filter and username attribute are required")
+	}
+	if cfg.MaxGroupDepth <= 0 {
+		cfg.MaxGroupDepth = 1 // direct membership only
+		if cfg.NestedGroups {
+			return nil, errors.New("directory: nested groups need a maximum depth")
+		}
 	}
 	if log == nil {
 		log = slog.Default()
@@ -216,12 +241,29 @@ func (d *Directory) Bind(conn *ldap.Conn, name, password string, controls []ldap
 	return res, nil
 }
 
-// FindUser finds the entry of a bind name that is not a DN, with the lookup
-// account, or on conn (already bound as the user) when there is none.
+// accountAttribute is Active Directory's logon name, which its Who Am I
+// answer names (u:DOMAIN\sAMAccountName). Other directories ignore a
+// request for an attribute they do not know.
+const accountAttribute = "sAMAccountName"
+
+// FindUser finds the one entry a bind name stands for, with the lookup
+// account, or on conn (already bound as the user) when there is none. A name
+// that parses as a DN is read as a base object, so the directory itself
+// says which entry that spelling names; any other name (alice, alice@corp,
+// CORP\alice, or a DN spelling go-ldap cannot parse) goes through
+// user_filter. The Identity's DN is always the directory's own spelling.
+// A name that matches no entry is ErrNoSuchUser, several ErrAmbiguousUser.
 func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) (Identity, error) {
-	filter := d.cfg.UserFilter(bareName(name), name)
-	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, int(d.cfg.Timeout/time.Second), false, filter, []string{d.cfg.UsernameAttribute}, nil))
+	attrs := []string{d.cfg.UsernameAttribute, accountAttribute}
+	var req *ldap.SearchRequest
+	if isDN(name) {
+		req = ldap.NewSearchRequest(name, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+			2, d.timeLimit(), false, "(objectClass=*)", attrs, nil)
+	} else {
+		req = ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+			2, d.timeLimit(), false, d.cfg.UserFilter(bareName(name), name), attrs, nil)
+	}
+	entries, err := d.search(ctx, conn, req)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -229,46 +271,108 @@ func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) 
 	case 0:
 		return Identity{}, ErrNoSuchUser
 	case 1:
-		return Identity{DN: entries[0].DN, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute)}, nil
+		e := entries[0]
+		if e.DN == "" {
+			return Identity{}, ErrNoSuchUser
+		}
+		return Identity{DN: e.DN, Username: e.GetAttributeValue(d.cfg.UsernameAttribute),
+			Account: e.GetAttributeValue(accountAttribute)}, nil
 	}
 	return Identity{}, ErrAmbiguousUser
 }
 
-// Identify reads the username attribute and the groups of dn. The two
-// searches are independent and run at once: each is a round trip on the
-// path of every gated bind.
-func (d *Directory) Identify(ctx context.Context, conn *ldap.Conn, dn string) (Identity, error) {
-	var groups []string
-	var groupsErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		groups, groupsErr = d.Groups(ctx, conn, dn)
-	}()
-	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
-		1, int(d.cfg.Timeout/time.Second), false, "(objectClass=*)", []string{d.cfg.UsernameAttribute}, nil))
-	<-done
+// WhoAmI asks the directory which identity conn is authenticated as
+// (RFC 4532): "dn:<DN>" from OpenLDAP, "u:DOMAIN\user" from Active
+// Directory, "" when anonymous. An error means the directory did not say.
+func (d *Directory) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	res, err := conn.WhoAmI(nil)
 	if err != nil {
-		return Identity{}, err
+		if _, ok := ldapResult(err); ok {
+			d.up.Store(true)
+			return "", fmt.Errorf("who am i: %w", err)
+		}
+		return "", d.unavailable("who am i", err)
 	}
-	if len(entries) != 1 {
-		return Identity{}, ErrNoSuchUser
-	}
-	return Identity{DN: dn, Username: entries[0].GetAttributeValue(d.cfg.UsernameAttribute), Groups: groups}, groupsErr
+	d.up.Store(true)
+	return res.AuthzID, nil
 }
 
-// Groups returns the DNs of the groups group_filter finds for dn.
+func (d *Directory) timeLimit() int { return int(d.cfg.Timeout / time.Second) }
+
+// groupsPerSearch bounds how many groups one nested-membership search asks
+// about at once, so that its filter stays a reasonable size.
+const groupsPerSearch = 64
+
+// Groups returns the DNs of the groups dn is a member of: those group_filter
+// finds for dn and, with nested groups, the groups those are members of, to
+// MaxGroupDepth levels, each group once (cycles end there). A membership
+// that cannot be read in full is an error (ErrGroupsTooDeep past the depth
+// bound): the caller counts the user as privileged.
 func (d *Directory) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]string, error) {
-	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, int(d.cfg.Timeout/time.Second), false, d.cfg.GroupFilter(dn), []string{"1.1"}, nil))
-	if err != nil {
-		return nil, err
-	}
-	groups := make([]string, 0, len(entries))
-	for _, g := range entries {
-		groups = append(groups, g.DN)
+	seen := map[string]bool{}
+	var groups []string
+	frontier := []string{dn}
+	for depth := 0; len(frontier) > 0; depth++ {
+		if depth > 0 && !d.cfg.NestedGroups {
+			break
+		}
+		if depth >= d.cfg.MaxGroupDepth {
+			return groups, fmt.Errorf("%w (%d levels)", ErrGroupsTooDeep, d.cfg.MaxGroupDepth)
+		}
+		var next []string
+		for len(frontier) > 0 {
+			n := min(len(frontier), groupsPerSearch)
+			entries, err := d.search(ctx, conn, ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree,
+				ldap.NeverDerefAliases, 0, d.timeLimit(), false, d.groupFilter(frontier[:n]), []string{"1.1"}, nil))
+			if err != nil {
+				return groups, err
+			}
+			frontier = frontier[n:]
+			for _, g := range entries {
+				key := strings.ToLower(g.DN)
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				groups = append(groups, g.DN)
+				next = append(next, g.DN)
+			}
+		}
+		frontier = next
 	}
 	return groups, nil
+}
+
+// groupFilter is group_filter for one member DN, or the OR of it for several.
+func (d *Directory) groupFilter(members []string) string {
+	if len(members) == 1 {
+		return d.cfg.GroupFilter(members[0])
+	}
+	var b strings.Builder
+	b.WriteString("(|")
+	for _, m := range members {
+		b.WriteString(d.cfg.GroupFilter(m))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// ReadEntry proves that the entry dn is visible: a base-object read, with
+// the lookup account or on conn. An entry the identity cannot see is
+// ErrNoSuchEntry.
+func (d *Directory) ReadEntry(ctx context.Context, conn *ldap.Conn, dn string) error {
+	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, d.timeLimit(), false, "(objectClass=*)", []string{"1.1"}, nil))
+	if err != nil {
+		return err
+	}
+	if len(entries) != 1 {
+		return ErrNoSuchEntry
+	}
+	return nil
 }
 
 // search runs req with the lookup account when there is one (retrying once

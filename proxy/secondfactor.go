@@ -38,7 +38,12 @@ type BindEvent struct {
 	Time     time.Time
 	Server   string
 	ClientIP string
-	DN       string // the DN bound (or the name as typed when it never resolved)
+	// BindName is the name as the client typed it. It is never an identity:
+	// only DN is.
+	BindName string
+	// DN is the entry the directory authenticated, as the directory spells
+	// it; "" when the bind never got that far (or was anonymous).
+	DN       string
 	Username string // the name sent (or that would be sent) to Duo
 	Stage    Stage
 	Factor   string // auto, push, phone, passcode; "" when Duo was not asked
@@ -57,16 +62,19 @@ const (
 	RuleInvalidCredentials   = "invalid_credentials"   // the directory refused the password, or no such user
 	RuleDirectoryUnavailable = "directory_unavailable" // the directory (or the lookup account) failed
 	RuleEmptyPassword        = "empty_password"        // unauthenticated bind refused
-	RuleAnonymous            = "anonymous"             // anonymous bind (allowed or refused)
+	RuleDirectoryRefused     = "directory_refused"     // the directory refused the bind with a code other than invalidCredentials
+	RuleAnonymous            = "anonymous"             // anonymous bind allowed by allow_anonymous
+	RuleAnonymousRefused     = "anonymous_refused"     // anonymous bind refused
 	RuleTLSRequired          = "tls_required"          // bind on a plaintext connection where TLS is required
 	RuleLookupFailed         = "lookup_failed"         // the entry could not be identified
+	RuleIdentityMismatch     = "identity_mismatch"     // the directory authenticated someone other than the entry found
 	RuleNoUsername           = "no_username"           // the entry has no username attribute for Duo
 )
 
 // PrimaryRules lists the rules above, for bounded metric labels.
 func PrimaryRules() []string {
-	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleEmptyPassword, RuleAnonymous,
-		RuleTLSRequired, RuleLookupFailed, RuleNoUsername}
+	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleDirectoryRefused, RuleEmptyPassword,
+		RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed, RuleIdentityMismatch, RuleNoUsername}
 }
 
 // RecorderFunc adapts a function to Recorder.

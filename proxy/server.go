@@ -54,6 +54,8 @@ type Server struct {
 	exempt []*ldap.DN
 
 	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
+	// groupCheck is the latest CheckSecureGroups outcome; nil before one.
+	groupCheck atomic.Pointer[groupCheck]
 
 	mu       sync.Mutex
 	sessions map[int]*session

@@ -18,6 +18,7 @@ func (a *app) healthSections() []health.Section {
 			DuoLastError:   st.LastError,
 			Directory:      s.dir.Name(),
 			DirectoryUp:    s.dir.Up(),
+			SecureGroups:   s.proxy.SecureGroupsProblem(),
 			Listening:      s.proxy.Ready(),
 			Connections:    s.proxy.Connections(),
 			Binds:          a.binds.Snapshot(s.cfg.Name),

@@ -63,6 +63,7 @@ type Option func(*options)
 
 type options struct {
 	extraLDIF    string
+	acl          string
 	logLevel     string
 	startTimeout time.Duration
 }
@@ -71,6 +72,13 @@ type options struct {
 // before children.
 func WithExtraLDIF(ldif string) Option {
 	return func(o *options) { o.extraLDIF = ldif }
+}
+
+// WithACL puts access rules (slapd.conf "access to ..." clauses) ahead of
+// the default ones, so that they win where they match: for example groups
+// that only the lookup account may read.
+func WithACL(rules string) Option {
+	return func(o *options) { o.acl = rules }
 }
 
 // WithLogLevel sets slapd's debug level (slapd -d), whose output goes to
@@ -160,7 +168,7 @@ func (s *Server) setup() error {
 	if err := os.Mkdir(dbDir, 0o700); err != nil {
 		return err
 	}
-	conf, err := config(s.Dir, dbDir)
+	conf, err := config(s.Dir, dbDir, s.opts.acl)
 	if err != nil {
 		return err
 	}
@@ -185,7 +193,7 @@ func (s *Server) setup() error {
 
 // config returns a slapd.conf for the sample directory with a database in
 // dbDir and ACLs like a real deployment's.
-func config(dir, dbDir string) (string, error) {
+func config(dir, dbDir, acl string) (string, error) {
 	schemaDir, err := findDir("core.schema", "/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
 	if err != nil {
 		return "", fmt.Errorf("OpenLDAP schema: %v", err)
@@ -213,7 +221,7 @@ maxsize %d
 # Writes still reach the page cache, so they survive slapd being killed.
 dbnosync
 index objectClass,uid,member eq
-
+%s
 # Passwords: only for binding, and changed by their owner. Admins set them
 # on the people they add.
 access to dn.subtree=%s attrs=userPassword
@@ -237,7 +245,7 @@ access to *
 	by users read
 	by * none
 `, quote(sampledata.BaseDN), quote(RootDN), sampledata.SSHA(RootPassword, []byte("slapdtst")),
-		dbDir, 64<<20, people, admins, people, admins)
+		dbDir, 64<<20, acl, people, admins, people, admins)
 	return b.String(), nil
 }
 

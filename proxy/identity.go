@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/jimlambrt/gldap"
+)
+
+// authenticate checks the password and decides who the directory
+// authenticated. It is the only code that sets a.id: the entry whose
+// username goes to Duo, whose DN is matched against exempt_dns and
+// secure_groups, and whose DN is logged is the one it found, and it refuses
+// the bind whenever it cannot prove that this entry is the one the directory
+// bound.
+//
+// With a lookup account, the entry is resolved first (FindUser: a DN is
+// read as a base object, any other name goes through user_filter) and the
+// directory bind uses that entry's own DN as the directory spelled it, never
+// the name as typed: whatever spelling the client chose, the directory can
+// only have authenticated that entry.
+//
+// Without one nothing can be read before the bind, so the name goes to the
+// directory as typed; the entry is then resolved as the user, and the
+// directory is asked whom it authenticated (Who Am I, RFC 4532). The bind is
+// refused with invalidCredentials unless the answer names the entry found.
+//
+// A name that matches no entry, or several, is refused before any password
+// reaches the directory (lookup account) or before any second factor.
+func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
+	if s.dir.HasLookupAccount() {
+		id, err := s.dir.FindUser(ctx, nil, a.name)
+		if err != nil {
+			code, diag, rule := lookupFailure(err)
+			return a.reject(code, diag, rule, StagePrimary, fmt.Errorf("resolve bind name: %w", err))
+		}
+		if res := s.checkPassword(ctx, a, id.DN); res != nil {
+			return res
+		}
+		a.id = id
+		return nil
+	}
+
+	if res := s.checkPassword(ctx, a, a.name); res != nil {
+		return res
+	}
+	sess := a.sess
+	fail := func(code int, diag, rule string, err error) *bindResult {
+		sess.closeUpstream() // bound as someone this proxy will not let in
+		return a.reject(code, diag, rule, StagePrimary, err)
+	}
+	id, err := s.dir.FindUser(ctx, sess.up, a.name)
+	if err != nil {
+		code, diag, rule := lookupFailure(err)
+		return fail(code, diag, rule, fmt.Errorf("resolve bind name as the user: %w", err))
+	}
+	authz, err := s.dir.WhoAmI(ctx, sess.up)
+	if err != nil {
+		if IsUnavailable(err) {
+			return fail(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, err)
+		}
+		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
+			fmt.Errorf("cannot confirm who the directory authenticated (configure a lookup account for directories without Who Am I): %w", err))
+	}
+	if !authzNames(authz, id) {
+		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
+			fmt.Errorf("%w: bind name resolves to %q, directory authenticated %q", errIdentityMismatch, id.DN, authz))
+	}
+	a.id = id
+	return nil
+}
+
+// errIdentityMismatch: the entry a bind name resolved to is not the identity
+// the directory authenticated.
+var errIdentityMismatch = errors.New("identity mismatch")
+
+// authzNames reports whether a Who Am I authzid names the entry id:
+// "dn:<DN>" when the DNs are equal (attribute types and values compared
+// without case), "u:[DOMAIN\]account" when the entry's sAMAccountName is
+// account. Anonymous (""), an unparsable DN and any other form name nobody.
+func authzNames(authz string, id Identity) bool {
+	switch {
+	case strings.HasPrefix(authz, "dn:"):
+		got, err := ldap.ParseDN(authz[len("dn:"):])
+		if err != nil || len(got.RDNs) == 0 {
+			return false
+		}
+		want, err := ldap.ParseDN(id.DN)
+		return err == nil && len(want.RDNs) > 0 && got.EqualFold(want)
+	case strings.HasPrefix(authz, "u:"):
+		account := authz[len("u:"):]
+		if i := strings.LastIndexByte(account, '\\'); i >= 0 {
+			account = account[i+1:]
+		}
+		return account != "" && id.Account != "" && strings.EqualFold(account, id.Account)
+	}
+	return false
+}
+
+// checkPassword binds name with the password on the client's own upstream
+// connection. The directory's refusal is relayed as it is, and no second
+// factor is ever asked: a wrong password never sends a push. A directory
+// that cannot be reached is "unavailable", never "invalid credentials".
+func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bindResult {
+	sess := a.sess
+	up, err := sess.upstream(ctx, s.dir)
+	if err != nil {
+		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+	}
+	res, err := s.dir.Bind(up, name, a.password, a.request)
+	if res != nil {
+		a.response = res.Controls
+	}
+	if err == nil {
+		sess.upBound = true
+		return nil
+	}
+	if le, ok := ldapResult(err); ok {
+		// A failed bind leaves the upstream connection anonymous
+		// (RFC 4511 §4.2.1), whoever it was bound as before.
+		sess.upBound = false
+		out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
+		if le.ResultCode != ldap.LDAPResultInvalidCredentials {
+			out.event.Rule = RuleDirectoryRefused
+		}
+		out.event.Msg = "directory refused the bind: " + ldap.LDAPResultCodeMap[le.ResultCode]
+		out.controls = a.response
+		return out
+	}
+	sess.closeUpstream()
+	return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+}
