@@ -89,6 +89,8 @@ type env struct {
 	cmd         *exec.Cmd
 	stderr      *testutil.SyncBuffer
 	exited      chan struct{}
+	// nofile, when > 0, is the descriptor limit ldapgate runs under.
+	nofile int
 }
 
 // setup is what options may change before the world starts.
@@ -98,6 +100,22 @@ type setup struct {
 	duo   map[string]any // extra keys for every section's duo block
 	// lameDuck is health.lame_duck.
 	lameDuck time.Duration
+	// nofile is withNoFile's limit.
+	nofile int
+	// dirKeys are extra keys for every directory block (nested_groups...).
+	dirKeys map[string]any
+}
+
+// withDirectory sets a key of every directory block.
+func withDirectory(key string, value any) option {
+	return func(s *setup) { s.dirKeys[key] = value }
+}
+
+// withNoFile runs ldapgate under RLIMIT_NOFILE n, soft and hard alike (Go
+// raises its soft limit to the hard one at start), through util-linux's
+// prlimit, so a test can run the process out of descriptors.
+func withNoFile(n int) option {
+	return func(s *setup) { s.nofile = n }
 }
 
 // withLameDuck sets health.lame_duck.
@@ -126,7 +144,7 @@ func withSlapd(opts ...slapdtest.Option) option {
 func start(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, addr: map[string]string{}, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
-	su := &setup{cfg: map[string]any{}, duo: map[string]any{}}
+	su := &setup{cfg: map[string]any{}, duo: map[string]any{}, dirKeys: map[string]any{}}
 	for _, o := range opts {
 		o(su)
 	}
@@ -158,6 +176,9 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 			"username_attribute": "uid",
 			"user_filter":        "(|(uid={username})(mail={name}))",
 			"group_filter":       "(&(objectClass=groupOfNames)(member={dn}))",
+		}
+		for k, v := range su.dirKeys {
+			d[k] = v
 		}
 		if lookup {
 			svc, _ := sampledata.LookupService("ldapgate")
@@ -235,6 +256,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	e.nofile = su.nofile
 	e.startGate(cfgFile)
 	return e
 }
@@ -242,6 +264,10 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 func (e *env) startGate(cfgFile string) {
 	t := e.t
 	cmd := exec.Command(gateBin, "serve", "--config", cfgFile)
+	if e.nofile > 0 {
+		// prlimit execs the binary: the PID stays ldapgate's.
+		cmd = exec.Command("prlimit", fmt.Sprintf("--nofile=%d:%d", e.nofile, e.nofile), "--", gateBin, "serve", "--config", cfgFile)
+	}
 	cmd.Stderr = e.stderr
 	cmd.Stdout = e.stderr
 	if err := cmd.Start(); err != nil {
