@@ -213,6 +213,8 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, err
 		UsernameAttribute: dc.UsernameAttribute,
 		UserFilter:        dc.ExpandUserFilter,
 		GroupFilter:       dc.ExpandGroupFilter,
+		NestedGroups:      dc.NestedGroups,
+		MaxGroupDepth:     config.MaxGroupNesting,
 	}, log)
 }
 
@@ -254,6 +256,14 @@ func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
 	for {
 		pctx, cancel := context.WithTimeout(ctx, directoryProbeInterval/2)
 		err := d.Ping(pctx)
+		// Each section on this directory proves its secure groups are still
+		// readable; one that cannot count everyone as privileged and says
+		// so in /readyz.
+		for _, s := range a.sections {
+			if s.dir == d {
+				_ = s.proxy.CheckSecureGroups(pctx)
+			}
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return
