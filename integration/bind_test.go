@@ -55,6 +55,22 @@ func TestBindOutcomes(t *testing.T) {
 			}
 		})
 	}
+	// A preauth allow is Duo's bypass, and the log says so rather than
+	// claiming a second factor was approved.
+	var erinRule, erinMsg string
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		for _, ev := range e.authEvents() {
+			if ev["username"] == "erin" && ev["status"] == "Allow" {
+				erinRule, _ = ev["rule"].(string)
+				erinMsg, _ = ev["msg"].(string)
+				return true
+			}
+		}
+		return false
+	}, "erin's auth event")
+	if erinRule != "bypass" || erinMsg != "Duo bypass: no second factor asked" {
+		t.Errorf("erin (Duo bypass): rule %q msg %q, want bypass", erinRule, erinMsg)
+	}
 	// The factor and passcode reach Duo as chosen; the passcode is never logged by the simulator.
 	e.duo.ResetCalls()
 	carol := person(t, "carol")
@@ -348,5 +364,22 @@ func TestAnonymous(t *testing.T) {
 	}
 	if err := e.bind("secure", "", ""); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("anonymous on a default section: %v", err)
+	}
+	// Allowed and refused anonymous binds are told apart in the auth log.
+	rules := map[string]map[string]bool{}
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		rules = map[string]map[string]bool{}
+		for _, ev := range e.authEvents() {
+			sec, _ := ev["server_section"].(string)
+			if rules[sec] == nil {
+				rules[sec] = map[string]bool{}
+			}
+			rule, _ := ev["rule"].(string)
+			rules[sec][rule+"/"+fmt.Sprint(ev["status"])] = true
+		}
+		return rules["secure"]["anonymous_refused/Reject"]
+	}, "the refused anonymous bind's event")
+	if !rules["anon"]["anonymous/Allow"] || rules["anon"]["anonymous_refused/Reject"] || rules["secure"]["anonymous/Allow"] {
+		t.Errorf("anonymous outcomes in the auth log: %v", rules)
 	}
 }
