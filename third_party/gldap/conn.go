@@ -74,6 +74,8 @@ type inflightRequest struct {
 	// abandoned is shared with the request's ResponseWriter, which refuses
 	// to write once it is set
 	abandoned *atomic.Bool
+	// w is the request's ResponseWriter (see startTLSAllowed)
+	w *ResponseWriter
 }
 
 // newConn will create a new Conn from an accepted net.Conn which will be used
@@ -215,8 +217,17 @@ func (c *conn) serveRequests() error {
 
 		// If it's a StartTLS request, then we can't dispatch it concurrently,
 		// since the conn needs to complete it's TLS negotiation before handling
-		// any other requests.
+		// any other requests.  With other operations outstanding it is
+		// refused, without calling its handler (patch 20).
 		// see: https://datatracker.ietf.org/doc/html/rfc4511#section-4.14.1
+		case r.extendedName == ExtendedOperationStartTLS && !c.startTLSAllowed():
+			c.logger.Debug("refusing StartTLS with operations outstanding", "op", op, "conn", c.connID, "requestID", w.requestID)
+			resp := r.NewExtendedResponse(WithResponseCode(ResultOperationsError))
+			resp.SetResponseName(ExtendedOperationStartTLS)
+			resp.SetDiagnosticMessage("StartTLS with operations outstanding")
+			if err := w.Write(resp); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
 		case r.extendedName == ExtendedOperationStartTLS:
 			done := c.beginRequest(w, r)
 			c.callHandler(r, func() { c.router.serve(w, r) })
@@ -272,6 +283,7 @@ func (c *conn) beginRequest(w *ResponseWriter, r *Request) func() {
 		cancel:      cancel,
 		abandonable: r.routeOp != bindRouteOperation && r.extendedName != ExtendedOperationStartTLS,
 		abandoned:   &atomic.Bool{},
+		w:           w,
 	}
 	w.abandoned = ir.abandoned
 	c.inflight[r.ID] = ir
@@ -281,6 +293,40 @@ func (c *conn) beginRequest(w *ResponseWriter, r *Request) func() {
 		defer c.stateMu.Unlock()
 		delete(c.inflight, r.ID)
 	}
+}
+
+// startTLSAllowed tells whether a StartTLS request may go to its handler: no
+// other request of the conn may be outstanding, i.e. owe its client a
+// response (RFC 4511 4.14.1).  Abandon requests and abandoned requests get
+// none; a request that has written its final response is done even if its
+// handler is still running.  When the StartTLS may go ahead, the writers of
+// the requests still running are closed (ResponseWriter.upgraded) and any
+// write in progress is waited for, so nothing is written in plaintext after
+// the upgrade, or half before and half after it.  Called by the read loop,
+// which reads nothing else until the StartTLS handler returned.
+func (c *conn) startTLSAllowed() bool {
+	allowed := func() bool {
+		c.stateMu.Lock()
+		defer c.stateMu.Unlock()
+		for _, ir := range c.inflight {
+			if ir.w.noResponse || ir.abandoned.Load() || ir.w.responded.Load() {
+				continue
+			}
+			return false
+		}
+		for _, ir := range c.inflight {
+			ir.w.upgraded.Store(true)
+		}
+		return true
+	}()
+	if allowed {
+		// A write that checked upgraded before it was set holds writerMu:
+		// let it finish before the StartTLS response is written.  (Not
+		// under stateMu: terminate needs that to unblock a stuck write.)
+		c.writerMu.Lock()
+		c.writerMu.Unlock() //nolint:staticcheck // an intentional barrier
+	}
+	return allowed
 }
 
 // beginPending counts a request whose handler runs concurrently with the read

@@ -26,6 +26,14 @@ type ResponseWriter struct {
 	noResponse bool
 	// abandoned is set when the request was abandoned (nil outside a conn)
 	abandoned *atomic.Bool
+	// responded is set, under writerMu and before the bytes are written,
+	// when the request's final response (anything but a search entry or
+	// reference) is written: the request is no longer outstanding for
+	// StartTLS.  upgraded is set when a StartTLS went ahead while the
+	// request's handler was still running; Write then refuses, so nothing
+	// is written in plaintext after the upgrade.
+	responded atomic.Bool
+	upgraded  atomic.Bool
 }
 
 func newResponseWriter(w *bufio.Writer, lock *sync.Mutex, logger hclog.Logger, connID, requestID int) (*ResponseWriter, error) {
@@ -73,7 +81,17 @@ func (rw *ResponseWriter) Write(r Response) error {
 	}
 	rw.writerMu.Lock()
 	defer rw.writerMu.Unlock()
-	if _, err := rw.writer.Write(r.packet().Bytes()); err != nil {
+	// checked under writerMu, which the conn takes before a StartTLS goes
+	// ahead (see conn.startTLSAllowed)
+	if rw.upgraded.Load() {
+		return fmt.Errorf("%s: the connection was upgraded by StartTLS after the request's response: %w", op, ErrInvalidState)
+	}
+	switch r.(type) {
+	case *SearchResponseEntry, *SearchResponseReference:
+	default:
+		rw.responded.Store(true)
+	}
+	if _, err := rw.writer.Write(p.Bytes()); err != nil {
 		return fmt.Errorf("%s: unable to write response: %w", op, err)
 	}
 	if err := rw.writer.Flush(); err != nil {
