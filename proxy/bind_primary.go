@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jimlambrt/gldap"
 
@@ -19,10 +20,19 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 	sess.resetAuth()
 	msg, err := r.GetSimpleBindMessage()
 	if err != nil {
-		if _, serr := r.GetSASLBindMessage(); serr == nil {
-			return nil, &bindResult{code: gldap.ResultAuthMethodNotSupported, diag: msgSASL}
+		refused := func(code int, diag, rule string, err error) (*attempt, *bindResult) {
+			return nil, &bindResult{code: code, diag: diag, err: err,
+				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusError, Rule: rule, Msg: diag}}
 		}
-		return nil, &bindResult{code: gldap.ResultProtocolError, diag: "malformed bind request"}
+		var bre *gldap.BindRequestError
+		switch _, serr := r.GetSASLBindMessage(); {
+		case serr == nil:
+			return refused(gldap.ResultAuthMethodNotSupported, msgSASL, RuleUnsupportedBind, nil)
+		case errors.As(err, &bre):
+			// LDAPv2, or an authentication choice nobody knows.
+			return refused(bre.ResultCode, bre.Diagnostic, RuleUnsupportedBind, nil)
+		}
+		return refused(gldap.ResultProtocolError, "malformed bind request", RuleUnsupportedBind, err)
 	}
 	a := &attempt{
 		sess:    sess,

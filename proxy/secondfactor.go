@@ -69,12 +69,13 @@ const (
 	RuleLookupFailed         = "lookup_failed"         // the entry could not be identified
 	RuleIdentityMismatch     = "identity_mismatch"     // the directory authenticated someone other than the entry found
 	RuleNoUsername           = "no_username"           // the entry has no username attribute for Duo
+	RuleUnsupportedBind      = "unsupported_bind"      // SASL, LDAPv2, an unknown authentication choice or a malformed bind
 )
 
 // PrimaryRules lists the rules above, for bounded metric labels.
 func PrimaryRules() []string {
 	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleDirectoryRefused, RuleEmptyPassword,
-		RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed, RuleIdentityMismatch, RuleNoUsername}
+		RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed, RuleIdentityMismatch, RuleNoUsername, RuleUnsupportedBind}
 }
 
 // RecorderFunc adapts a function to Recorder.
