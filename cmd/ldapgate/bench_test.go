@@ -44,7 +44,7 @@ servers:
     listen: %q
     directory: sample
     failmode: safe
-    duo: {api_host: %q, integration_key: %q, secret_key: %q, ca_file: %q, timeout: 100ms,
+    duo: {api_host: %q, integration_key: %q, secret_key: %q, ca_file: %q, timeout: 1s,
           unreachable_after: %d, probe_interval: 1h}
 `, dirURL, sampledata.BaseDN, svc.DN(), svc.Password, addr, sim.APIHost(), sim.IntegrationKey(), sim.SecretKey(), ca, unreachableAfter)
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
