@@ -39,7 +39,7 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	client, err := duoclient.New(duoclient.Config{
 		APIHost: sim.APIHost(), IntegrationKey: sim.IntegrationKey(), SecretKey: sim.SecretKey(),
-		RootCAs: pool, Timeout: 5 * time.Second, PushTimeout: 5 * time.Second,
+		RootCAs: pool, Timeout: time.Second, PushTimeout: 5 * time.Second,
 		Observe: func(ep string, d time.Duration, c failmode.Class) { tr.Observe(ep, d, c) },
 	})
 	if err != nil {
@@ -107,13 +107,18 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 		}
 	}
 	want(duostate.Unreachable)
+	// The first bind is the half-open trial: Duo still answers 503.
+	if fe := verifyErr(); errors.Is(fe, duostate.ErrKnownDown) || fe.Class != failmode.Unreachable {
+		t.Fatalf("trial: %v", fe)
+	}
 	knownDown(failmode.Unreachable, "3 consecutive preauth calls unreachable")
 	if err := probe(); err == nil {
 		t.Fatal("probe passed during a 503 outage")
 	}
 	knownDown(failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: HTTP 503")
 
-	// Back: the probe notices.
+	// Back: the probe notices (it had failed too, so Duo is back, not
+	// merely answering checks).
 	setFault(duosim.FaultNone)
 	advance(time.Minute)
 	if err := probe(); err != nil {
@@ -126,6 +131,8 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	if err := probe(); err == nil {
 		t.Fatal("probe passed while refused")
 	}
+	want(duostate.Unreachable) // a refused connection counts at once
+	verifyErr()                // the trial: refused too
 	knownDown(failmode.Unreachable, "check: connection refused")
 	setFault(duosim.FaultNone)
 	probe()
@@ -172,17 +179,66 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	probe()
 	want(duostate.OK)
 
-	// Duo hangs: the probe's own timeout finds it.
+	// Duo hangs: the probe's own timeout finds it, three probes running
+	// into it being three pieces of evidence.
 	setFault(duosim.FaultHang)
-	start := time.Now()
-	if err := probe(); err == nil {
-		t.Fatal("probe passed while hanging")
+	for i := range 3 {
+		want(duostate.OK)
+		start := time.Now()
+		if err := probe(); err == nil {
+			t.Fatal("probe passed while hanging")
+		}
+		if el := time.Since(start); el > 3*time.Second {
+			t.Fatalf("probe %d took %s, want about the 300ms probe timeout", i, el)
+		}
 	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Fatalf("probe took %s, want about the 300ms probe timeout", el)
-	}
+	want(duostate.Unreachable)
+	verifyErr() // the trial waits for the client's 1s timeout
 	knownDown(failmode.Unreachable, "check: no answer within 300ms")
 	setFault(duosim.FaultNone)
+	probe()
+	want(duostate.OK)
+
+	// Only the check hangs, logins work: however many probes time out, Duo
+	// is not unreachable.
+	setFault(duosim.FaultCheckHang)
+	for range 4 {
+		if v, err := gate.Verify(ctx, alice); err != nil || !v.Allowed {
+			t.Fatalf("check_hang: %+v, %v", v, err)
+		}
+		if err := probe(); err == nil {
+			t.Fatal("probe passed while the check hangs")
+		}
+		want(duostate.OK)
+	}
+	setFault(duosim.FaultNone)
+	probe()
+
+	// The check works, preauth answers 503: unreachable on traffic, then
+	// degraded once the probe contradicts it, and it stays there.
+	setFault(duosim.FaultPreauthError)
+	for range 3 {
+		verifyErr()
+	}
+	want(duostate.Unreachable)
+	verifyErr() // the trial
+	for range 5 {
+		if err := probe(); err != nil {
+			t.Fatal(err)
+		}
+		want(duostate.Degraded)
+		advance(time.Second)
+		for range 3 {
+			if fe := verifyErr(); errors.Is(fe, duostate.ErrKnownDown) {
+				t.Fatalf("degraded must not short-circuit: %v", fe)
+			}
+		}
+	}
+	setFault(duosim.FaultNone)
+	if v, err := gate.Verify(ctx, alice); err != nil || !v.Allowed {
+		t.Fatalf("after preauth_error: %+v, %v", v, err)
+	}
+	advance(time.Minute + time.Second)
 	probe()
 	want(duostate.OK)
 
@@ -208,6 +264,9 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 		"degraded→ok: no degraded outcome",
 		"ok→unreachable: check: no answer within 300ms",
 		"unreachable→ok: check ok",
+		"ok→unreachable: 3 consecutive preauth calls unreachable",
+		"unreachable→degraded: check ok, but preauth calls fail",
+		"degraded→ok: no degraded outcome",
 	}
 	if len(got) != len(wantChanges) {
 		t.Fatalf("changes:\n%s", strings.Join(got, "\n"))

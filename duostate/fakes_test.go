@@ -2,7 +2,13 @@ package duostate
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +91,10 @@ func (c *changes) list() []Change {
 	return append([]Change(nil), c.all...)
 }
 
+// testProbeTimeout is the probe deadline of the Trackers tests make, as
+// wire.go passes duo.timeout.
+const testProbeTimeout = 10 * time.Second
+
 // fixture is a Tracker on a fake clock with a settable checker, recording its
 // changes.
 type fixture struct {
@@ -101,6 +111,9 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	cfg.OnChange = f.changes.add
 	if cfg.Integration == "" {
 		cfg.Integration = "api-test.duosecurity.com/DIXXXXXXXXXXXXXXXXXX"
+	}
+	if cfg.ProbeTimeout == 0 {
+		cfg.ProbeTimeout = testProbeTimeout
 	}
 	f.tr = New(cfg, f.checker)
 	return f
@@ -134,6 +147,94 @@ func (f *fixture) wantState(t *testing.T, want State) Status {
 	return st
 }
 
+// refused is a probe whose connection was refused, as duoclient reports it:
+// decisive.
 func refused() error {
-	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "connection refused"}
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "connection refused",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+}
+
+// noSuchHost is a probe whose API host does not resolve: decisive.
+func noSuchHost() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "dns lookup failed",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "api-test.duosecurity.com", IsNotFound: true}}}
+}
+
+// dnsTimeout is a probe whose DNS lookup timed out: one piece of evidence.
+func dnsTimeout() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "dns lookup failed",
+		Err: &net.DNSError{Err: "i/o timeout", Name: "api-test.duosecurity.com", IsTimeout: true, IsNotFound: true}}
+}
+
+// noAnswer is a probe cut off at its deadline, as duoclient reports it: one
+// piece of evidence.
+func noAnswer() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "no answer within 10s",
+		Err: fmt.Errorf("%w: Get \"https://api-test.duosecurity.com/auth/v2/check\": %w", context.DeadlineExceeded, context.DeadlineExceeded)}
+}
+
+// readTimeout is a probe whose read timed out in the transport (a net.Error
+// with Timeout): one piece of evidence.
+func readTimeout() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "no answer within 10s",
+		Err: &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}}
+}
+
+// reset is a probe whose connection was reset: one piece of evidence.
+func reset() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "connection reset",
+		Err: &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}
+}
+
+// http503 is a probe Duo answered with a 5xx: one piece of evidence.
+func http503() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "HTTP 503"}
+}
+
+// refusedText says "connection refused" in its text only: classification is
+// by types, so it is one piece of evidence, not decisive.
+func refusedText() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "connection refused",
+		Err: errors.New("dial tcp 192.0.2.1:443: connect: connection refused")}
+}
+
+// scriptedNext is a second factor that returns what it was last set to and
+// counts its calls. When entered is non-nil it is sent to as each call
+// starts; when hold is non-nil each call waits for it to be closed.
+type scriptedNext struct {
+	mu      sync.Mutex
+	v       failmode.Verdict
+	err     error
+	calls   atomic.Int64
+	entered chan struct{}
+	hold    chan struct{}
+}
+
+func (s *scriptedNext) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdict, error) {
+	s.calls.Add(1)
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
+	if s.hold != nil {
+		<-s.hold
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.v, s.err
+}
+
+func (s *scriptedNext) set(v failmode.Verdict, err error) {
+	s.mu.Lock()
+	s.v, s.err = v, err
+	s.mu.Unlock()
+}
+
+// Results of a second-factor call, as duoclient returns them.
+var (
+	pushDenied = failmode.Verdict{Message: "Login request denied."}
+	approved   = failmode.Verdict{Allowed: true, Message: "Success. Logging you in..."}
+)
+
+func preauthUnreachable() error {
+	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StagePreauth, Detail: "HTTP 503"}
 }

@@ -73,13 +73,18 @@ func TestGatePassesThroughWhileOKOrDegraded(t *testing.T) {
 }
 
 func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
-	f := newFixture(t, Config{})
-	var calls atomic.Int64
-	g := NewGate(f.tr, countingNext(&calls))
+	f := newFixture(t, Config{FastProbeInterval: time.Hour}) // one trial in this test
+	next := &scriptedNext{err: preauthUnreachable()}
+	g := NewGate(f.tr, next)
 	for range 3 {
 		f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
 	}
-	fe := knownDown(t, g, &calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: 3 consecutive preauth calls unreachable")
+	// The first bind is the half-open trial: it reaches Duo, still down.
+	if _, err := g.Verify(context.Background(), alice); errors.Is(err, ErrKnownDown) || next.calls.Load() != 1 {
+		t.Fatalf("trial: %v, next called %d times", err, next.calls.Load())
+	}
+	f.wantState(t, Unreachable)
+	fe := knownDown(t, g, &next.calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: 3 consecutive preauth calls unreachable")
 
 	// The failmode decides at once, as it would have after the timeout.
 	o := failmode.OutcomeOf(failmode.Verdict{}, fe)
@@ -94,7 +99,7 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 	f.clock.Add(time.Second)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
-	knownDown(t, g, &calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: connection refused")
+	knownDown(t, g, &next.calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: connection refused")
 
 	// Every caller gets its own error.
 	_, e1 := g.Verify(context.Background(), alice)
@@ -103,11 +108,135 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 		t.Fatal("the Gate must not hand out one shared error")
 	}
 
-	// Recovery: next is called again.
+	// Recovery (the probe had failed too, so its success means Duo is back):
+	// next is called again.
+	next.set(approved, nil)
 	f.checker.set(nil)
 	f.tr.Probe(context.Background())
-	if _, err := g.Verify(context.Background(), alice); err != nil || calls.Load() != 1 {
-		t.Fatalf("after recovery: %v, next called %d times", err, calls.Load())
+	f.wantState(t, OK)
+	if _, err := g.Verify(context.Background(), alice); err != nil || next.calls.Load() != 2 {
+		t.Fatalf("after recovery: %v, next called %d times", err, next.calls.Load())
+	}
+}
+
+// TestGateTrialEndsAnOutageSeenByTheProbeAlone: only the check hangs and
+// nobody bound for a while, so probes made the state unreachable. One bind
+// goes to Duo as a trial while the others are answered at once; Duo answers
+// it, and the state leaves unreachable.
+func TestGateTrialEndsAnOutageSeenByTheProbeAlone(t *testing.T) {
+	f := newFixture(t, Config{})
+	next := &scriptedNext{v: pushDenied, entered: make(chan struct{}, 10), hold: make(chan struct{})}
+	g := NewGate(f.tr, next)
+	f.checker.set(noAnswer())
+	for range 3 {
+		f.tr.Probe(context.Background())
+	}
+	f.wantState(t, Unreachable)
+
+	done := make(chan error, 1)
+	go func() {
+		v, err := g.Verify(context.Background(), alice)
+		if err == nil && v.Allowed {
+			err = errors.New("allowed")
+		}
+		done <- err
+	}()
+	<-next.entered // the trial is with Duo
+	f.clock.Add(5 * time.Second)
+	// Even after the interval: one trial at a time.
+	knownDown(t, g, &next.calls, failmode.Unreachable, "known unreachable since 2026-03-01T12:00:00Z: check: no answer within 10s (3 consecutive preauth calls and probes unreachable)")
+	close(next.hold)
+	if err := <-done; err != nil {
+		t.Fatalf("the trial got %v, want Duo's denial", err)
+	}
+	f.wantState(t, OK)
+	if ch := f.wantChanges(t, "ok→unreachable", "unreachable→ok")[1]; ch.Reason != "trial bind answered by Duo" {
+		t.Fatalf("reason %q", ch.Reason)
+	}
+
+	// The probe was contradicted: its failures are not counted until it
+	// succeeds again.
+	for range 5 {
+		f.tr.Probe(context.Background())
+	}
+	if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 0 {
+		t.Fatalf("distrusted probes counted: %+v", st)
+	}
+	f.checker.set(nil)
+	f.tr.Probe(context.Background())
+	f.checker.set(noAnswer())
+	for range 3 {
+		f.tr.Probe(context.Background())
+	}
+	f.wantState(t, Unreachable)
+}
+
+func TestGateTrials(t *testing.T) {
+	f := newFixture(t, Config{FastProbeInterval: 2 * time.Second})
+	next := &scriptedNext{err: preauthUnreachable()}
+	g := NewGate(f.tr, next)
+	f.checker.set(refused())
+	f.tr.Probe(context.Background())
+	f.wantState(t, Unreachable)
+	bind := func() error { _, err := g.Verify(context.Background(), alice); return err }
+
+	// A failed trial leaves the state unreachable; the next trial waits for
+	// FastProbeInterval, every bind meanwhile is answered at once.
+	bind()
+	for range 5 {
+		if err := bind(); !errors.Is(err, ErrKnownDown) {
+			t.Fatalf("within the interval: %v", err)
+		}
+	}
+	f.clock.Add(1999 * time.Millisecond)
+	if err := bind(); !errors.Is(err, ErrKnownDown) {
+		t.Fatalf("just before the interval: %v", err)
+	}
+	if next.calls.Load() != 1 {
+		t.Fatalf("next called %d times, want the one trial", next.calls.Load())
+	}
+	f.wantState(t, Unreachable)
+
+	// A trial cancelled by its client says nothing either.
+	f.clock.Add(time.Millisecond)
+	next.set(failmode.Verdict{}, &failmode.Error{Class: failmode.Unknown, Stage: failmode.StagePreauth, Detail: "canceled by caller"})
+	bind()
+	f.wantState(t, Unreachable)
+
+	// A trial that panics ends as failed.
+	f.clock.Add(2 * time.Second)
+	g2 := NewGate(f.tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) { panic("boom") }})
+	func() {
+		defer func() { _ = recover() }()
+		g2.Verify(context.Background(), alice)
+	}()
+	f.wantState(t, Unreachable)
+
+	// An error at the auth step means preauth was answered: out of
+	// unreachable, to degraded as the window says.
+	f.tr.Observe("auth", time.Minute, failmode.Degraded) // a straggler: recorded, no change
+	f.clock.Add(2 * time.Second)
+	before := next.calls.Load()
+	next.set(failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StageAuth, Detail: "no answer within 60s"})
+	bind()
+	if next.calls.Load() != before+1 {
+		t.Fatal("no trial after the interval")
+	}
+	f.wantState(t, Degraded)
+	if ch := f.wantChanges(t, "ok→unreachable", "unreachable→degraded")[1]; !strings.HasPrefix(ch.Reason, "trial bind answered by Duo, but auth degraded") {
+		t.Fatalf("reason %q", ch.Reason)
+	}
+}
+
+func TestGateNoTrialWhileMisconfigured(t *testing.T) {
+	f := newFixture(t, Config{})
+	next := &scriptedNext{v: approved}
+	g := NewGate(f.tr, next)
+	f.checker.set(&failmode.Error{Class: failmode.Misconfigured, Stage: failmode.StageCheck, Detail: "HTTP 401"})
+	f.tr.Probe(context.Background())
+	for range 3 {
+		f.clock.Add(time.Minute)
+		knownDown(t, g, &next.calls, failmode.Misconfigured, "known misconfigured since 2026-03-01T12:00:00Z: check: HTTP 401")
 	}
 }
 
@@ -152,7 +281,7 @@ func TestGateUntrustedFromTraffic(t *testing.T) {
 }
 
 func BenchmarkGateOK(b *testing.B) {
-	tr := New(Config{}, &switchChecker{})
+	tr := New(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
 	g := NewGate(tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{Allowed: true}, nil
 	}})
@@ -186,10 +315,11 @@ func BenchmarkNextAlone(b *testing.B) {
 }
 
 func BenchmarkGateUnreachable(b *testing.B) {
-	tr := New(Config{UnreachableAfter: 1}, &switchChecker{})
+	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
 	tr.Observe("preauth", time.Second, failmode.Unreachable)
+	// Duo is still down: the trial (one per FastProbeInterval) fails.
 	g := NewGate(tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
-		panic("next called")
+		return failmode.Verdict{}, preauthUnreachable()
 	}})
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -203,7 +333,7 @@ func BenchmarkGateUnreachable(b *testing.B) {
 }
 
 func BenchmarkObserve(b *testing.B) {
-	tr := New(Config{}, &switchChecker{})
+	tr := New(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -4,21 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// Defaults for the zero fields of Config.
+// Defaults for the zero fields of Config. ProbeTimeout has none: it is the
+// integration's duo.timeout, whose default lives in config.
 const (
 	DefaultUnreachableAfter  = 3
 	DefaultDegradedLatency   = 3 * time.Second
 	DefaultWindow            = 60 * time.Second
 	DefaultProbeInterval     = 10 * time.Second
 	DefaultFastProbeInterval = 1 * time.Second
-	DefaultProbeTimeout      = 5 * time.Second
 )
 
 // Endpoint names Observe understands; they are duoclient's.
@@ -37,27 +39,33 @@ type Checker interface {
 }
 
 // Config tunes a Tracker. Zero (or negative) durations and counts take the
-// defaults.
+// defaults, except ProbeTimeout, which must be given.
 type Config struct {
 	// Integration names the integration in Status and Change, e.g.
 	// duoclient.Client.Integration() ("api_host/ikey").
 	Integration string
-	// UnreachableAfter is how many consecutive unreachable preauth calls
-	// make the state Unreachable; default 3. One unreachable probe suffices.
+	// UnreachableAfter is how many consecutive unreachable outcomes
+	// (preauth calls and probes; see the package doc) make the state
+	// Unreachable; default 3.
 	UnreachableAfter int
 	// DegradedLatency is the mean preauth latency over Window above which
 	// the state is Degraded (with at least MinLatencySamples calls); default 3s.
 	DegradedLatency time.Duration
 	// Window is the sliding window for latency and degraded outcomes,
-	// measured in steps of Window/60; default 60s.
+	// measured in steps of Window/60, and how long a good answer to traffic
+	// vetoes probe evidence; default 60s.
 	Window time.Duration
 	// ProbeInterval is how often Run probes while OK or Degraded; default 10s.
 	ProbeInterval time.Duration
 	// FastProbeInterval is how often Run probes while Unreachable or
-	// Misconfigured, so recovery is noticed quickly; default 1s.
+	// Misconfigured, so recovery is noticed quickly, or while unreachable
+	// evidence is being counted, so it is confirmed or refuted quickly; and
+	// the least time between two trial binds of the Gate; default 1s.
 	FastProbeInterval time.Duration
-	// ProbeTimeout bounds one probe; default 5s. A probe cut off by it is
-	// unreachable.
+	// ProbeTimeout bounds one probe: the integration's duo.timeout, the
+	// deadline its preauth calls get too. Required: New panics when it is
+	// not positive. A probe cut off by it is one piece of unreachable
+	// evidence.
 	ProbeTimeout time.Duration
 	// Now is the clock for timestamps and the window; default time.Now.
 	// Run's intervals are real timers whatever the clock.
@@ -82,7 +90,6 @@ func (c Config) withDefaults() Config {
 	def(&c.Window, DefaultWindow)
 	def(&c.ProbeInterval, DefaultProbeInterval)
 	def(&c.FastProbeInterval, DefaultFastProbeInterval)
-	def(&c.ProbeTimeout, DefaultProbeTimeout)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -105,6 +112,9 @@ type Tracker struct {
 	mu         sync.Mutex
 	st         Status
 	win        window
+	mem        memory      // the state machine's memory besides the state
+	lastGood   time.Time   // the latest good answer to traffic (the veto)
+	trial      trials      // the Gate's trial binds while Unreachable
 	cause      observation // why the state is down, for the Gate
 	pending    []Change    // changes not yet handed to OnChange
 	delivering bool        // a goroutine is calling OnChange
@@ -112,10 +122,14 @@ type Tracker struct {
 
 // New returns a Tracker in state OK: until traffic or the first probe says
 // otherwise, binds go to Duo and are classified one by one. c must not be
-// nil. Call Run to probe in the background.
+// nil and cfg.ProbeTimeout must be positive (programming errors: New
+// panics). Call Run to probe in the background.
 func New(cfg Config, c Checker) *Tracker {
 	if c == nil {
 		panic("duostate: New with a nil Checker")
+	}
+	if cfg.ProbeTimeout <= 0 {
+		panic(fmt.Sprintf("duostate: New with ProbeTimeout %s: pass the integration's duo.timeout", cfg.ProbeTimeout))
 	}
 	cfg = cfg.withDefaults()
 	return &Tracker{
@@ -133,7 +147,8 @@ func New(cfg Config, c Checker) *Tracker {
 // package; "check" is ignored, because Probe feeds its own result with the
 // failure's detail (so a health endpoint should call Probe, not the client's
 // Check); any other endpoint counts only for its class (Misconfigured,
-// Untrusted, Degraded). Unknown outcomes (the caller cancelled) are ignored.
+// Untrusted, Degraded). Unknown outcomes (the caller cancelled) and Local
+// ones (ldapgate's own fault) are ignored.
 // It is safe for concurrent use and cheap: one short critical section, and
 // no allocation for a good answer.
 func (t *Tracker) Observe(endpoint string, d time.Duration, class failmode.Class) {
@@ -146,15 +161,17 @@ func (t *Tracker) Observe(endpoint string, d time.Duration, class failmode.Class
 	case endpointCheck:
 		return
 	}
-	if class == failmode.Unknown {
+	o := observation{src: src, class: class, name: endpoint}
+	if o.ignored() {
 		return
 	}
-	t.apply(observation{src: src, class: class, name: endpoint}, d, false)
+	t.apply(o, d, false)
 }
 
 // Probe runs one signed check now, bounded by ProbeTimeout, feeds its outcome
 // to the state machine and returns the check's error. A probe whose ctx was
-// cancelled changes nothing.
+// cancelled, or that failed for a Local or unclassified reason, changes
+// nothing.
 func (t *Tracker) Probe(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, t.cfg.ProbeTimeout)
 	err := t.checker.Check(pctx)
@@ -178,7 +195,8 @@ func probeObservation(ctx context.Context, err error, timedOut bool, timeout tim
 		if fe.Detail != "" {
 			o.detail = "check: " + fe.Detail
 		}
-	case timedOut:
+		o.decisive = fe.Class == failmode.Unreachable && decisive(err)
+	case timedOut || isTimeout(err):
 		o.class, o.detail = failmode.Unreachable, "check: no answer within "+human(timeout)
 	default:
 		o.class, o.detail = failmode.Unknown, "check: unclassified error: "+err.Error()
@@ -186,9 +204,35 @@ func probeObservation(ctx context.Context, err error, timedOut bool, timeout tim
 	return o
 }
 
+// decisive reports whether a failed probe's error proves by itself that
+// nothing answers at Duo's address, so that it counts at once: the
+// connection was refused, or the name does not exist. A timeout never is.
+// Decided on types only.
+func decisive(err error) bool {
+	if isTimeout(err) {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
+// isTimeout reports whether err is a deadline: the context's, or a network
+// operation's.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // Run probes until ctx is done: at once, then every ProbeInterval, or every
-// FastProbeInterval while Unreachable or Misconfigured. It starts no
-// goroutine and returns when ctx is done. Call it once per Tracker.
+// FastProbeInterval while Unreachable or Misconfigured or while unreachable
+// evidence is being counted. It starts no goroutine and returns when ctx is
+// done. Call it once per Tracker.
 func (t *Tracker) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -197,8 +241,9 @@ func (t *Tracker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.kick:
-			// Traffic (or someone else's Probe) moved the state into or out
-			// of a down state: switch to that state's pace now.
+			// Traffic (or someone else's Probe) changed the pace (into or
+			// out of a down state, or evidence started or stopped being
+			// counted): switch to it now.
 			timer.Reset(t.interval())
 		case <-timer.C:
 			_ = t.Probe(ctx)
@@ -213,13 +258,16 @@ func (t *Tracker) Run(ctx context.Context) {
 
 func (t *Tracker) interval() time.Duration {
 	t.mu.Lock()
-	down := t.st.State.down()
+	fast := t.fastLocked()
 	t.mu.Unlock()
-	if down {
+	if fast {
 		return t.cfg.FastProbeInterval
 	}
 	return t.cfg.ProbeInterval
 }
+
+// fastLocked reports whether Run should probe at the fast pace.
+func (t *Tracker) fastLocked() bool { return t.st.State.down() || t.mem.consecutive > 0 }
 
 // Status returns a snapshot of the state.
 func (t *Tracker) Status() Status {
@@ -233,32 +281,51 @@ func (t *Tracker) apply(o observation, d time.Duration, probe bool) {
 	now := t.cfg.Now()
 	t.mu.Lock()
 	st := &t.st
-	if o.class != failmode.Unknown {
-		switch {
-		case o.unreachable():
-			st.ConsecutiveUnreachable++
-		case o.answered():
-			st.ConsecutiveUnreachable = 0
+	from := st.State
+	wasFast := t.fastLocked()
+	vetoed := vetoedAt(t.lastGood, now, t.cfg.Window) || t.mem.distrustProbe
+	prev := t.mem
+	t.mem = evidence(prev, from, o, vetoed)
+	if !o.ignored() {
+		if o.goodAnswer() {
+			t.lastGood = now
 		}
 		if o.latencySample() {
 			t.win.addLatency(now, d)
 		}
-		if o.degrades() {
-			t.win.addDegraded(now, o.what())
+		if o.degrades(prev.contradicted) {
+			what := o.what()
+			if o.class == failmode.Unreachable && o.src == fromPreauth {
+				what = "preauth unreachable while check ok"
+			}
+			t.win.addDegraded(now, what)
 		}
 	}
-	r := recent{consecutive: st.ConsecutiveUnreachable}
+	r := recent{
+		consecutive:  t.mem.consecutive,
+		vetoed:       vetoed,
+		contradicted: prev.contradicted,
+		probeFailed:  t.mem.probeFailed,
+	}
 	t.win.summary(now, &r)
-	to, reason := transition(t.lim, st.State, o, r)
+	to, reason := transition(t.lim, from, o, r)
+	t.mem = settle(t.mem, from, to, o, r)
+	if t.mem.contradicted && !prev.contradicted {
+		// The contradiction is a degraded outcome: it holds the state in
+		// Degraded for a Window unless more failures extend it.
+		t.win.addDegraded(now, reason)
+	}
 
 	st.LastClass = o.class
-	if o.class != failmode.Allowed && o.class != failmode.Denied {
+	st.ConsecutiveUnreachable = t.mem.consecutive
+	switch o.class {
+	case failmode.Allowed, failmode.Denied, failmode.Rejected:
+	default:
 		st.LastError = o.what()
 	}
 	if probe {
 		st.LastProbe = now
 	}
-	from := st.State
 	if to != from {
 		st.State, st.Since = to, now
 		if to == OK {
@@ -267,15 +334,64 @@ func (t *Tracker) apply(o observation, d time.Duration, probe bool) {
 		if t.cfg.OnChange != nil {
 			t.pending = append(t.pending, Change{Integration: t.cfg.Integration, From: from, To: to, At: now, Reason: reason})
 		}
-		if to.down() != from.down() {
-			select {
-			case t.kick <- struct{}{}:
-			default:
-			}
+	}
+	if t.fastLocked() != wasFast {
+		select {
+		case t.kick <- struct{}{}:
+		default:
 		}
 	}
 	t.updateDownLocked(from, o, reason)
 	t.notifyLocked()
+}
+
+// trials is the Gate's half-open bookkeeping while Unreachable.
+type trials struct {
+	inFlight bool      // a trial bind is with Duo now
+	last     time.Time // when the latest trial started, or ended once it has
+}
+
+// admit reports whether a bind may go to Duo as a trial, and the bookkeeping
+// after it: only while Unreachable, one at a time, and only every after the
+// previous trial started and after it ended, so at most one starts per
+// every and, while Duo hangs, one bind waits for a timeout at a time with a
+// pause in between. A clock stepped back does not hold trials off.
+func (tr trials) admit(state State, now time.Time, every time.Duration) (trials, bool) {
+	if state != Unreachable || tr.inFlight {
+		return tr, false
+	}
+	if !tr.last.IsZero() {
+		if since := now.Sub(tr.last); since >= 0 && since < every {
+			return tr, false
+		}
+	}
+	return trials{inFlight: true, last: now}, true
+}
+
+// end is the bookkeeping once the trial in flight ended at now.
+func (tr trials) end(now time.Time) trials { return trials{last: now} }
+
+// startTrial reports whether the caller's bind is the trial it may send to
+// Duo while Unreachable. A true answer must be followed by endTrial.
+func (t *Tracker) startTrial() bool {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ok bool
+	t.trial, ok = t.trial.admit(t.st.State, now, t.cfg.FastProbeInterval)
+	return ok
+}
+
+// endTrial ends the trial bind; answered says Duo answered its preauth, which
+// takes the state out of Unreachable.
+func (t *Tracker) endTrial(answered bool) {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	t.trial = t.trial.end(now)
+	t.mu.Unlock()
+	if answered {
+		t.apply(observation{src: fromTrial, class: failmode.Allowed, name: "trial"}, 0, false)
+	}
 }
 
 // updateDownLocked keeps the Gate's answer in step with the state: the

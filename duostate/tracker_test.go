@@ -135,16 +135,14 @@ func TestProbeSuccessRecovers(t *testing.T) {
 
 func TestRecoveryToDegradedWhenTheWindowSaysSo(t *testing.T) {
 	f := newFixture(t, Config{})
-	for range 3 {
-		f.tr.Observe("preauth", 4*time.Second, failmode.Allowed)
-	}
+	f.tr.Observe("auth", 60*time.Second, failmode.Degraded)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
 	f.checker.set(nil)
 	f.tr.Probe(context.Background())
 	f.wantState(t, Degraded)
 	chs := f.wantChanges(t, "ok→degraded", "degraded→unreachable", "unreachable→degraded")
-	if !strings.HasPrefix(chs[2].Reason, "check ok, but preauth latency 4s over 3s") {
+	if !strings.HasPrefix(chs[2].Reason, "check ok, but auth degraded (1 degraded outcomes in the last 60s)") {
 		t.Fatalf("reason %q", chs[2].Reason)
 	}
 }
@@ -275,17 +273,26 @@ func TestLatencyWindow(t *testing.T) {
 	f.wantChanges(t, "ok→degraded", "degraded→ok", "ok→degraded", "degraded→ok")
 }
 
-func TestProbeTimeoutIsUnreachable(t *testing.T) {
+// TestProbeTimeoutIsOnePieceOfEvidence: the probe's own deadline
+// (ProbeTimeout, duo.timeout in the program) cuts it off, and a probe cut
+// off is one unreachable outcome among UnreachableAfter, not an outage.
+func TestProbeTimeoutIsOnePieceOfEvidence(t *testing.T) {
 	f := newFixture(t, Config{ProbeTimeout: 20 * time.Millisecond})
 	f.tr.checker = fakeChecker{check: func(ctx context.Context) error {
 		<-ctx.Done()
 		return ctx.Err() // unclassified: the tracker's own deadline decides
 	}}
-	if err := f.tr.Probe(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Probe returned %v", err)
+	for i := 1; i <= 2; i++ {
+		if err := f.tr.Probe(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Probe returned %v", err)
+		}
+		if st := f.wantState(t, OK); st.ConsecutiveUnreachable != i || st.LastError != "check: no answer within 20ms" {
+			t.Fatalf("after %d timeouts: %+v", i, st)
+		}
 	}
+	f.tr.Probe(context.Background())
 	f.wantState(t, Unreachable)
-	if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "check: no answer within 20ms" {
+	if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "check: no answer within 20ms (3 consecutive preauth calls and probes unreachable)" {
 		t.Fatalf("reason %q", ch.Reason)
 	}
 }
@@ -316,25 +323,33 @@ func TestUnclassifiedProbeErrorChangesNothing(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	tr := New(Config{UnreachableAfter: -1, Window: -time.Second}, &switchChecker{})
+	tr := New(Config{ProbeTimeout: 7 * time.Second, UnreachableAfter: -1, Window: -time.Second}, &switchChecker{})
 	c := tr.cfg
 	if c.UnreachableAfter != 3 || c.DegradedLatency != 3*time.Second || c.Window != time.Minute ||
-		c.ProbeInterval != 10*time.Second || c.FastProbeInterval != time.Second || c.ProbeTimeout != 5*time.Second || c.Now == nil {
+		c.ProbeInterval != 10*time.Second || c.FastProbeInterval != time.Second || c.ProbeTimeout != 7*time.Second || c.Now == nil {
 		t.Fatalf("defaults %+v", c)
 	}
 	if st := tr.Status(); st.State != OK || st.Since.IsZero() {
 		t.Fatalf("initial status %+v", st)
 	}
-	defer func() {
-		if recover() == nil {
-			t.Fatal("New with a nil Checker must panic")
-		}
-	}()
-	New(Config{}, nil)
+	mustPanic := func(what string, cfg Config, c Checker) {
+		t.Helper()
+		defer func() {
+			if recover() == nil {
+				t.Fatalf("New with %s must panic", what)
+			}
+		}()
+		New(cfg, c)
+	}
+	mustPanic("a nil Checker", Config{ProbeTimeout: testProbeTimeout}, nil)
+	// The probe's deadline is duo.timeout, passed by the caller: there is
+	// no package default to drift from it.
+	mustPanic("no ProbeTimeout", Config{}, &switchChecker{})
+	mustPanic("a negative ProbeTimeout", Config{ProbeTimeout: -time.Second}, &switchChecker{})
 }
 
 func TestNoOnChange(t *testing.T) {
-	tr := New(Config{UnreachableAfter: 1}, &switchChecker{})
+	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
 	tr.Observe("preauth", time.Second, failmode.Unreachable)
 	if tr.Status().State != Unreachable || len(tr.pending) != 0 {
 		t.Fatal("a Tracker without OnChange still tracks, and queues nothing")
@@ -351,7 +366,7 @@ func TestOnChangeInOrder(t *testing.T) {
 		done = make(chan struct{})
 	)
 	checker := &switchChecker{}
-	tr = New(Config{UnreachableAfter: 1, OnChange: func(c Change) {
+	tr = New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
 		mu.Lock()
 		got = append(got, c)
 		mu.Unlock()
@@ -394,7 +409,7 @@ func TestOnChangeInOrder(t *testing.T) {
 
 func TestPanickingOnChangeDoesNotWedge(t *testing.T) {
 	var seen []Change
-	tr := New(Config{UnreachableAfter: 1, OnChange: func(c Change) {
+	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
 		seen = append(seen, c)
 		if len(seen) == 1 {
 			panic("boom")
@@ -405,7 +420,241 @@ func TestPanickingOnChangeDoesNotWedge(t *testing.T) {
 		tr.Observe("preauth", time.Millisecond, failmode.Unreachable)
 	}()
 	tr.Probe(context.Background())
-	if len(seen) != 2 || seen[1].To != OK {
+	// The probe contradicts an outage seen on preauth alone: degraded.
+	if len(seen) != 2 || seen[1].From != Unreachable || seen[1].To != Degraded {
 		t.Fatalf("changes after a panic: %+v", seen)
 	}
+}
+
+// TestProbeErrorsByType: which probe failures count at once and which are
+// one piece of evidence, decided on the error's types only.
+func TestProbeErrorsByType(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		err      error
+		decisive bool
+	}{
+		{"connection refused", refused(), true},
+		{"no such host", noSuchHost(), true},
+		{"dns timeout", dnsTimeout(), false},
+		{"deadline exceeded", noAnswer(), false},
+		{"read timeout", readTimeout(), false},
+		{"connection reset", reset(), false},
+		{"HTTP 503", http503(), false},
+		{"'connection refused' in the text only", refusedText(), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			f.checker.set(tt.err)
+			f.tr.Probe(context.Background())
+			if tt.decisive {
+				f.wantState(t, Unreachable)
+				return
+			}
+			if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 1 {
+				t.Fatalf("count %d, want 1", st.ConsecutiveUnreachable)
+			}
+			f.tr.Probe(context.Background())
+			f.wantState(t, OK)
+			f.tr.Probe(context.Background())
+			f.wantState(t, Unreachable)
+		})
+	}
+}
+
+func TestProbesAndPreauthCountTogether(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.checker.set(noAnswer())
+	f.tr.Probe(context.Background())
+	f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+	f.wantState(t, OK)
+	f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+	f.wantState(t, Unreachable)
+	if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "3 consecutive preauth calls and probes unreachable" {
+		t.Fatalf("reason %q", ch.Reason)
+	}
+}
+
+// TestLoginsVetoProbeEvidence: while logins get answers, no probe makes
+// Duo unreachable, not even a refused one; only preauth traffic can.
+func TestLoginsVetoProbeEvidence(t *testing.T) {
+	for _, good := range []struct {
+		endpoint string
+		class    failmode.Class
+	}{
+		{"preauth", failmode.Allowed}, {"preauth", failmode.Denied}, {"preauth", failmode.Rejected},
+		{"auth", failmode.Allowed}, {"auth", failmode.Denied}, {"auth", failmode.Rejected},
+	} {
+		t.Run(good.endpoint+"/"+good.class.String(), func(t *testing.T) {
+			f := newFixture(t, Config{})
+			f.tr.Observe(good.endpoint, fastAnswer, good.class)
+			for _, err := range []error{noAnswer(), refused(), noSuchHost(), http503(), noAnswer(), noAnswer()} {
+				f.clock.Add(9 * time.Second) // all within the window
+				f.checker.set(err)
+				f.tr.Probe(context.Background())
+			}
+			if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 0 || st.LastError != "check: no answer within 10s" {
+				t.Fatalf("vetoed probes: %+v", st)
+			}
+			// A window after the last good answer, the probe counts again.
+			f.clock.Add(time.Minute)
+			f.checker.set(refused())
+			f.tr.Probe(context.Background())
+			f.wantState(t, Unreachable)
+		})
+	}
+	t.Run("preauth traffic still counts", func(t *testing.T) {
+		f := newFixture(t, Config{})
+		f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+		f.checker.set(noAnswer())
+		for range 3 {
+			f.tr.Probe(context.Background())
+			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+		}
+		f.wantState(t, Unreachable)
+		if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "3 consecutive preauth calls and probes unreachable" {
+			t.Fatalf("reason %q", ch.Reason)
+		}
+	})
+}
+
+func TestRejectedIsAnAnswerThatMovesNothing(t *testing.T) {
+	for _, ep := range []string{"preauth", "auth"} {
+		t.Run(ep, func(t *testing.T) {
+			f := newFixture(t, Config{})
+			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+			for range 5 {
+				f.tr.Observe(ep, fastAnswer, failmode.Rejected)
+			}
+			st := f.wantState(t, OK)
+			if st.ConsecutiveUnreachable != 0 || st.LastClass != failmode.Rejected {
+				t.Fatalf("status %+v", st)
+			}
+			// Degraded stays degraded (even with a clean window: Rejected
+			// does not judge it), unreachable stays unreachable.
+			f.tr.Observe("auth", time.Minute, failmode.Degraded)
+			f.clock.Add(2 * time.Minute)
+			f.tr.Observe(ep, fastAnswer, failmode.Rejected)
+			f.wantState(t, Degraded)
+			for range 3 {
+				f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+			}
+			f.tr.Observe(ep, fastAnswer, failmode.Rejected)
+			f.wantState(t, Unreachable)
+			// (The first preauth failure judged the clean window: ok.)
+			f.wantChanges(t, "ok→degraded", "degraded→ok", "ok→unreachable")
+		})
+	}
+}
+
+func TestLocalSaysNothingAboutDuo(t *testing.T) {
+	f := newFixture(t, Config{UnreachableAfter: 1})
+	for range 10 {
+		f.tr.Observe("preauth", 10*time.Millisecond, failmode.Local)
+		f.tr.Observe("auth", 10*time.Millisecond, failmode.Local)
+	}
+	if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 0 || st.LastClass != failmode.Unknown {
+		t.Fatalf("status %+v", st)
+	}
+	f.checker.set(&failmode.Error{Class: failmode.Local, Stage: failmode.StageCheck, Detail: "too many open files"})
+	f.tr.Probe(context.Background())
+	if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 0 || st.LastError != "check: too many open files" {
+		t.Fatalf("status %+v", st)
+	}
+	// Nor does it take the state out of unreachable.
+	f.checker.set(refused())
+	f.tr.Probe(context.Background())
+	f.checker.set(&failmode.Error{Class: failmode.Local, Stage: failmode.StageCheck, Detail: "too many open files"})
+	f.tr.Probe(context.Background())
+	f.wantState(t, Unreachable)
+	f.wantChanges(t, "ok→unreachable")
+}
+
+// TestCheckOKPreauthFailsSettles is the hysteresis rule: the check works,
+// preauth fails with 5xx. The episode announces ok → unreachable →
+// degraded, stays degraded through any number of probes and failed binds,
+// and returns to ok a window after preauth works again: three changes.
+func TestCheckOKPreauthFailsSettles(t *testing.T) {
+	f := newFixture(t, Config{})
+	fail3 := func() {
+		for range 3 {
+			f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+		}
+	}
+	fail3()
+	f.wantState(t, Unreachable)
+	f.tr.Probe(context.Background())
+	st := f.wantState(t, Degraded)
+	if st.LastError == "" {
+		t.Fatalf("status %+v", st)
+	}
+	for range 100 {
+		f.clock.Add(time.Second)
+		fail3()
+		f.wantState(t, Degraded)
+		f.tr.Probe(context.Background())
+		f.wantState(t, Degraded)
+	}
+	// Even a minute without binds, while probes pass, ends nothing early:
+	// the last failures are still in the window.
+	f.clock.Add(59 * time.Second)
+	f.tr.Probe(context.Background())
+	f.wantState(t, Degraded)
+	// Preauth works again: the window clears, and the state with it.
+	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+	f.wantState(t, Degraded)
+	f.clock.Add(2 * time.Second)
+	f.tr.Probe(context.Background())
+	f.wantState(t, OK)
+	chs := f.wantChanges(t, "ok→unreachable", "unreachable→degraded", "degraded→ok")
+	if chs[1].Reason != "check ok, but preauth calls fail: Duo answers, so degraded" ||
+		!strings.HasPrefix(chs[2].Reason, "no degraded outcome") {
+		t.Fatalf("reasons %q, %q", chs[1].Reason, chs[2].Reason)
+	}
+	// A new episode after a clean window is announced again.
+	fail3()
+	f.wantState(t, Unreachable)
+}
+
+// TestFailedProbeEndsTheContradiction: while degraded on check-ok-but-
+// preauth-fails, a probe that fails means Duo is down after all.
+func TestFailedProbeEndsTheContradiction(t *testing.T) {
+	f := newFixture(t, Config{})
+	for range 3 {
+		f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+	}
+	f.tr.Probe(context.Background())
+	f.wantState(t, Degraded)
+	f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+	f.checker.set(noAnswer())
+	f.tr.Probe(context.Background()) // ends the contradiction: 2 pieces
+	f.wantState(t, Degraded)
+	f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable) // the third
+	f.wantState(t, Unreachable)
+	// The probe failed too: its success now means Duo is back.
+	f.checker.set(nil)
+	f.tr.Probe(context.Background())
+	f.wantState(t, Degraded) // the window still holds the failures...
+	f.clock.Add(time.Minute)
+	f.tr.Probe(context.Background())
+	f.wantState(t, OK) // ...for one window
+	f.wantChanges(t, "ok→unreachable", "unreachable→degraded", "degraded→unreachable", "unreachable→degraded", "degraded→ok")
+}
+
+// TestOrdinaryOutageRecoversAtOnce: Duo is down for logins and the probe
+// alike; when it returns, one successful probe restores ok.
+func TestOrdinaryOutageRecoversAtOnce(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.tr.Observe("preauth", fastAnswer, failmode.Allowed) // vetoes probes...
+	for range 3 {
+		f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable) // ...not traffic
+	}
+	f.wantState(t, Unreachable)
+	f.checker.set(noAnswer())
+	f.tr.Probe(context.Background()) // vetoed, but it says the check is down too
+	f.checker.set(nil)
+	f.tr.Probe(context.Background())
+	f.wantState(t, OK)
+	f.wantChanges(t, "ok→unreachable", "unreachable→ok")
 }

@@ -149,7 +149,10 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		UnreachableAfter: dc.UnreachableAfter,
 		DegradedLatency:  dc.DegradedLatency,
 		ProbeInterval:    dc.ProbeInterval,
-		OnChange:         a.duoStateChanged,
+		// The probe gets the deadline preauth gets: a Duo slow enough to
+		// fail a probe fails logins too, and no faster one looks down.
+		ProbeTimeout: dc.Timeout,
+		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
 	a.integrations[key] = in
