@@ -111,14 +111,18 @@ func BenchmarkOutageBindDecision(b *testing.B) {
 			}
 			bindLoop(b, known, 1) // the first failure teaches the state machine
 			b.ResetTimer()
+			started := time.Now()
 			k := bindLoop(b, known, b.N)
+			spent := time.Since(started)
 			e := bindLoop(b, every, b.N)
 			b.StopTimer()
 			b.ReportMetric(float64(k.Nanoseconds()), "ns/bind-state-machine")
 			b.ReportMetric(float64(e.Nanoseconds()), "ns/bind-duo-every-time")
 			b.ReportMetric(float64(e)/float64(k), "x-faster")
-			if simKnown.Calls().Preauth > 1 {
-				b.Errorf("the state machine asked Duo %d times during the outage", simKnown.Calls().Preauth)
+			// While Duo is known down, the Gate lets one trial bind through
+			// per fast probe interval (1s) to notice a recovery.
+			if calls, most := simKnown.Calls().Preauth, 2+int(spent/time.Second); calls > most {
+				b.Errorf("the state machine asked Duo %d times during the outage (at most %d trials)", calls, most)
 			}
 		})
 	}
