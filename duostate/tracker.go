@@ -189,7 +189,7 @@ func probeObservation(ctx context.Context, err error, timedOut bool, timeout tim
 	case err == nil:
 		o.class = failmode.Allowed
 	case errors.Is(ctx.Err(), context.Canceled):
-		o.class, o.detail = failmode.Unknown, "check: canceled"
+		o.class, o.detail = failmode.Local, "check: canceled"
 	case errors.As(err, &fe):
 		o.class, o.detail = fe.Class, "check "+fe.Class.String()
 		if fe.Detail != "" {
@@ -199,7 +199,7 @@ func probeObservation(ctx context.Context, err error, timedOut bool, timeout tim
 	case timedOut || isTimeout(err):
 		o.class, o.detail = failmode.Unreachable, "check: no answer within "+human(timeout)
 	default:
-		o.class, o.detail = failmode.Unknown, "check: unclassified error: "+err.Error()
+		o.class, o.detail = failmode.Local, "check: unclassified error: "+err.Error()
 	}
 	return o
 }

@@ -316,7 +316,7 @@ func TestUnclassifiedProbeErrorChangesNothing(t *testing.T) {
 	f.checker.set(errors.New("something odd"))
 	f.tr.Probe(context.Background())
 	st := f.wantState(t, OK)
-	if st.LastClass != failmode.Unknown || st.LastError != "check: unclassified error: something odd" || st.LastProbe.IsZero() {
+	if st.LastClass != failmode.Local || st.LastError != "check: unclassified error: something odd" || st.LastProbe.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
 	f.wantChanges(t)

@@ -49,7 +49,7 @@ every start.
 The control API (plain HTTP, unauthenticated, so loopback only unless
 --control-allow-remote) switches faults: curl -X PUT -d refuse URL/fault
 (refuse, hang, server_error, unauthorized, bad_cert, rate_limit, auth_hang,
-auth_error, slow; none clears), and serves /calls, /requests, /users, /ca.pem.`,
+auth_error, check_hang, preauth_error, slow; none clears), and serves /calls, /requests, /users, /ca.pem.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return runDuoSim(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), f)
