@@ -101,10 +101,10 @@ type Identity struct {
 	// typed by the client.
 	DN       string
 	Username string
-	// Account is the entry's sAMAccountName, when it has one: what an
-	// Active Directory Who Am I answer (u:DOMAIN\account) names.
-	Account string
-	Groups  []string
+	// Principal is the entry's msDS-PrincipalName (DOMAIN\account), when
+	// the directory has it: what an Active Directory Who Am I answer
+	// (u:DOMAIN\account) names.
+	Principal string
 }
 
 // Directory is an upstream directory: it dials per-client connections and
@@ -241,10 +241,10 @@ func (d *Directory) Bind(conn *ldap.Conn, name, password string, controls []ldap
 	return res, nil
 }
 
-// accountAttribute is Active Directory's logon name, which its Who Am I
-// answer names (u:DOMAIN\sAMAccountName). Other directories ignore a
-// request for an attribute they do not know.
-const accountAttribute = "sAMAccountName"
+// principalAttribute is Active Directory's constructed DOMAIN\account
+// name of an entry, which its Who Am I answer names (u:DOMAIN\account).
+// Other directories ignore a request for an attribute they do not know.
+const principalAttribute = "msDS-PrincipalName"
 
 // FindUser finds the one entry a bind name stands for, with the lookup
 // account, or on conn (already bound as the user) when there is none. A name
@@ -254,7 +254,7 @@ const accountAttribute = "sAMAccountName"
 // user_filter. The Identity's DN is always the directory's own spelling.
 // A name that matches no entry is ErrNoSuchUser, several ErrAmbiguousUser.
 func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) (Identity, error) {
-	attrs := []string{d.cfg.UsernameAttribute, accountAttribute}
+	attrs := []string{d.cfg.UsernameAttribute, principalAttribute}
 	var req *ldap.SearchRequest
 	if isDN(name) {
 		req = ldap.NewSearchRequest(name, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
@@ -276,9 +276,21 @@ func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) 
 			return Identity{}, ErrNoSuchUser
 		}
 		return Identity{DN: e.DN, Username: e.GetAttributeValue(d.cfg.UsernameAttribute),
-			Account: e.GetAttributeValue(accountAttribute)}, nil
+			Principal: e.GetAttributeValue(principalAttribute)}, nil
 	}
 	return Identity{}, ErrAmbiguousUser
+}
+
+// Principal reads the msDS-PrincipalName of the entry dn on conn, as a
+// base-object read (Active Directory computes it, and may leave constructed
+// attributes out of subtree searches). "" when the entry has none.
+func (d *Directory) Principal(ctx context.Context, conn *ldap.Conn, dn string) (string, error) {
+	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, d.timeLimit(), false, "(objectClass=*)", []string{principalAttribute}, nil))
+	if err != nil || len(entries) != 1 {
+		return "", err
+	}
+	return entries[0].GetAttributeValue(principalAttribute), nil
 }
 
 // WhoAmI asks the directory which identity conn is authenticated as

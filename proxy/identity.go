@@ -65,6 +65,12 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
 			fmt.Errorf("cannot confirm who the directory authenticated (configure a lookup account for directories without Who Am I): %w", err))
 	}
+	if strings.HasPrefix(authz, "u:") && id.Principal == "" {
+		if id.Principal, err = s.dir.Principal(ctx, sess.up, id.DN); err != nil {
+			code, diag, rule := lookupFailure(err)
+			return fail(code, diag, rule, fmt.Errorf("read msDS-PrincipalName: %w", err))
+		}
+	}
 	if !authzNames(authz, id) {
 		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
 			fmt.Errorf("%w: bind name resolves to %q, directory authenticated %q", errIdentityMismatch, id.DN, authz))
@@ -79,8 +85,10 @@ var errIdentityMismatch = errors.New("identity mismatch")
 
 // authzNames reports whether a Who Am I authzid names the entry id:
 // "dn:<DN>" when the DNs are equal (attribute types and values compared
-// without case), "u:[DOMAIN\]account" when the entry's sAMAccountName is
-// account. Anonymous (""), an unparsable DN and any other form name nobody.
+// without case), "u:DOMAIN\account" when it is the entry's
+// msDS-PrincipalName, domain included (an account of the same name in
+// another domain of the forest is another user). Anonymous (""), an
+// unparsable DN and any other form name nobody.
 func authzNames(authz string, id Identity) bool {
 	switch {
 	case strings.HasPrefix(authz, "dn:"):
@@ -91,11 +99,9 @@ func authzNames(authz string, id Identity) bool {
 		want, err := ldap.ParseDN(id.DN)
 		return err == nil && len(want.RDNs) > 0 && got.EqualFold(want)
 	case strings.HasPrefix(authz, "u:"):
-		account := authz[len("u:"):]
-		if i := strings.LastIndexByte(account, '\\'); i >= 0 {
-			account = account[i+1:]
-		}
-		return account != "" && id.Account != "" && strings.EqualFold(account, id.Account)
+		principal := authz[len("u:"):]
+		domain, account, ok := strings.Cut(principal, `\`)
+		return ok && domain != "" && account != "" && strings.EqualFold(principal, id.Principal)
 	}
 	return false
 }

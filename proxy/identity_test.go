@@ -4,7 +4,7 @@ import "testing"
 
 func TestAuthzNames(t *testing.T) {
 	alice := Identity{DN: "uid=alice,ou=people,dc=example,dc=com"}
-	adAlice := Identity{DN: "CN=Alice Archer,OU=Staff,DC=corp,DC=example", Account: "alice"}
+	adAlice := Identity{DN: "CN=Alice Archer,OU=Staff,DC=corp,DC=example", Principal: `CORP\alice`}
 	tests := []struct {
 		name  string
 		authz string
@@ -25,11 +25,13 @@ func TestAuthzNames(t *testing.T) {
 		{"no prefix", "uid=alice,ou=people,dc=example,dc=com", alice, false},
 		{"ad account", `u:CORP\alice`, adAlice, true},
 		{"ad account case", `u:corp\ALICE`, adAlice, true},
-		{"ad account without domain", "u:alice", adAlice, true},
+		{"same account in another domain", `u:OTHER\alice`, adAlice, false},
+		{"ad account without domain", "u:alice", adAlice, false},
 		{"ad other account", `u:CORP\bob`, adAlice, false},
 		{"ad account prefix only", `u:CORP\ali`, adAlice, false},
-		{"u: with no account on the entry", `u:CORP\alice`, alice, false},
-		{"u: empty", `u:CORP\`, adAlice, false},
+		{"u: with no principal on the entry", `u:CORP\alice`, alice, false},
+		{"u: domain only", `u:CORP\`, adAlice, false},
+		{"u: account only", `u:\alice`, Identity{DN: alice.DN, Principal: `\alice`}, false},
 		{"unknown form", "x:alice", adAlice, false},
 	}
 	for _, tt := range tests {
