@@ -104,43 +104,29 @@ func runGate(t *testing.T, env []string, args ...string) (int, string) {
 	return cmd.ProcessState.ExitCode(), string(out)
 }
 
-// TestCheckDurations: `check` refuses unit-less and out-of-range durations,
-// naming each key, and accepts the same file with sane values.
-func TestCheckDurations(t *testing.T) {
-	for _, c := range durationCases {
-		t.Run(c.name, func(t *testing.T) {
-			code, out := runGate(t, c.env, "check", "--config", writeDurationConfig(t, c.config))
-			if code == 0 {
-				t.Fatalf("check accepted it:\n%s", out)
-			}
-			for _, p := range c.problems {
-				if !strings.Contains(out, p) {
-					t.Errorf("output lacks %q:\n%s", p, out)
+// TestRefuseDurations: `check` and `serve` apply the same rules: both
+// refuse unit-less and out-of-range durations, exiting non-zero and naming
+// each key, instead of running with 3ns; `check` accepts the same file with
+// sane values.
+func TestRefuseDurations(t *testing.T) {
+	for _, command := range []string{"check", "serve"} {
+		for _, c := range durationCases {
+			t.Run(command+"/"+c.name, func(t *testing.T) {
+				code, out := runGate(t, c.env, command, "--config", writeDurationConfig(t, c.config))
+				if code == 0 {
+					t.Fatalf("%s accepted it (exit 0):\n%s", command, out)
 				}
-			}
-		})
+				for _, p := range c.problems {
+					if !strings.Contains(out, p) {
+						t.Errorf("output lacks %q:\n%s", p, out)
+					}
+				}
+			})
+		}
 	}
-	t.Run("sane values", func(t *testing.T) {
+	t.Run("check/sane values", func(t *testing.T) {
 		if code, out := runGate(t, nil, "check", "--config", writeDurationConfig(t, durationConfig("5s", "10s", "60s"))); code != 0 {
 			t.Fatalf("check refused a good file (exit %d):\n%s", code, out)
 		}
 	})
-}
-
-// TestCheckServeRefusesDurations: serve applies the rules check applies;
-// it exits non-zero naming the key instead of running with 3ns.
-func TestCheckServeRefusesDurations(t *testing.T) {
-	for _, c := range durationCases {
-		t.Run(c.name, func(t *testing.T) {
-			code, out := runGate(t, c.env, "serve", "--config", writeDurationConfig(t, c.config))
-			if code == 0 {
-				t.Fatalf("serve exited 0:\n%s", out)
-			}
-			for _, p := range c.problems {
-				if !strings.Contains(out, p) {
-					t.Errorf("output lacks %q:\n%s", p, out)
-				}
-			}
-		})
-	}
 }
