@@ -69,12 +69,23 @@ func (g *Gate) trial(ctx context.Context, a failmode.Attempt) (v failmode.Verdic
 }
 
 // preauthAnswered reports whether the result of a second-factor call shows
-// that Duo answered its preauth: no error (Duo gave a verdict), or a
-// classified error at the auth step, which only starts after a good preauth.
+// that Duo answered its preauth: no error (Duo gave a verdict), a classified
+// error at the auth step (which only starts after a good preauth), or a
+// preauth Duo itself refused as invalid (400) or rate-limited (429): an
+// answer, however unwelcome, proves Duo reachable.
 func preauthAnswered(err error) bool {
 	if err == nil {
 		return true
 	}
 	var fe *failmode.Error
-	return errors.As(err, &fe) && fe.Stage == failmode.StageAuth
+	if !errors.As(err, &fe) {
+		return false
+	}
+	switch {
+	case fe.Stage == failmode.StageAuth:
+		return true
+	case fe.Stage == failmode.StagePreauth:
+		return fe.Class == failmode.Rejected || fe.Class == failmode.Degraded
+	}
+	return false
 }

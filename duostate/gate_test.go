@@ -3,6 +3,7 @@ package duostate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,4 +341,32 @@ func BenchmarkObserve(b *testing.B) {
 			tr.Observe("preauth", 100*time.Millisecond, failmode.Allowed)
 		}
 	})
+}
+
+// TestPreauthAnswered: which trial results prove Duo answered preauth. Duo
+// answering with a 400 (rejected) or a 429 (rate-limited) is an answer: it
+// must end an outage, or safe sections stay open while Duo answers.
+func TestPreauthAnswered(t *testing.T) {
+	fe := func(c failmode.Class, s failmode.Stage) error { return &failmode.Error{Class: c, Stage: s} }
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"verdict", nil, true},
+		{"auth step failed", fe(failmode.Degraded, failmode.StageAuth), true},
+		{"auth step rejected", fe(failmode.Rejected, failmode.StageAuth), true},
+		{"preauth rejected (400)", fe(failmode.Rejected, failmode.StagePreauth), true},
+		{"preauth rate-limited (429)", fe(failmode.Degraded, failmode.StagePreauth), true},
+		{"preauth unreachable", fe(failmode.Unreachable, failmode.StagePreauth), false},
+		{"preauth local error", fe(failmode.Local, failmode.StagePreauth), false},
+		{"preauth misconfigured", fe(failmode.Misconfigured, failmode.StagePreauth), false},
+		{"preauth untrusted", fe(failmode.Untrusted, failmode.StagePreauth), false},
+		{"known down", fmt.Errorf("x: %w", ErrKnownDown), false},
+		{"unclassified", errors.New("boom"), false},
+	} {
+		if got := preauthAnswered(tt.err); got != tt.want {
+			t.Errorf("%s: preauthAnswered = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
