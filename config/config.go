@@ -79,6 +79,10 @@ type Directory struct {
 	// it in one search with group_filter
 	// (member:1.2.840.113556.1.4.1941:={dn}) instead.
 	NestedGroups bool `mapstructure:"nested_groups"`
+	// MaxConnections bounds the directory connections that check the
+	// passwords of clients not yet let in; beyond it a bind is told "busy"
+	// (51). Only a session ldapgate let in keeps a connection of its own.
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // MaxGroupNesting bounds nested_groups: membership that goes deeper counts
@@ -105,8 +109,23 @@ type Server struct {
 	AllowAnonymous    bool          `mapstructure:"allow_anonymous"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout"`
 	// MaxConnections caps concurrent client connections on the section;
-	// beyond it a client is told "busy" (51) and disconnected. 0: no cap.
+	// beyond it a client is told "busy" (51) and disconnected. 0 (unset):
+	// derived at start from the descriptor limit (DefaultMaxConnections).
 	MaxConnections int `mapstructure:"max_connections"`
+	// MaxConnectionsPerIP caps the connections of one client address, so
+	// that one host cannot take them all.
+	MaxConnectionsPerIP int `mapstructure:"max_connections_per_ip"`
+	// MaxPendingRequests bounds the requests of one connection in flight at
+	// once; beyond it ldapgate stops reading from that connection.
+	MaxPendingRequests int `mapstructure:"max_pending_requests"`
+	// MaxRequestSize bounds one client request, in bytes.
+	MaxRequestSize int `mapstructure:"max_request_size"`
+	// WriteTimeout bounds writing one response: a client that does not read
+	// its answers is disconnected.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// RequestTimeout bounds how long a request may take to arrive once its
+	// first byte has (slowloris).
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 }
 
 // TLS lets clients upgrade with StartTLS on a server section.

@@ -22,7 +22,57 @@ const (
 	DefaultDuoDegradedLatency  = 3 * time.Second
 	DefaultAlertTimeout        = 5 * time.Second
 	DefaultLameDuck            = time.Duration(0)
+
+	// Abuse bounds: what one client, or many without credentials, can make
+	// ldapgate hold.
+	DefaultMaxConnectionsPerIP     = 64
+	DefaultMaxPendingRequests      = 32
+	DefaultMaxRequestSize          = 4 << 20
+	DefaultWriteTimeout            = 30 * time.Second
+	DefaultRequestTimeout          = 30 * time.Second
+	DefaultDirectoryMaxConnections = 32
 )
+
+// Bounds of the counts and sizes.
+const (
+	MinMaxConnections          = 1
+	MaxMaxPendingRequests      = 1024
+	MinMaxRequestSize          = 1 << 10
+	MaxMaxRequestSize          = 64 << 20
+	MaxDirectoryMaxConnections = 10000
+	// BufferedRequestsFactor: the bytes buffered for requests still
+	// arriving, across all connections of a section, are bounded by this
+	// many max_request_size.
+	BufferedRequestsFactor = 16
+	// DescriptorsPerClient is what one client connection can cost: itself,
+	// its directory connection while bound, its share of Duo's.
+	DescriptorsPerClient = 3
+	// ReservedDescriptors are kept for listeners, logs, the lookup
+	// connections and Duo when max_connections is derived.
+	ReservedDescriptors = 64
+)
+
+// DefaultMaxConnections is servers[].max_connections when unset: what the
+// process's descriptor limit (nofile, the soft limit once raised to the
+// hard one) allows, shared between the sections, never below
+// MinMaxConnections.
+func DefaultMaxConnections(nofile uint64, sections int) int {
+	if sections < 1 {
+		sections = 1
+	}
+	var usable uint64
+	switch {
+	case nofile > 1<<40: // RLIM_INFINITY or close: still a bound
+		usable = 1 << 20
+	case nofile > ReservedDescriptors:
+		usable = nofile - ReservedDescriptors
+	}
+	return max(MinMaxConnections, int(usable/DescriptorsPerClient)/sections)
+}
+
+// MaxBufferedBytes bounds the bytes of requests still arriving across all
+// connections of a section.
+func (s *Server) MaxBufferedBytes() int { return BufferedRequestsFactor * s.MaxRequestSize }
 
 // Bounds of every duration. A value outside them is a mistake, not a
 // policy: a duo.timeout of 3ns (authproxy.cfg's `timeout=3` read without a
@@ -56,6 +106,12 @@ const (
 	// health.lame_duck 0 means no drain delay.
 	MinLameDuck time.Duration = 0
 	MaxLameDuck               = time.Minute
+	// write_timeout and request_timeout: long enough for a slow link and a
+	// large write, short enough that a client cannot hold a slot forever.
+	MinWriteTimeout   = time.Second
+	MaxWriteTimeout   = 10 * time.Minute
+	MinRequestTimeout = time.Second
+	MaxRequestTimeout = 10 * time.Minute
 )
 
 // DefaultPushTimeoutFor is duo.push_timeout when unset: DefaultDuoPushTimeout,
@@ -103,6 +159,9 @@ func (c *Config) applyDefaults() {
 		if d.GroupFilter == "" {
 			d.GroupFilter = DefaultGroupFilter
 		}
+		if d.MaxConnections == 0 {
+			d.MaxConnections = DefaultDirectoryMaxConnections
+		}
 	}
 	for _, s := range c.Servers {
 		if s == nil {
@@ -116,6 +175,21 @@ func (c *Config) applyDefaults() {
 		}
 		if s.IdleTimeout == 0 {
 			s.IdleTimeout = DefaultIdleTimeout
+		}
+		if s.MaxConnectionsPerIP == 0 {
+			s.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+		}
+		if s.MaxPendingRequests == 0 {
+			s.MaxPendingRequests = DefaultMaxPendingRequests
+		}
+		if s.MaxRequestSize == 0 {
+			s.MaxRequestSize = DefaultMaxRequestSize
+		}
+		if s.WriteTimeout == 0 {
+			s.WriteTimeout = DefaultWriteTimeout
+		}
+		if s.RequestTimeout == 0 {
+			s.RequestTimeout = DefaultRequestTimeout
 		}
 		d := &s.Duo
 		if d.Timeout == 0 {

@@ -106,6 +106,8 @@ func TestDurationFields(t *testing.T) {
 		"servers[0].duo.probe_interval",
 		"servers[0].duo.degraded_latency",
 		"servers[0].idle_timeout",
+		"servers[0].write_timeout",
+		"servers[0].request_timeout",
 	}
 	got := durationPaths()
 	slices.Sort(got)
@@ -373,6 +375,8 @@ func TestDefaultsWithinBounds(t *testing.T) {
 		{"duo.degraded_latency with the shortest duo.timeout", DefaultDegradedLatencyFor(MinDuoTimeout), MinDuoDegradedLatency, MinDuoTimeout - 1},
 		{"directories.*.timeout", DefaultDirectoryTimeout, MinDirectoryTimeout, MaxDirectoryTimeout},
 		{"servers[].idle_timeout", DefaultIdleTimeout, MinIdleTimeout, MaxIdleTimeout},
+		{"servers[].write_timeout", DefaultWriteTimeout, MinWriteTimeout, MaxWriteTimeout},
+		{"servers[].request_timeout", DefaultRequestTimeout, MinRequestTimeout, MaxRequestTimeout},
 		{"alerts.timeout", DefaultAlertTimeout, MinAlertTimeout, MaxAlertTimeout},
 		{"health.lame_duck", DefaultLameDuck, MinLameDuck, MaxLameDuck},
 	}

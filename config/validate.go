@@ -124,6 +124,7 @@ func (d *Directory) validate(p *Problems, path string) {
 	} else {
 		checkDN(p, path+".base_dn", d.BaseDN)
 	}
+	checkCount(p, path+".max_connections", d.MaxConnections, 1, MaxDirectoryMaxConnections, "")
 	if strings.ContainsAny(d.UsernameAttribute, " =()*\\,") || d.UsernameAttribute == "" {
 		p.add(path+".username_attribute", ErrInvalid, "must be an attribute name")
 	}
@@ -180,9 +181,15 @@ func (s *Server) validate(p *Problems, path string) {
 		}
 	}
 	checkRange(p, path+".idle_timeout", s.IdleTimeout, MinIdleTimeout, MaxIdleTimeout)
-	if s.MaxConnections < 0 {
-		p.add(path+".max_connections", ErrInvalid, "must be 0 (no cap) or more")
+	checkCount(p, path+".max_connections", s.MaxConnections, 0, 1<<20, "0 (derived from the descriptor limit)")
+	checkCount(p, path+".max_connections_per_ip", s.MaxConnectionsPerIP, MinMaxConnections, 1<<20, "")
+	if s.MaxConnections > 0 && s.MaxConnectionsPerIP > s.MaxConnections {
+		p.add(path+".max_connections_per_ip", ErrInvalid, "%d is more than max_connections (%d)", s.MaxConnectionsPerIP, s.MaxConnections)
 	}
+	checkCount(p, path+".max_pending_requests", s.MaxPendingRequests, 1, MaxMaxPendingRequests, "")
+	checkCount(p, path+".max_request_size", s.MaxRequestSize, MinMaxRequestSize, MaxMaxRequestSize, "")
+	checkRange(p, path+".write_timeout", s.WriteTimeout, MinWriteTimeout, MaxWriteTimeout)
+	checkRange(p, path+".request_timeout", s.RequestTimeout, MinRequestTimeout, MaxRequestTimeout)
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		p.add(path+".tls", ErrInvalid, "cert_file and key_file go together")
 	}
@@ -241,6 +248,19 @@ func (d *Duo) validateDurations(p *Problems, path string) {
 	if !p.has(path+".degraded_latency") && (d.DegradedLatency < MinDuoDegradedLatency || d.DegradedLatency >= upper) {
 		outOfRange(p, path+".degraded_latency", d.DegradedLatency, "above 0 and below "+below)
 	}
+}
+
+// checkCount records a count outside [lo, hi]; zero, when it means
+// something, is named in zero.
+func checkCount(p *Problems, path string, n, lo, hi int, zero string) {
+	if lo <= n && n <= hi {
+		return
+	}
+	allowed := fmt.Sprintf("%d to %d", lo, hi)
+	if zero != "" {
+		allowed = fmt.Sprintf("%d to %d, or %s", max(lo, 1), hi, zero)
+	}
+	p.add(path, ErrInvalid, "%d is out of range; allowed %s", n, allowed)
 }
 
 func checkDN(p *Problems, path, dn string) {
