@@ -115,9 +115,9 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 	url := startADForest(t)
 	d, err := NewDirectory(DirectoryConfig{
 		Name: "ad", URLs: []string{url}, Timeout: 2 * time.Second, BaseDN: adBaseDN,
-		UsernameAttribute: "sAMAccountName",
-		UserFilter:        func(u, _ string) string { return "(sAMAccountName=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter:       func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+		UsernameAttribute: "sAMAccountName", MaxConnections: 4,
+		UserFilter:  func(u, _ string) string { return "(sAMAccountName=" + ldap.EscapeFilter(u) + ")" },
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

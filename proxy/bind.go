@@ -20,6 +20,7 @@ const (
 	msgTLSRequired   = "StartTLS is required before bind"
 	msgInvalid       = "invalid credentials"
 	msgDirectoryDown = "directory unavailable"
+	msgDirectoryBusy = "directory busy, try again"
 	msgBindFirst     = "bind first"
 )
 

@@ -43,6 +43,9 @@ type DirectoryConfig struct {
 	// MaxGroupDepth bounds nested membership (levels of groups); deeper
 	// membership counts as privileged. Required when NestedGroups is set.
 	MaxGroupDepth int
+	// MaxConnections bounds the connections checking passwords of clients
+	// not yet let in (CheckConn); required.
+	MaxConnections int
 }
 
 // Errors of Directory lookups. A network failure is never one of these: it
@@ -116,6 +119,8 @@ type Directory struct {
 	mu     sync.Mutex
 	lookup *ldap.Conn
 
+	pool *checkPool
+
 	up atomic.Bool
 	// preferred is the index of the URL new connections try first: the
 	// last one that accepted a connection, moved on when a connection to it
@@ -135,6 +140,9 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 	if cfg.UserFilter == nil || cfg.GroupFilter == nil || cfg.UsernameAttribute == "" {
 		return nil, errors.New("directory: user filter, group filter and username attribute are required")
 	}
+	if cfg.MaxConnections <= 0 {
+		return nil, errors.New("directory: max connections must be positive")
+	}
 	if cfg.MaxGroupDepth <= 0 {
 		cfg.MaxGroupDepth = 1 // direct membership only
 		if cfg.NestedGroups {
@@ -144,7 +152,7 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Directory{cfg: cfg, log: log.With("directory", cfg.Name)}
+	d := &Directory{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections)}
 	d.up.Store(true)
 	return d, nil
 }
@@ -483,8 +491,9 @@ func (d *Directory) Ping(ctx context.Context) error {
 	return err
 }
 
-// Close closes the lookup connection.
+// Close closes the lookup connection and the idle password-check ones.
 func (d *Directory) Close() {
+	d.pool.close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.lookup != nil {

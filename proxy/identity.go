@@ -106,36 +106,69 @@ func authzNames(authz string, id Identity) bool {
 	return false
 }
 
-// checkPassword binds name with the password on the client's own upstream
-// connection. The directory's refusal is relayed as it is, and no second
-// factor is ever asked: a wrong password never sends a push. A directory
-// that cannot be reached is "unavailable", never "invalid credentials".
+// checkPassword binds name with the password. The directory's refusal is
+// relayed as it is, and no second factor is ever asked: a wrong password
+// never sends a push. A directory that cannot be reached is "unavailable",
+// never "invalid credentials".
+//
+// A session that already holds a directory connection (it was let in
+// before, or is anonymous where the section allows it) re-binds on it. Any
+// other client borrows a connection from the directory's password-check
+// pool, which it keeps only if the directory accepts the password: clients
+// that never prove one cost the directory at most max_connections
+// connections, and a full pool is answered busy (51) at once. A failed bind
+// releases the client's directory connection either way.
 func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bindResult {
 	sess := a.sess
-	up, err := sess.upstream(ctx, s.dir)
-	if err != nil {
+	for retried := false; ; retried = true {
+		var lent *checkConn
+		up := sess.up
+		if up == nil || up.IsClosing() {
+			sess.closeUpstream()
+			var err error
+			if lent, err = s.dir.CheckConn(ctx); err != nil {
+				if errors.Is(err, ErrBusy) {
+					return a.reject(gldap.ResultBusy, msgDirectoryBusy, RuleDirectoryBusy, StagePrimary, err)
+				}
+				return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+			}
+			up = lent.Conn
+		}
+		res, err := s.dir.Bind(up, name, a.password, a.request)
+		if res != nil {
+			a.response = res.Controls
+		}
+		if err == nil {
+			if lent != nil {
+				sess.up = lent.keep()
+			}
+			sess.upBound = true
+			return nil
+		}
+		if le, ok := ldapResult(err); ok {
+			// A refused bind leaves the connection anonymous (RFC 4511
+			// §4.2.1); the client does not keep it.
+			if lent != nil {
+				lent.release()
+			} else {
+				sess.closeUpstream()
+			}
+			out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
+			if le.ResultCode != ldap.LDAPResultInvalidCredentials {
+				out.event.Rule = RuleDirectoryRefused
+			}
+			out.event.Msg = "directory refused the bind: " + ldap.LDAPResultCodeMap[le.ResultCode]
+			out.controls = a.response
+			return out
+		}
+		if lent != nil {
+			lent.discard()
+			if lent.reused && !retried {
+				continue // the directory closed it while it was idle
+			}
+		} else {
+			sess.closeUpstream()
+		}
 		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 	}
-	res, err := s.dir.Bind(up, name, a.password, a.request)
-	if res != nil {
-		a.response = res.Controls
-	}
-	if err == nil {
-		sess.upBound = true
-		return nil
-	}
-	if le, ok := ldapResult(err); ok {
-		// A failed bind leaves the upstream connection anonymous
-		// (RFC 4511 §4.2.1), whoever it was bound as before.
-		sess.upBound = false
-		out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
-		if le.ResultCode != ldap.LDAPResultInvalidCredentials {
-			out.event.Rule = RuleDirectoryRefused
-		}
-		out.event.Msg = "directory refused the bind: " + ldap.LDAPResultCodeMap[le.ResultCode]
-		out.controls = a.response
-		return out
-	}
-	sess.closeUpstream()
-	return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
 }

@@ -307,7 +307,7 @@ func sampleDirectory(t testing.TB, timeout time.Duration, password string, urls 
 	svc, _ := sampledata.LookupService("ldapgate")
 	d, err := NewDirectory(DirectoryConfig{
 		Name: "sample", URLs: urls, Timeout: timeout,
-		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid", MaxConnections: 8,
 		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
 		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -63,6 +63,7 @@ const (
 	RuleDirectoryUnavailable = "directory_unavailable" // the directory (or the lookup account) failed
 	RuleEmptyPassword        = "empty_password"        // unauthenticated bind refused
 	RuleDirectoryRefused     = "directory_refused"     // the directory refused the bind with a code other than invalidCredentials
+	RuleDirectoryBusy        = "directory_busy"        // every password-check connection to the directory was in use
 	RuleAnonymous            = "anonymous"             // anonymous bind allowed by allow_anonymous
 	RuleAnonymousRefused     = "anonymous_refused"     // anonymous bind refused
 	RuleTLSRequired          = "tls_required"          // bind on a plaintext connection where TLS is required
@@ -74,7 +75,7 @@ const (
 
 // PrimaryRules lists the rules above, for bounded metric labels.
 func PrimaryRules() []string {
-	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleDirectoryRefused, RuleEmptyPassword,
+	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleDirectoryRefused, RuleDirectoryBusy, RuleEmptyPassword,
 		RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed, RuleIdentityMismatch, RuleNoUsername, RuleUnsupportedBind}
 }
 

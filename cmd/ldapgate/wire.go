@@ -218,6 +218,7 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, err
 		GroupFilter:       dc.ExpandGroupFilter,
 		NestedGroups:      dc.NestedGroups,
 		MaxGroupDepth:     config.MaxGroupNesting,
+		MaxConnections:    dc.MaxConnections,
 	}, log)
 }
 
