@@ -58,6 +58,8 @@ type section struct {
 	// TLS gives the section a certificate for StartTLS; RequireTLS demands it.
 	TLS, RequireTLS bool
 	MaxConnections  int
+	// Extra sets any other keys of the section (max_connections_per_ip...).
+	Extra map[string]any
 }
 
 var (
@@ -229,6 +231,9 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		}
 		if s.MaxConnections > 0 {
 			srv["max_connections"] = s.MaxConnections
+		}
+		for k, v := range s.Extra {
+			srv[k] = v
 		}
 		if s.TLS {
 			cert, key := writeCert(t, dir)

@@ -64,6 +64,7 @@ type Option func(*options)
 type options struct {
 	extraLDIF    string
 	acl          string
+	nofile       int
 	logLevel     string
 	startTimeout time.Duration
 }
@@ -79,6 +80,13 @@ func WithExtraLDIF(ldif string) Option {
 // that only the lookup account may read.
 func WithACL(rules string) Option {
 	return func(o *options) { o.acl = rules }
+}
+
+// WithNoFile runs slapd under RLIMIT_NOFILE n (soft and hard), through
+// util-linux's prlimit, so a test can show what runs the directory out of
+// descriptors.
+func WithNoFile(n int) Option {
+	return func(o *options) { o.nofile = n }
 }
 
 // WithLogLevel sets slapd's debug level (slapd -d), whose output goes to
@@ -280,7 +288,12 @@ func (s *Server) startLocked(port int) error {
 	defer logf.Close() // the child has its own copy
 	// -d keeps slapd in the foreground, so it is our child; -d none logs
 	// errors only (-d 0 would hide them).
-	cmd := exec.Command(s.slapd, "-f", s.ConfigFile, "-h", s.URL+"/", "-d", s.opts.logLevel)
+	args := []string{s.slapd, "-f", s.ConfigFile, "-h", s.URL + "/", "-d", s.opts.logLevel}
+	if s.opts.nofile > 0 {
+		// prlimit execs slapd: the PID, and so Stop's process group, stay.
+		args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", s.opts.nofile, s.opts.nofile), "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = s.Dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
