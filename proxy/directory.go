@@ -236,8 +236,19 @@ func (d *Directory) dialURL(raw string) (*ldap.Conn, error) {
 // Bind binds conn as name with password. An error for which ldapResult is
 // true is the directory's answer (for example invalid credentials); any
 // other error is an *UnavailableError.
-func (d *Directory) Bind(conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error) {
-	res, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: name, Password: password, Controls: controls})
+//
+// go-ldap's bind takes no context: when ctx ends first (the client went
+// away), conn is closed to end the call, and the error wraps ctx.Err(); it
+// is neither the directory's answer nor evidence that it is down.
+func (d *Directory) Bind(ctx context.Context, conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error) {
+	var res *ldap.SimpleBindResult
+	err := withContext(ctx, conn, func() (err error) {
+		res, err = conn.SimpleBind(&ldap.SimpleBindRequest{Username: name, Password: password, Controls: controls})
+		return err
+	})
+	if ctx.Err() != nil && err != nil {
+		return res, fmt.Errorf("bind: %w", ctx.Err())
+	}
 	if err != nil {
 		if _, ok := ldapResult(err); ok {
 			d.up.Store(true)
@@ -308,7 +319,14 @@ func (d *Directory) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	res, err := conn.WhoAmI(nil)
+	var res *ldap.WhoAmIResult
+	err := withContext(ctx, conn, func() (err error) {
+		res, err = conn.WhoAmI(nil)
+		return err
+	})
+	if ctx.Err() != nil && err != nil {
+		return "", fmt.Errorf("who am i: %w", ctx.Err())
+	}
 	if err != nil {
 		if _, ok := ldapResult(err); ok {
 			d.up.Store(true)
@@ -421,8 +439,36 @@ func (d *Directory) search(ctx context.Context, conn *ldap.Conn, req *ldap.Searc
 	}
 }
 
+// withContext runs a go-ldap call that takes no context, closing conn to
+// end it when ctx ends first.
+func withContext(ctx context.Context, conn *ldap.Conn, call func() error) error {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	return call()
+}
+
+// collect runs req on conn and gathers its entries; ctx ends it (go-ldap
+// abandons the search). Our own cancellation is never the directory being
+// down.
 func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
-	res, err := conn.Search(req)
+	res := conn.SearchAsync(ctx, req, 0)
+	var entries []*ldap.Entry
+	for res.Next() {
+		if e := res.Entry(); e != nil {
+			entries = append(entries, e)
+		}
+	}
+	if ctx.Err() != nil {
+		// go-ldap ends a cancelled search without an error: what arrived
+		// so far is not the answer.
+		return nil, fmt.Errorf("search %q: %w", req.BaseDN, ctx.Err())
+	}
+	err := res.Err()
+	if req.SizeLimit > 0 && ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		// We asked for at most SizeLimit entries (FindUser asks for two to
+		// tell one match from several): the entries are the answer.
+		err = nil
+	}
 	if err != nil {
 		if le, ok := ldapResult(err); ok {
 			d.up.Store(true)
@@ -434,7 +480,7 @@ func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.Sear
 		return nil, d.unavailable("search", err)
 	}
 	d.up.Store(true)
-	return res.Entries, nil
+	return entries, nil
 }
 
 func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
@@ -447,7 +493,7 @@ func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Bind(conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
+	if _, err := d.Bind(ctx, conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
 		conn.Close()
 		if _, ok := ldapResult(err); ok {
 			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)

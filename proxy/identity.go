@@ -134,7 +134,7 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 			}
 			up = lent.Conn
 		}
-		res, err := s.dir.Bind(up, name, a.password, a.request)
+		res, err := s.dir.Bind(ctx, up, name, a.password, a.request)
 		if res != nil {
 			a.response = res.Controls
 		}

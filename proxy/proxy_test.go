@@ -295,7 +295,7 @@ func TestDirectoryHungServer(t *testing.T) {
 	}
 	defer conn.Close()
 	alice, _ := sampledata.Lookup("alice")
-	if _, err := d.Bind(conn, alice.DN(), alice.Password, nil); err != nil {
+	if _, err := d.Bind(context.Background(), conn, alice.DN(), alice.Password, nil); err != nil {
 		t.Fatalf("bind after failover: %v", err)
 	}
 }

@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/slapdtest"
+)
+
+func directoryWithFilter(t *testing.T, url string, timeout time.Duration, filter func(u, name string) string) *Directory {
+	t.Helper()
+	svc, _ := sampledata.LookupService("ldapgate")
+	d, err := NewDirectory(DirectoryConfig{
+		Name: "sample", URLs: []string{url}, Timeout: timeout, MaxConnections: 4,
+		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
+		UserFilter:  filter,
+		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// TestFindUserManyMatchesIsAmbiguous: FindUser asks for two entries to
+// tell one match from several; the directory's sizeLimitExceeded for a
+// name matching more is "ambiguous" (49), not "directory unavailable".
+func TestFindUserManyMatchesIsAmbiguous(t *testing.T) {
+	dir := slapdtest.Start(t)
+	everyone := func(string, string) string { return "(objectClass=inetOrgPerson)" }
+	d := directoryWithFilter(t, dir.URL, 5*time.Second, everyone)
+	if _, err := d.FindUser(context.Background(), nil, "anyone"); !errors.Is(err, ErrAmbiguousUser) {
+		t.Fatalf("a name matching %d entries: %v, want ErrAmbiguousUser", len(sampledata.People), err)
+	}
+	if !d.Up() {
+		t.Fatal("the directory answered: it is up")
+	}
+}
+
+// TestLookupHonoursContext: a client that hangs up ends its lookup on a
+// directory that stopped answering, at once rather than after the
+// directory timeout, and its cancellation does not mark the directory
+// down (our own fault says nothing about the directory).
+func TestLookupHonoursContext(t *testing.T) {
+	dir := slapdtest.Start(t)
+	uid := func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" }
+	d := directoryWithFilter(t, dir.URL, time.Minute, uid)
+	if _, err := d.FindUser(context.Background(), nil, "alice"); err != nil {
+		t.Fatal(err) // the lookup connection is open and bound
+	}
+	dir.Pause(t)
+	defer dir.Resume(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := d.FindUser(ctx, nil, "bob"); done <- err }()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled lookup: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the lookup ignored its context (directory timeout is 1m)")
+	}
+	if !d.Up() {
+		t.Fatal("a cancelled lookup marked the directory down")
+	}
+}
