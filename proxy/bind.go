@@ -2,26 +2,12 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
 	"github.com/ldapgate/ldapgate/failmode"
-)
-
-// Client-facing diagnostics for primary failures. Short and generic: the
-// detail goes to the operator's log, not to whoever is guessing passwords.
-const (
-	msgEmptyPassword = "unauthenticated bind (empty password) is not allowed"
-	msgAnonymous     = "anonymous bind is not allowed"
-	msgSASL          = "SASL bind is not supported; use a simple bind"
-	msgTLSRequired   = "StartTLS is required before bind"
-	msgInvalid       = "invalid credentials"
-	msgDirectoryDown = "directory unavailable"
-	msgDirectoryBusy = "directory busy, try again"
-	msgBindFirst     = "bind first"
 )
 
 // bindResult is what a bind ends in: the LDAP response and the event.
@@ -111,28 +97,6 @@ type attempt struct {
 	id       Identity
 	response []ldap.Control // the directory's bind response controls
 	subject  failmode.Subject
-}
-
-// reject ends the bind with code; a refusal other than invalidCredentials
-// is reported as an error (something is broken), not as the user's fault.
-func (a *attempt) reject(code int, diag, rule string, stage Stage, err error) *bindResult {
-	status := failmode.StatusReject
-	if code != gldap.ResultInvalidCredentials {
-		status = failmode.StatusError
-	}
-	return &bindResult{code: code, diag: diag, err: err,
-		event: BindEvent{BindName: a.name, DN: a.id.DN, Stage: stage, Status: status, Rule: rule, Msg: diag}}
-}
-
-// lookupFailure maps a failed user lookup to the client's result: a name
-// that matches no single entry is invalid credentials; anything else (the
-// directory down, the lookup account refused) is the directory being
-// unavailable, never the user's password being wrong.
-func lookupFailure(err error) (code int, diag, rule string) {
-	if errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrAmbiguousUser) {
-		return gldap.ResultInvalidCredentials, msgInvalid, RuleInvalidCredentials
-	}
-	return gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable
 }
 
 // diagnostic is the directory's diagnostic message for a result.

@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	"github.com/jimlambrt/gldap"
-
-	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // parseBind reads the bind request. A SASL bind is refused with
@@ -20,19 +18,16 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 	sess.resetAuth()
 	msg, err := r.GetSimpleBindMessage()
 	if err != nil {
-		refused := func(code int, diag, rule string, err error) (*attempt, *bindResult) {
-			return nil, &bindResult{code: code, diag: diag, err: err,
-				event: BindEvent{Stage: StagePrimary, Status: failmode.StatusError, Rule: rule, Msg: diag}}
-		}
+		res := (&attempt{}).end(RuleUnsupportedBind, StagePrimary, nil) // SASL
 		var bre *gldap.BindRequestError
-		switch _, serr := r.GetSASLBindMessage(); {
-		case serr == nil:
-			return refused(gldap.ResultAuthMethodNotSupported, msgSASL, RuleUnsupportedBind, nil)
-		case errors.As(err, &bre):
-			// LDAPv2, or an authentication choice nobody knows.
-			return refused(bre.ResultCode, bre.Diagnostic, RuleUnsupportedBind, nil)
+		if _, serr := r.GetSASLBindMessage(); serr != nil {
+			res.code, res.diag, res.err = gldap.ResultProtocolError, "malformed bind request", err
+			if errors.As(err, &bre) { // LDAPv2, or an authentication choice nobody knows
+				res.code, res.diag, res.err = bre.ResultCode, bre.Diagnostic, nil
+			}
+			res.event.Msg = res.diag
 		}
-		return refused(gldap.ResultProtocolError, "malformed bind request", RuleUnsupportedBind, err)
+		return nil, res
 	}
 	a := &attempt{
 		sess:    sess,
@@ -52,28 +47,29 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 // and anonymous binds unless the section allows them.
 func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindResult {
 	if s.cfg.RequireTLS && !a.tls {
-		return a.reject(gldap.ResultConfidentialityRequired, msgTLSRequired, RuleTLSRequired, StagePrimary, nil)
+		return a.end(RuleTLSRequired, StagePrimary, nil)
 	}
 	if !a.empty {
 		if a.password == "" { // only a passcode or factor was typed
-			return a.reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+			return a.end(RuleEmptyPassword, StagePrimary, nil)
 		}
 		return nil
 	}
 	switch {
 	case a.name != "":
-		return a.reject(gldap.ResultInvalidCredentials, msgEmptyPassword, RuleEmptyPassword, StagePrimary, nil)
+		return a.end(RuleEmptyPassword, StagePrimary, nil)
 	case !s.cfg.AllowAnonymous:
-		return a.reject(gldap.ResultInvalidCredentials, msgAnonymous, RuleAnonymousRefused, StagePrimary, nil)
+		return a.end(RuleAnonymousRefused, StagePrimary, nil)
 	}
 	sess := a.sess
 	if sess.upBound {
 		sess.closeUpstream() // still bound as an earlier user
 	}
 	if _, err := sess.upstream(ctx, s.dir); err != nil {
-		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+		return a.end(RuleDirectoryUnavailable, StagePrimary, err)
 	}
 	sess.authed = true
-	return &bindResult{code: gldap.ResultSuccess,
-		event: BindEvent{Stage: StagePrimary, Status: failmode.StatusAllow, Rule: RuleAnonymous, Msg: "anonymous bind allowed by allow_anonymous"}}
+	res := a.end(RuleAnonymous, StagePrimary, nil)
+	res.event.Msg = "anonymous bind allowed by allow_anonymous"
+	return res
 }

@@ -16,13 +16,13 @@ import (
 // privileged. Membership that cannot be read counts as privileged.
 func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	sess := a.sess
-	fail := func(code int, diag, rule string, stage Stage, err error) *bindResult {
+	fail := func(rule string, stage Stage, err error) *bindResult {
 		sess.closeUpstream()
-		return a.reject(code, diag, rule, stage, err)
+		return a.end(rule, stage, err)
 	}
 	dn, perr := ldap.ParseDN(a.id.DN)
 	if perr != nil {
-		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleLookupFailed, StagePrimary, perr)
+		return fail(RuleLookupFailed, StagePrimary, perr)
 	}
 	a.subject = failmode.Subject{
 		ExemptDN:    s.isExempt(dn),
@@ -38,8 +38,7 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	}
 	if a.id.Username == "" {
 		// Without a Duo username there is no second factor to ask.
-		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleNoUsername, StageSecondary,
-			errors.New("the entry has no username attribute"))
+		return fail(RuleNoUsername, StageSecondary, errors.New("the entry has no username attribute"))
 	}
 	return nil
 }

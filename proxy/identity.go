@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
-	"github.com/jimlambrt/gldap"
 )
 
 // authenticate checks the password and decides who the directory
@@ -34,8 +33,7 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 	if s.dir.HasLookupAccount() {
 		id, err := s.dir.FindUser(ctx, nil, a.name)
 		if err != nil {
-			code, diag, rule := lookupFailure(err)
-			return a.reject(code, diag, rule, StagePrimary, fmt.Errorf("resolve bind name: %w", err))
+			return a.end(lookupRule(err), StagePrimary, fmt.Errorf("resolve bind name: %w", err))
 		}
 		if res := s.checkPassword(ctx, a, id.DN); res != nil {
 			return res
@@ -48,31 +46,29 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 		return res
 	}
 	sess := a.sess
-	fail := func(code int, diag, rule string, err error) *bindResult {
+	fail := func(rule string, err error) *bindResult {
 		sess.closeUpstream() // bound as someone this proxy will not let in
-		return a.reject(code, diag, rule, StagePrimary, err)
+		return a.end(rule, StagePrimary, err)
 	}
 	id, err := s.dir.FindUser(ctx, sess.up, a.name)
 	if err != nil {
-		code, diag, rule := lookupFailure(err)
-		return fail(code, diag, rule, fmt.Errorf("resolve bind name as the user: %w", err))
+		return fail(lookupRule(err), fmt.Errorf("resolve bind name as the user: %w", err))
 	}
 	authz, err := s.dir.WhoAmI(ctx, sess.up)
 	if err != nil {
 		if IsUnavailable(err) {
-			return fail(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, err)
+			return fail(RuleDirectoryUnavailable, err)
 		}
-		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
+		return fail(RuleIdentityMismatch,
 			fmt.Errorf("cannot confirm who the directory authenticated (configure a lookup account for directories without Who Am I): %w", err))
 	}
 	if strings.HasPrefix(authz, "u:") && id.Principal == "" {
 		if id.Principal, err = s.dir.Principal(ctx, sess.up, id.DN); err != nil {
-			code, diag, rule := lookupFailure(err)
-			return fail(code, diag, rule, fmt.Errorf("read msDS-PrincipalName: %w", err))
+			return fail(lookupRule(err), fmt.Errorf("read msDS-PrincipalName: %w", err))
 		}
 	}
 	if !authzNames(authz, id) {
-		return fail(gldap.ResultInvalidCredentials, msgInvalid, RuleIdentityMismatch,
+		return fail(RuleIdentityMismatch,
 			fmt.Errorf("%w: bind name resolves to %q, directory authenticated %q", errIdentityMismatch, id.DN, authz))
 	}
 	a.id = id
@@ -128,9 +124,9 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 			var err error
 			if lent, err = s.dir.CheckConn(ctx); err != nil {
 				if errors.Is(err, ErrBusy) {
-					return a.reject(gldap.ResultBusy, msgDirectoryBusy, RuleDirectoryBusy, StagePrimary, err)
+					return a.end(RuleDirectoryBusy, StagePrimary, err)
 				}
-				return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+				return a.end(RuleDirectoryUnavailable, StagePrimary, err)
 			}
 			up = lent.Conn
 		}
@@ -153,13 +149,7 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 			} else {
 				sess.closeUpstream()
 			}
-			out := a.reject(int(le.ResultCode), diagnostic(le), RuleInvalidCredentials, StagePrimary, nil)
-			if le.ResultCode != ldap.LDAPResultInvalidCredentials {
-				out.event.Rule = RuleDirectoryRefused
-			}
-			out.event.Msg = "directory refused the bind: " + ldap.LDAPResultCodeMap[le.ResultCode]
-			out.controls = a.response
-			return out
+			return a.directoryRefused(le, a.response)
 		}
 		if lent != nil {
 			lent.discard()
@@ -169,6 +159,6 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 		} else {
 			sess.closeUpstream()
 		}
-		return a.reject(gldap.ResultUnavailable, msgDirectoryDown, RuleDirectoryUnavailable, StagePrimary, err)
+		return a.end(RuleDirectoryUnavailable, StagePrimary, err)
 	}
 }

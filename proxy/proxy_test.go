@@ -237,8 +237,8 @@ func TestLookupAccountRefused(t *testing.T) {
 		t.Fatalf("Ping: %v, want ErrLookupAccount", err)
 	}
 	_, err := d.FindUser(context.Background(), nil, "alice")
-	if code, _, rule := lookupFailure(err); code != ldap.LDAPResultUnavailable || rule != RuleDirectoryUnavailable {
-		t.Fatalf("FindUser with a refused lookup account: %v maps to %d %s", err, code, rule)
+	if rule := lookupRule(err); outcomes[rule].code != ldap.LDAPResultUnavailable || rule != RuleDirectoryUnavailable {
+		t.Fatalf("FindUser with a refused lookup account: %v maps to %s", err, rule)
 	}
 	for err, want := range map[error]int{
 		ErrNoSuchUser:                                ldap.LDAPResultInvalidCredentials,
@@ -246,8 +246,8 @@ func TestLookupAccountRefused(t *testing.T) {
 		&UnavailableError{Op: "search", Err: io.EOF}: ldap.LDAPResultUnavailable,
 		errors.New("anything else"):                  ldap.LDAPResultUnavailable,
 	} {
-		if code, _, _ := lookupFailure(err); code != want {
-			t.Errorf("lookupFailure(%v) = %d, want %d", err, code, want)
+		if code := outcomes[lookupRule(err)].code; code != want {
+			t.Errorf("lookupRule(%v) answers %d, want %d", err, code, want)
 		}
 	}
 }

@@ -73,12 +73,6 @@ const (
 	RuleUnsupportedBind      = "unsupported_bind"      // SASL, LDAPv2, an unknown authentication choice or a malformed bind
 )
 
-// PrimaryRules lists the rules above, for bounded metric labels.
-func PrimaryRules() []string {
-	return []string{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleDirectoryRefused, RuleDirectoryBusy, RuleEmptyPassword,
-		RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed, RuleIdentityMismatch, RuleNoUsername, RuleUnsupportedBind}
-}
-
 // RecorderFunc adapts a function to Recorder.
 type RecorderFunc func(BindEvent)
 
