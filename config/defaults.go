@@ -178,6 +178,10 @@ func (c *Config) applyDefaults() {
 		}
 		if s.MaxConnectionsPerIP == 0 {
 			s.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+			if s.MaxConnections > 0 {
+				// The default never exceeds a cap the administrator set.
+				s.MaxConnectionsPerIP = min(s.MaxConnectionsPerIP, s.MaxConnections)
+			}
 		}
 		if s.MaxPendingRequests == 0 {
 			s.MaxPendingRequests = DefaultMaxPendingRequests

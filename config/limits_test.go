@@ -35,6 +35,7 @@ func TestLimitBounds(t *testing.T) {
 		{"max_connections negative", set{"servers[0].max_connections": -1}, "servers[0].max_connections", "-1 is out of range; allowed 1 to 1048576, or 0 (derived from the descriptor limit)"},
 		{"per ip 0 is the default", set{"servers[0].max_connections_per_ip": 0}, "", ""},
 		{"per ip negative", set{"servers[0].max_connections_per_ip": -5}, "servers[0].max_connections_per_ip", "-5 is out of range; allowed 1 to 1048576"},
+		{"per ip default follows a small max_connections", set{"servers[0].max_connections": 2}, "", ""},
 		{"per ip above max_connections", set{"servers[0].max_connections": 10, "servers[0].max_connections_per_ip": 11}, "servers[0].max_connections_per_ip", "11 is more than max_connections (10)"},
 		{"pending 1024", set{"servers[0].max_pending_requests": 1024}, "", ""},
 		{"pending 1025", set{"servers[0].max_pending_requests": 1025}, "servers[0].max_pending_requests", "1025 is out of range; allowed 1 to 1024"},

@@ -62,13 +62,12 @@ func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindRes
 		return a.end(RuleAnonymousRefused, StagePrimary, nil)
 	}
 	sess := a.sess
-	if sess.upBound {
-		sess.closeUpstream() // still bound as an earlier user
+	if sess.needsAnonymous(true) {
+		if err := sess.dialAnonymous(ctx, s.dir); err != nil {
+			return a.end(RuleDirectoryUnavailable, StagePrimary, err)
+		}
 	}
-	if _, err := sess.upstream(ctx, s.dir); err != nil {
-		return a.end(RuleDirectoryUnavailable, StagePrimary, err)
-	}
-	sess.authed = true
+	sess.letIn("")
 	res := a.end(RuleAnonymous, StagePrimary, nil)
 	res.event.Msg = "anonymous bind allowed by allow_anonymous"
 	return res

@@ -136,9 +136,9 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 		}
 		if err == nil {
 			if lent != nil {
-				sess.up = lent.keep()
+				up = lent.keep()
 			}
-			sess.upBound = true
+			sess.adopt(up)
 			return nil
 		}
 		if le, ok := ldapResult(err); ok {

@@ -22,16 +22,12 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 	// Anonymous access needs an upstream connection bound as nobody: dial
 	// one (or replace one still bound as an earlier user), which needs the
 	// exclusive lock; then re-check everything under the shared lock.
-	needAnon := func() bool {
-		return !sess.authed && s.cfg.AllowAnonymous && (sess.up == nil || sess.up.IsClosing() || sess.upBound)
-	}
-	if needAnon() {
+	if sess.needsAnonymous(s.cfg.AllowAnonymous) {
 		sess.mu.RUnlock()
 		sess.mu.Lock()
 		var err error
-		if needAnon() {
-			sess.closeUpstream()
-			_, err = sess.upstream(r.Context(), s.dir)
+		if sess.needsAnonymous(s.cfg.AllowAnonymous) {
+			err = sess.dialAnonymous(r.Context(), s.dir)
 		}
 		sess.mu.Unlock()
 		if err != nil {
@@ -41,8 +37,7 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 	}
 	defer sess.mu.RUnlock()
 	switch {
-	case !sess.authed && (!s.cfg.AllowAnonymous || sess.upBound):
-		// Never relay as a user this proxy did not (or no longer) let in.
+	case !sess.relayable(s.cfg.AllowAnonymous):
 		return gldap.ResultInsufficientAccessRights, msgBindFirst
 	case sess.up == nil || sess.up.IsClosing():
 		// The directory connection died; the client must bind again.

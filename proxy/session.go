@@ -8,7 +8,9 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// session is the state of one client connection.
+// session is the state of one client connection. It owns the client's
+// upstream connection and the rule of what may be relayed on it
+// (relayable): its fields are written only by its methods.
 //
 // gldap runs each request of a connection in its own goroutine. A bind takes
 // mu exclusively, so no operation is relayed while the identity of the
@@ -18,7 +20,9 @@ type session struct {
 	clientIP string
 
 	mu sync.RWMutex
-	// up is this client's own connection to the directory, dialled lazily.
+	// up is this client's own connection to the directory: one the
+	// directory accepted a password on, or, where the section allows it,
+	// an anonymous one for relaying.
 	up *ldap.Conn
 	// upBound is true while up may be authenticated as some user. Such a
 	// connection is used for relaying only while authed (bound as the user
@@ -43,19 +47,48 @@ func newSession(id int, remote net.Addr) *session {
 	return s
 }
 
-// upstream returns the client's directory connection, dialling a new one if
-// there is none or it died. The caller holds mu exclusively.
-func (s *session) upstream(ctx context.Context, d *Directory) (*ldap.Conn, error) {
-	if s.up != nil && !s.up.IsClosing() {
-		return s.up, nil
-	}
+// relayable is the one rule of what a relayed operation may run as: the
+// user this proxy let in, or, where the section allows anonymous access, a
+// connection bound as nobody. A connection that may still be bound as a
+// user this proxy did not (or no longer) let in is never relayed on.
+func (s *session) relayable(allowAnonymous bool) bool {
+	return s.authed || (allowAnonymous && !s.upBound)
+}
+
+// needsAnonymous reports whether an anonymous operation first needs a fresh
+// connection bound as nobody: there is none, it died, or it may be bound as
+// an earlier user.
+func (s *session) needsAnonymous(allowAnonymous bool) bool {
+	return !s.authed && allowAnonymous && (s.up == nil || s.up.IsClosing() || s.upBound)
+}
+
+// dialAnonymous replaces the upstream connection with a fresh one bound as
+// nobody. The caller holds mu exclusively.
+func (s *session) dialAnonymous(ctx context.Context, d *Directory) error {
 	s.closeUpstream()
 	conn, err := d.Dial(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.up = conn
-	return conn, nil
+	return nil
+}
+
+// adopt makes conn, on which the directory just accepted a password, the
+// client's upstream connection (closing any other). It is bound as that
+// user from now on, and relayed on only once letIn.
+func (s *session) adopt(conn *ldap.Conn) {
+	if conn != s.up {
+		s.closeUpstream()
+		s.up = conn
+	}
+	s.upBound = true
+}
+
+// letIn records that this proxy let the bind of dn succeed ("" for
+// anonymous): from now on operations are relayed on up.
+func (s *session) letIn(dn string) {
+	s.authed, s.dn = true, dn
 }
 
 // resetAuth forgets any previous authentication, as RFC 4511 §4.2.1 asks of
@@ -67,6 +100,8 @@ func (s *session) resetAuth() {
 	s.dn = ""
 }
 
+// closeUpstream closes the upstream connection: nothing is bound as anyone
+// for this client any more.
 func (s *session) closeUpstream() {
 	if s.up != nil {
 		s.up.Close()
