@@ -58,6 +58,11 @@ type conn struct {
 	idleTimeout          time.Duration // 0: none
 	readDeadline         time.Time     // absolute (WithReadTimeout); zero: none
 	maxRequestSize       int           // WithMaxRequestSize; 0: asn1-ber's limit
+	maxPending           int           // WithMaxPendingRequests; 0: no limit
+
+	// slots holds one token per request whose handler runs in its own
+	// goroutine (WithMaxPendingRequests); nil without a limit
+	slots chan struct{}
 
 	// guarded by stateMu: used to compute the read deadline
 	pending      int       // requests whose handler runs in its own goroutine
@@ -120,6 +125,9 @@ func (c *conn) serveRequests() error {
 	c.inflight = map[int]*inflightRequest{}
 	c.lastActivity = time.Now()
 	c.stateMu.Unlock()
+	if c.maxPending > 0 {
+		c.slots = make(chan struct{}, c.maxPending)
+	}
 	// Whatever ends the read loop (EOF, unbind, read error, shutdown) cancels
 	// the connection context, so handlers still running learn that their
 	// client is gone before close() waits for them.
@@ -201,10 +209,6 @@ func (c *conn) serveRequests() error {
 		}
 
 		switch {
-		// TODO: rate limit in-flight requests per conn and send a
-		// BusyResponse when the limit is reached.  This limit per conn
-		// should be configurable
-
 		case r.routeOp == unbindRouteOperation:
 			// support an optional unbind route
 			if c.router.unbindRoute != nil {
@@ -233,6 +237,17 @@ func (c *conn) serveRequests() error {
 			c.callHandler(r, func() { c.router.serve(w, r) })
 			done()
 		default:
+			// At the WithMaxPendingRequests limit, wait for a slot before
+			// reading anything more: the client waits, the server doesn't
+			// start a goroutine per request it sends (patch 24).
+			if !c.acquireSlot() {
+				// the conn is ending (terminate, Stop); the conn context can
+				// end before the shutdown watcher recorded its notice
+				if c.shutdownCtx.Err() != nil {
+					c.terminate(ResultUnavailable, "server stopping")
+				}
+				return nil
+			}
 			// register the request before reading the next PDU, so its
 			// context exists before anything else on the conn can refer to it.
 			done := c.beginRequest(w, r)
@@ -242,6 +257,7 @@ func (c *conn) serveRequests() error {
 				defer func() {
 					done()
 					c.endPending()
+					c.releaseSlot()
 					c.logger.Debug("requestsWg done", "op", op, "conn", c.connID, "requestID", w.requestID)
 					c.requestsWg.Done()
 				}()
@@ -327,6 +343,46 @@ func (c *conn) startTLSAllowed() bool {
 		c.writerMu.Unlock() //nolint:staticcheck // an intentional barrier
 	}
 	return allowed
+}
+
+// acquireSlot takes one of the conn's WithMaxPendingRequests slots for a
+// request about to run in its own goroutine, waiting while all are taken.
+// It returns false, without a slot, when the conn context ends first (the
+// conn was terminated or the server is stopping).  Called by the read loop
+// only, so nothing is read from the conn while it waits.
+func (c *conn) acquireSlot() bool {
+	const op = "gldap.(conn).acquireSlot"
+	if c.slots == nil {
+		return true
+	}
+	if c.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	default:
+	}
+	c.logger.Debug("too many requests in flight, not reading until one completes", "op", op, "conn", c.connID, "max", c.maxPending)
+	select {
+	case c.slots <- struct{}{}:
+		// a handler ending with the conn context frees a slot too: don't
+		// start a request on a conn that is ending
+		if c.ctx.Err() != nil {
+			<-c.slots
+			return false
+		}
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+// releaseSlot gives back the slot taken by acquireSlot.
+func (c *conn) releaseSlot() {
+	if c.slots != nil {
+		<-c.slots
+	}
 }
 
 // beginPending counts a request whose handler runs concurrently with the read

@@ -31,6 +31,7 @@ type Server struct {
 	writeTimeout   time.Duration
 	idleTimeout    time.Duration
 	maxRequestSize int
+	maxPending     int
 	onCloseHandler OnCloseHandler
 
 	disablePanicRecovery bool
@@ -57,6 +58,7 @@ type Server struct {
 // - WithOnClose will define a callback the server will call every time a connection is closed
 // - WithIdleTimeout will close connections that are idle for a duration
 // - WithDisablePanicRecovery will let a panicking handler crash the process
+// - WithMaxPendingRequests bounds the requests of one connection in flight
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
@@ -77,6 +79,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		readTimeout:          opts.withReadTimeout,
 		idleTimeout:          opts.withIdleTimeout,
 		maxRequestSize:       opts.withMaxRequestSize,
+		maxPending:           opts.withMaxPendingRequests,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
 		maxConns:             opts.withMaxConnections,
@@ -271,6 +274,9 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		conn.disablePanicRecovery = s.disablePanicRecovery
 		if s.maxRequestSize > 0 {
 			conn.maxRequestSize = s.maxRequestSize
+		}
+		if s.maxPending > 0 {
+			conn.maxPending = s.maxPending
 		}
 		localConnID := connID
 		go func() {

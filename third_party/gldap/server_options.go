@@ -20,6 +20,7 @@ type configOptions struct {
 	withIdleTimeout          time.Duration
 	withMaxConnections       int
 	withMaxRequestSize       int
+	withMaxPendingRequests   int
 }
 
 func configDefaults() configOptions {
@@ -102,6 +103,22 @@ func WithMaxRequestSize(n int) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withMaxRequestSize = n
+		}
+	}
+}
+
+// WithMaxPendingRequests limits the requests of one connection in flight at
+// once (handlers running in their own goroutine) to n.  While n are in
+// flight, the connection's next request waits for one of them to return and
+// nothing more is read from the connection: the client is slowed down (TCP
+// flow control) instead of the server starting a goroutine per request it
+// sends.  Requests the read loop handles itself (abandon, unbind, StartTLS)
+// don't take a slot, so an abandon read while n requests are in flight still
+// cancels one of them.  Zero or less (the default) means no limit.
+func WithMaxPendingRequests(n int) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withMaxPendingRequests = n
 		}
 	}
 }
