@@ -15,10 +15,9 @@ import (
 	"time"
 )
 
-// Webhook defaults.
+// Webhook bounds.
 const (
-	QueueSize      = 256
-	DefaultTimeout = 10 * time.Second
+	QueueSize = 256
 	// Attempts is how many times one event is POSTed before it is given up.
 	Attempts = 3
 )
@@ -45,11 +44,12 @@ type Webhook struct {
 
 var _ Notifier = (*Webhook)(nil)
 
-// NewWebhook returns a Webhook for url. timeout bounds one attempt (0 means
-// DefaultTimeout); log may be nil.
+// NewWebhook returns a Webhook for url. timeout bounds one attempt
+// (alerts.timeout; config holds its default, and a timeout that is not
+// positive is a caller bug); log may be nil.
 func NewWebhook(url string, timeout time.Duration, log *slog.Logger) *Webhook {
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		panic("alert: NewWebhook with a timeout that is not positive: pass alerts.timeout")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

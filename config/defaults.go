@@ -23,6 +23,19 @@ const (
 	DefaultAlertTimeout        = 5 * time.Second
 	DefaultLameDuck            = time.Duration(0)
 
+	// Values of the Duo state machine and the directory probe that have no
+	// key of their own.
+	//
+	// DuoWindow is the sliding window for preauth latency and degraded
+	// outcomes, and how long a good login answer vetoes probe evidence.
+	DuoWindow = time.Minute
+	// DuoFastProbeInterval is how often Duo is probed while down, and the
+	// least time between two trial binds.
+	DuoFastProbeInterval = time.Second
+	// DirectoryProbeInterval is how often each directory is pinged and its
+	// sections' secure groups read, for /readyz and the metrics.
+	DirectoryProbeInterval = 10 * time.Second
+
 	// Abuse bounds: what one client, or many without credentials, can make
 	// ldapgate hold.
 	DefaultMaxConnectionsPerIP     = 64

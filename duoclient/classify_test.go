@@ -313,7 +313,9 @@ func TestDeadlines(t *testing.T) {
 			f := newFakeDuo(t)
 			f.set(tc.path, hang(hangFor))
 			ca, _ := cas(t)
-			cfg := Config{APIHost: f.host(), IntegrationKey: testIKey, SecretKey: testSKey, RootCAs: ca.pool}
+			// Long timeouts but the one under test (config's defaults).
+			cfg := Config{APIHost: f.host(), IntegrationKey: testIKey, SecretKey: testSKey, RootCAs: ca.pool,
+				Timeout: 10 * time.Second, PushTimeout: time.Minute}
 			for _, m := range tc.mods {
 				m(&cfg)
 			}

@@ -31,12 +31,6 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// Defaults for Config.Timeout and Config.PushTimeout.
-const (
-	DefaultTimeout     = 10 * time.Second
-	DefaultPushTimeout = 60 * time.Second
-)
-
 // Endpoint names passed to Config.Observe.
 const (
 	EndpointPreauth = "preauth"
@@ -62,10 +56,11 @@ type Config struct {
 	// replaces them (private CAs, tests).
 	RootCAs *x509.CertPool
 	// Timeout bounds preauth and check, from dial to the last byte of the
-	// body (default DefaultTimeout).
+	// body (duo.timeout; required).
 	Timeout time.Duration
-	// PushTimeout bounds the auth step: push, phone or passcode (default
-	// DefaultPushTimeout). The user has this long to answer the push.
+	// PushTimeout bounds the auth step: push, phone or passcode
+	// (duo.push_timeout; required). The user has this long to answer the
+	// push.
 	PushTimeout time.Duration
 	// UserAgent is sent ahead of the library's own, e.g. "ldapgate/1.2.3".
 	UserAgent string
@@ -121,11 +116,12 @@ func (c Config) validate() error {
 	case hasSpace(c.SecretKey):
 		bad("secret key contains whitespace") // never echo it
 	}
-	if c.Timeout < 0 {
-		bad("timeout %s is negative", c.Timeout)
+	// No defaults here: config is their one home.
+	if c.Timeout <= 0 {
+		bad("timeout %s is not positive", c.Timeout)
 	}
-	if c.PushTimeout < 0 {
-		bad("push timeout %s is negative", c.PushTimeout)
+	if c.PushTimeout <= 0 {
+		bad("push timeout %s is not positive", c.PushTimeout)
 	}
 	return errors.Join(errs...)
 }
@@ -150,12 +146,6 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.PushTimeout == 0 {
-		cfg.PushTimeout = DefaultPushTimeout
 	}
 	var tr *http.Transport
 	base := duoapi.NewDuoApi(cfg.IntegrationKey, cfg.SecretKey, cfg.APIHost, cfg.UserAgent,

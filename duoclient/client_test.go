@@ -64,7 +64,8 @@ func TestRequestsAreSigned(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	ok := Config{APIHost: "api-12345678.duosecurity.com", IntegrationKey: testIKey, SecretKey: testSKey}
+	ok := Config{APIHost: "api-12345678.duosecurity.com", IntegrationKey: testIKey, SecretKey: testSKey,
+		Timeout: 10 * time.Second, PushTimeout: time.Minute}
 	if _, err := New(ok); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
@@ -83,6 +84,9 @@ func TestNewValidates(t *testing.T) {
 		{"skey with trailing newline", func(c *Config) { c.SecretKey = testSKey + "\n" }, "secret key contains whitespace"},
 		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, "timeout"},
 		{"negative push timeout", func(c *Config) { c.PushTimeout = -time.Second }, "push timeout"},
+		// No defaults here: config holds them, so a zero is a caller bug.
+		{"no timeout", func(c *Config) { c.Timeout = 0 }, "timeout 0s is not positive"},
+		{"no push timeout", func(c *Config) { c.PushTimeout = 0 }, "push timeout 0s is not positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,18 +108,20 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 	_, err := New(Config{})
-	if n := strings.Count(err.Error(), "duoclient: invalid config"); n != 3 {
+	if n := strings.Count(err.Error(), "duoclient: invalid config"); n != 5 {
 		t.Errorf("want every problem reported at once, got %d in %q", n, err)
 	}
 }
 
-func TestDefaultsAndIntegration(t *testing.T) {
-	c, err := New(Config{APIHost: "api-12345678.duosecurity.com", IntegrationKey: testIKey, SecretKey: testSKey})
+func TestTimeoutsAndIntegration(t *testing.T) {
+	const timeout, push = 7 * time.Second, 45 * time.Second
+	c, err := New(Config{APIHost: "api-12345678.duosecurity.com", IntegrationKey: testIKey, SecretKey: testSKey,
+		Timeout: timeout, PushTimeout: push})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.timeout != DefaultTimeout || c.pushTimeout != DefaultPushTimeout {
-		t.Errorf("defaults: %s %s", c.timeout, c.pushTimeout)
+	if c.timeout != timeout || c.pushTimeout != push {
+		t.Errorf("timeouts: %s %s", c.timeout, c.pushTimeout)
 	}
 	if got, want := c.Integration(), "api-12345678.duosecurity.com/"+testIKey; got != want {
 		t.Errorf("Integration() = %q, want %q", got, want)
@@ -127,7 +133,7 @@ func TestDefaultsAndIntegration(t *testing.T) {
 	if c.tr.TLSClientConfig.InsecureSkipVerify {
 		t.Error("certificate verification is off")
 	}
-	if c.tr.TLSHandshakeTimeout != DefaultTimeout || c.tr.ResponseHeaderTimeout != DefaultPushTimeout {
+	if c.tr.TLSHandshakeTimeout != timeout || c.tr.ResponseHeaderTimeout != push {
 		t.Errorf("transport timeouts: handshake %s, response header %s", c.tr.TLSHandshakeTimeout, c.tr.ResponseHeaderTimeout)
 	}
 }

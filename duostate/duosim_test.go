@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/duoclient"
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/duostate"
@@ -49,8 +50,14 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	tr = duostate.New(duostate.Config{
 		Integration:  client.Integration(),
 		ProbeTimeout: 300 * time.Millisecond,
-		Now:          clock,
-		OnChange:     func(c duostate.Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() },
+		// The rest as config's defaults would give them.
+		UnreachableAfter:  config.DefaultDuoUnreachableAfter,
+		DegradedLatency:   config.DefaultDuoDegradedLatency,
+		Window:            config.DuoWindow,
+		ProbeInterval:     config.DefaultDuoProbeInterval,
+		FastProbeInterval: config.DuoFastProbeInterval,
+		Now:               clock,
+		OnChange:          func(c duostate.Change) { mu.Lock(); changes = append(changes, c); mu.Unlock() },
 	}, client)
 	gate := duostate.NewGate(tr, client)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
@@ -112,10 +113,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	if cfg.Integration == "" {
 		cfg.Integration = "api-test.duosecurity.com/DIXXXXXXXXXXXXXXXXXX"
 	}
-	if cfg.ProbeTimeout == 0 {
-		cfg.ProbeTimeout = testProbeTimeout
-	}
-	f.tr = New(cfg, f.checker)
+	f.tr = New(withConfigDefaults(cfg), f.checker)
 	return f
 }
 
@@ -238,3 +236,25 @@ var (
 func preauthUnreachable() error {
 	return &failmode.Error{Class: failmode.Unreachable, Stage: failmode.StagePreauth, Detail: "HTTP 503"}
 }
+
+// withConfigDefaults fills the zero fields of cfg with config's defaults,
+// as the wiring does from a validated file.
+func withConfigDefaults(cfg Config) Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if cfg.UnreachableAfter == 0 {
+		cfg.UnreachableAfter = config.DefaultDuoUnreachableAfter
+	}
+	def(&cfg.DegradedLatency, config.DefaultDuoDegradedLatency)
+	def(&cfg.Window, config.DuoWindow)
+	def(&cfg.ProbeInterval, config.DefaultDuoProbeInterval)
+	def(&cfg.FastProbeInterval, config.DuoFastProbeInterval)
+	def(&cfg.ProbeTimeout, testProbeTimeout)
+	return cfg
+}
+
+// newTracker is New with config's defaults for the fields cfg leaves zero.
+func newTracker(cfg Config, c Checker) *Tracker { return New(withConfigDefaults(cfg), c) }

@@ -282,7 +282,7 @@ func TestGateUntrustedFromTraffic(t *testing.T) {
 }
 
 func BenchmarkGateOK(b *testing.B) {
-	tr := New(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
 	g := NewGate(tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{Allowed: true}, nil
 	}})
@@ -316,7 +316,7 @@ func BenchmarkNextAlone(b *testing.B) {
 }
 
 func BenchmarkGateUnreachable(b *testing.B) {
-	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
 	tr.Observe("preauth", time.Second, failmode.Unreachable)
 	// Duo is still down: the trial (one per FastProbeInterval) fails.
 	g := NewGate(tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
@@ -334,7 +334,7 @@ func BenchmarkGateUnreachable(b *testing.B) {
 }
 
 func BenchmarkObserve(b *testing.B) {
-	tr := New(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout}, &switchChecker{})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

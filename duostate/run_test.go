@@ -97,7 +97,7 @@ func TestRunProbesAtOnceThenFastWhileUnreachable(t *testing.T) {
 	p := newProbeCounter()
 	p.set(refused())
 	states := make(chan State, 100)
-	tr := New(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
 		OnChange: func(c Change) { states <- c.To }}, p)
 	startRun(t, tr)
 
@@ -127,7 +127,7 @@ func TestRunProbesAtOnceThenFastWhileUnreachable(t *testing.T) {
 func TestRunSpeedsUpWhenTrafficFindsDuoDown(t *testing.T) {
 	p := newProbeCounter()
 	states := make(chan State, 100)
-	tr := New(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
 		OnChange: func(c Change) { states <- c.To }}, p)
 	startRun(t, tr)
 	p.waitCalls(t, 1) // the immediate probe, which succeeds
@@ -156,7 +156,7 @@ func TestRunSpeedsUpWhenTrafficFindsDuoDown(t *testing.T) {
 func TestRunProbesFastWhileMisconfigured(t *testing.T) {
 	p := newProbeCounter()
 	p.set(&failmode.Error{Class: failmode.Misconfigured, Stage: failmode.StageCheck, Detail: "HTTP 401"})
-	tr := New(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond}, p)
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond}, p)
 	startRun(t, tr)
 	p.waitCalls(t, 4)
 	if st := tr.Status(); st.State != Misconfigured {
@@ -167,7 +167,7 @@ func TestRunProbesFastWhileMisconfigured(t *testing.T) {
 func TestRunReturnsOnCancelWithoutLeaking(t *testing.T) {
 	before := runtime.NumGoroutine()
 	entered := make(chan struct{}, 1)
-	tr := New(Config{ProbeTimeout: testProbeTimeout}, fakeChecker{check: func(ctx context.Context) error {
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout}, fakeChecker{check: func(ctx context.Context) error {
 		entered <- struct{}{}
 		<-ctx.Done() // a probe in flight when Run is cancelled
 		return ctx.Err()
@@ -198,7 +198,7 @@ func TestRunReturnsAtOnceWhenAlreadyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p := newProbeCounter()
-	tr := New(Config{ProbeTimeout: testProbeTimeout}, p)
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout}, p)
 	done := make(chan struct{})
 	go func() { tr.Run(ctx); close(done) }()
 	select {
@@ -218,7 +218,7 @@ func TestRunProbesFastWhileCountingEvidence(t *testing.T) {
 	p := newProbeCounter()
 	p.set(&failmode.Error{Class: failmode.Unreachable, Stage: failmode.StageCheck, Detail: "no answer within 10s"})
 	states := make(chan State, 100)
-	tr := New(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, ProbeInterval: time.Hour, FastProbeInterval: 10 * time.Millisecond,
 		OnChange: func(c Change) { states <- c.To }}, p)
 	startRun(t, tr)
 	waitState(t, states, Unreachable) // three probes: an hour apart without the fast pace

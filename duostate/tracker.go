@@ -13,16 +13,6 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// Defaults for the zero fields of Config. ProbeTimeout has none: it is the
-// integration's duo.timeout, whose default lives in config.
-const (
-	DefaultUnreachableAfter  = 3
-	DefaultDegradedLatency   = 3 * time.Second
-	DefaultWindow            = 60 * time.Second
-	DefaultProbeInterval     = 10 * time.Second
-	DefaultFastProbeInterval = 1 * time.Second
-)
-
 // Endpoint names Observe understands; they are duoclient's.
 const (
 	endpointPreauth = "preauth"
@@ -38,34 +28,36 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
-// Config tunes a Tracker. Zero (or negative) durations and counts take the
-// defaults, except ProbeTimeout, which must be given.
+// Config tunes a Tracker. Every count and duration is required (New panics
+// on one that is not positive): their defaults and bounds live in package
+// config, the one home of defaults, so two packages cannot disagree.
 type Config struct {
 	// Integration names the integration in Status and Change, e.g.
 	// duoclient.Client.Integration() ("api_host/ikey").
 	Integration string
 	// UnreachableAfter is how many consecutive unreachable outcomes
 	// (preauth calls and probes; see the package doc) make the state
-	// Unreachable; default 3.
+	// Unreachable (duo.unreachable_after).
 	UnreachableAfter int
 	// DegradedLatency is the mean preauth latency over Window above which
-	// the state is Degraded (with at least MinLatencySamples calls); default 3s.
+	// the state is Degraded (with at least MinLatencySamples calls): duo.degraded_latency.
 	DegradedLatency time.Duration
 	// Window is the sliding window for latency and degraded outcomes,
 	// measured in steps of Window/60, and how long a good answer to traffic
-	// vetoes probe evidence; default 60s.
+	// vetoes probe evidence (config.DuoWindow).
 	Window time.Duration
-	// ProbeInterval is how often Run probes while OK or Degraded; default 10s.
+	// ProbeInterval is how often Run probes while OK or Degraded
+	// (duo.probe_interval).
 	ProbeInterval time.Duration
 	// FastProbeInterval is how often Run probes while Unreachable or
 	// Misconfigured, so recovery is noticed quickly, or while unreachable
 	// evidence is being counted, so it is confirmed or refuted quickly; and
-	// the least time between two trial binds of the Gate; default 1s.
+	// the least time between two trial binds of the Gate
+	// (config.DuoFastProbeInterval).
 	FastProbeInterval time.Duration
 	// ProbeTimeout bounds one probe: the integration's duo.timeout, the
-	// deadline its preauth calls get too. Required: New panics when it is
-	// not positive. A probe cut off by it is one piece of unreachable
-	// evidence.
+	// deadline its preauth calls get too. A probe cut off by it is one
+	// piece of unreachable evidence.
 	ProbeTimeout time.Duration
 	// Now is the clock for timestamps and the window; default time.Now.
 	// Run's intervals are real timers whatever the clock.
@@ -77,23 +69,24 @@ type Config struct {
 	OnChange func(Change)
 }
 
-func (c Config) withDefaults() Config {
-	if c.UnreachableAfter <= 0 {
-		c.UnreachableAfter = DefaultUnreachableAfter
-	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+// check panics on a count or duration that is not positive: a caller bug,
+// since config validates every one of them.
+func (c Config) check() {
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"UnreachableAfter", c.UnreachableAfter > 0},
+		{"DegradedLatency", c.DegradedLatency > 0},
+		{"Window", c.Window > 0},
+		{"ProbeInterval", c.ProbeInterval > 0},
+		{"FastProbeInterval", c.FastProbeInterval > 0},
+		{"ProbeTimeout", c.ProbeTimeout > 0},
+	} {
+		if !f.ok {
+			panic(fmt.Sprintf("duostate: New with a Config whose %s is not positive (%+v): pass config's values", f.name, c))
 		}
 	}
-	def(&c.DegradedLatency, DefaultDegradedLatency)
-	def(&c.Window, DefaultWindow)
-	def(&c.ProbeInterval, DefaultProbeInterval)
-	def(&c.FastProbeInterval, DefaultFastProbeInterval)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return c
 }
 
 // Tracker holds the state of one Duo integration. It is safe for concurrent
@@ -128,10 +121,10 @@ func New(cfg Config, c Checker) *Tracker {
 	if c == nil {
 		panic("duostate: New with a nil Checker")
 	}
-	if cfg.ProbeTimeout <= 0 {
-		panic(fmt.Sprintf("duostate: New with ProbeTimeout %s: pass the integration's duo.timeout", cfg.ProbeTimeout))
+	cfg.check()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	cfg = cfg.withDefaults()
 	return &Tracker{
 		cfg:     cfg,
 		lim:     limits{unreachableAfter: cfg.UnreachableAfter, degradedLatency: cfg.DegradedLatency, window: cfg.Window},

@@ -322,12 +322,14 @@ func TestUnclassifiedProbeErrorChangesNothing(t *testing.T) {
 	f.wantChanges(t)
 }
 
-func TestDefaults(t *testing.T) {
-	tr := New(Config{ProbeTimeout: 7 * time.Second, UnreachableAfter: -1, Window: -time.Second}, &switchChecker{})
-	c := tr.cfg
-	if c.UnreachableAfter != 3 || c.DegradedLatency != 3*time.Second || c.Window != time.Minute ||
-		c.ProbeInterval != 10*time.Second || c.FastProbeInterval != time.Second || c.ProbeTimeout != 7*time.Second || c.Now == nil {
-		t.Fatalf("defaults %+v", c)
+// TestConfigIsRequired: the tracker keeps no defaults of its own (config
+// is their one home, so a probe deadline can never drift from
+// duo.timeout again): every count and duration must be given.
+func TestConfigIsRequired(t *testing.T) {
+	full := withConfigDefaults(Config{ProbeTimeout: 7 * time.Second})
+	tr := New(full, &switchChecker{})
+	if c := tr.cfg; c.ProbeTimeout != 7*time.Second || c.Now == nil {
+		t.Fatalf("config %+v", c)
 	}
 	if st := tr.Status(); st.State != OK || st.Since.IsZero() {
 		t.Fatalf("initial status %+v", st)
@@ -341,15 +343,27 @@ func TestDefaults(t *testing.T) {
 		}()
 		New(cfg, c)
 	}
-	mustPanic("a nil Checker", Config{ProbeTimeout: testProbeTimeout}, nil)
-	// The probe's deadline is duo.timeout, passed by the caller: there is
-	// no package default to drift from it.
-	mustPanic("no ProbeTimeout", Config{}, &switchChecker{})
-	mustPanic("a negative ProbeTimeout", Config{ProbeTimeout: -time.Second}, &switchChecker{})
+	mustPanic("a nil Checker", full, nil)
+	for _, tc := range []struct {
+		name string
+		zero func(*Config)
+	}{
+		{"no ProbeTimeout", func(c *Config) { c.ProbeTimeout = 0 }},
+		{"a negative ProbeTimeout", func(c *Config) { c.ProbeTimeout = -time.Second }},
+		{"no UnreachableAfter", func(c *Config) { c.UnreachableAfter = 0 }},
+		{"no DegradedLatency", func(c *Config) { c.DegradedLatency = 0 }},
+		{"no Window", func(c *Config) { c.Window = 0 }},
+		{"no ProbeInterval", func(c *Config) { c.ProbeInterval = 0 }},
+		{"no FastProbeInterval", func(c *Config) { c.FastProbeInterval = 0 }},
+	} {
+		cfg := full
+		tc.zero(&cfg)
+		mustPanic(tc.name, cfg, &switchChecker{})
+	}
 }
 
 func TestNoOnChange(t *testing.T) {
-	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
 	tr.Observe("preauth", time.Second, failmode.Unreachable)
 	if tr.Status().State != Unreachable || len(tr.pending) != 0 {
 		t.Fatal("a Tracker without OnChange still tracks, and queues nothing")
@@ -366,7 +380,7 @@ func TestOnChangeInOrder(t *testing.T) {
 		done = make(chan struct{})
 	)
 	checker := &switchChecker{}
-	tr = New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
+	tr = newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
 		mu.Lock()
 		got = append(got, c)
 		mu.Unlock()
@@ -409,7 +423,7 @@ func TestOnChangeInOrder(t *testing.T) {
 
 func TestPanickingOnChangeDoesNotWedge(t *testing.T) {
 	var seen []Change
-	tr := New(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
+	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1, OnChange: func(c Change) {
 		seen = append(seen, c)
 		if len(seen) == 1 {
 			panic("boom")

@@ -135,7 +135,7 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 		return nil, errors.New("directory: no URLs")
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		return nil, errors.New("directory: timeout must be positive (directories.NAME.timeout)")
 	}
 	if cfg.UserFilter == nil || cfg.GroupFilter == nil || cfg.UsernameAttribute == "" {
 		return nil, errors.New("directory: user filter, group filter and username attribute are required")

@@ -37,10 +37,6 @@ func newServeCommand() *cobra.Command {
 // BER decoder reserve that much memory.
 const maxPDU = 16 << 20
 
-// directoryProbeInterval is how often each directory is checked for /readyz
-// and ldapgate_directory_up, in addition to what real traffic shows.
-const directoryProbeInterval = 10 * time.Second
-
 // serve assembles the program (wire.go) and runs every part until ctx is
 // cancelled or one part fails.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {

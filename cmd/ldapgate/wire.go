@@ -145,10 +145,12 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	id := client.Integration()
 	in.client = client
 	in.tracker = duostate.New(duostate.Config{
-		Integration:      id,
-		UnreachableAfter: dc.UnreachableAfter,
-		DegradedLatency:  dc.DegradedLatency,
-		ProbeInterval:    dc.ProbeInterval,
+		Integration:       id,
+		UnreachableAfter:  dc.UnreachableAfter,
+		DegradedLatency:   dc.DegradedLatency,
+		ProbeInterval:     dc.ProbeInterval,
+		Window:            config.DuoWindow,
+		FastProbeInterval: config.DuoFastProbeInterval,
 		// The probe gets the deadline preauth gets: a Duo slow enough to
 		// fail a probe fails logins too, and no faster one looks down.
 		ProbeTimeout: dc.Timeout,
@@ -254,11 +256,11 @@ func stateNames() []string {
 // probeDirectory checks a directory on a timer so that /readyz and
 // ldapgate_directory_up notice an outage even when no client binds.
 func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
-	t := time.NewTicker(directoryProbeInterval)
+	t := time.NewTicker(config.DirectoryProbeInterval)
 	defer t.Stop()
 	up := true
 	for {
-		pctx, cancel := context.WithTimeout(ctx, directoryProbeInterval/2)
+		pctx, cancel := context.WithTimeout(ctx, config.DirectoryProbeInterval/2)
 		err := d.Ping(pctx)
 		// Each section on this directory proves its secure groups are still
 		// readable; one that cannot count everyone as privileged and says
