@@ -59,6 +59,7 @@ type conn struct {
 	readDeadline         time.Time     // absolute (WithReadTimeout); zero: none
 	maxRequestSize       int           // WithMaxRequestSize; 0: asn1-ber's limit
 	maxPending           int           // WithMaxPendingRequests; 0: no limit
+	writeTimeout         time.Duration // WithWriteTimeout, per write; 0: idleTimeout
 
 	// slots holds one token per request whose handler runs in its own
 	// goroutine (WithMaxPendingRequests); nil without a limit
@@ -128,6 +129,8 @@ func (c *conn) serveRequests() error {
 	if c.maxPending > 0 {
 		c.slots = make(chan struct{}, c.maxPending)
 	}
+	// the first writes may be an LDAPS handshake's, done by the first read
+	c.setWriteDeadline()
 	// Whatever ends the read loop (EOF, unbind, read error, shutdown) cancels
 	// the connection context, so handlers still running learn that their
 	// client is gone before close() waits for them.
@@ -147,6 +150,7 @@ func (c *conn) serveRequests() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
+		w.conn = c
 
 		if c.shutdownCtx.Err() != nil {
 			c.logger.Debug("received shutdown cancellation", "op", op, "conn", c.connID, "requestID", w.requestID)
@@ -442,6 +446,41 @@ func (c *conn) setReadDeadlineLocked() {
 	if nc := c.currentNetConn(); nc != nil {
 		_ = nc.SetReadDeadline(d)
 	}
+}
+
+// setWriteDeadline gives the write about to happen its deadline: the write
+// timeout from now (or the idle timeout without one: a client that reads
+// nothing for that long is idle), so a client that doesn't read its answers
+// can't block a handler, and so keep its request in flight and the idle
+// timeout suspended, forever.  Once the conn is closing, terminate's bound
+// stays.  Called with writerMu held, before each write; the deadline is set
+// under stateMu, so it can't replace the one terminate sets.
+func (c *conn) setWriteDeadline() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	d := c.writeTimeout
+	if d == 0 {
+		d = c.idleTimeout
+	}
+	if d == 0 || c.closing {
+		return
+	}
+	if nc := c.currentNetConn(); nc != nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+// writeFailed ends the conn after a write to it failed: the client doesn't
+// read (write timeout) or is gone, and the buffered writer is unusable
+// anyway (its error is sticky, and the stream may end mid-PDU), so no
+// notice is sent.
+func (c *conn) writeFailed(err error) {
+	const op = "gldap.(conn).writeFailed"
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() && !c.isClosing() {
+		c.logger.Info("client is not reading its responses, disconnecting", "op", op, "conn", c.connID, "err", err.Error())
+	}
+	c.terminate(-1, "")
 }
 
 // abandon cancels the context of the in-flight request(s) with the LDAP

@@ -34,6 +34,10 @@ type ResponseWriter struct {
 	// is written in plaintext after the upgrade.
 	responded atomic.Bool
 	upgraded  atomic.Bool
+
+	// conn is the connection the writer belongs to (nil outside one): it
+	// sets each write's deadline and is ended when a write fails
+	conn *conn
 }
 
 func newResponseWriter(w *bufio.Writer, lock *sync.Mutex, logger hclog.Logger, connID, requestID int) (*ResponseWriter, error) {
@@ -91,14 +95,26 @@ func (rw *ResponseWriter) Write(r Response) error {
 	default:
 		rw.responded.Store(true)
 	}
+	if rw.conn != nil {
+		rw.conn.setWriteDeadline()
+	}
 	if _, err := rw.writer.Write(p.Bytes()); err != nil {
+		rw.failed(err)
 		return fmt.Errorf("%s: unable to write response: %w", op, err)
 	}
 	if err := rw.writer.Flush(); err != nil {
+		rw.failed(err)
 		return fmt.Errorf("%s: unable to flush write: %w", op, err)
 	}
 	rw.logger.Debug("finished writing", "op", op, "conn", rw.connID, "requestID", rw.requestID)
 	return nil
+}
+
+// failed ends the writer's connection after a failed write.
+func (rw *ResponseWriter) failed(err error) {
+	if rw.conn != nil {
+		rw.conn.writeFailed(err)
+	}
 }
 
 func beginResponse(messageID int64) *ber.Packet {

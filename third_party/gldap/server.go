@@ -54,7 +54,7 @@ type Server struct {
 // Options supported:
 // - WithLogger allows you pass a logger with whatever hclog.Level you wish including hclog.Off to turn off all logging
 // - WithReadTimeout will set a read time out per connection
-// - WithWriteTimeout will set a write time out per connection
+// - WithWriteTimeout will set a deadline for every write to a connection
 // - WithOnClose will define a callback the server will call every time a connection is closed
 // - WithIdleTimeout will close connections that are idle for a duration
 // - WithDisablePanicRecovery will let a panicking handler crash the process
@@ -318,12 +318,8 @@ func (s *Server) Run(addr string, opt ...Option) error {
 				conn.readDeadline = time.Now().Add(s.readTimeout)
 			}
 			conn.idleTimeout = s.idleTimeout
-			if s.writeTimeout != 0 {
-				if err := c.SetWriteDeadline(time.Now().Add(s.writeTimeout)); err != nil {
-					s.logger.Error("unable to set write deadline", "op", op, "err", err.Error())
-					return
-				}
-			}
+			// each write gets its own deadline (WithWriteTimeout, patch 25)
+			conn.writeTimeout = s.writeTimeout
 			if err := conn.serveRequests(); err != nil {
 				s.logger.Error("error handling conn", "op", op, "conn", localConnID, "err", err.Error())
 			}

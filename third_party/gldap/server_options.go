@@ -123,7 +123,12 @@ func WithMaxPendingRequests(n int) Option {
 	}
 }
 
-// WithWriteTimeout will set a write timeout per connection
+// WithWriteTimeout gives every write to a connection (a response, a search
+// entry) a deadline of d from when it starts.  A write that doesn't complete
+// in time, because the client doesn't read its answers, ends the connection
+// (without a notice: the client isn't reading).  Zero (the default) means no
+// deadline, except that with WithIdleTimeout a write gets the idle timeout as
+// its deadline.  (Upstream set a single deadline d after accept instead.)
 func WithWriteTimeout(d time.Duration) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
