@@ -86,3 +86,23 @@ func TestDefaultMaxConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateExported: a Config changed after loading is checked by the
+// same rules, every problem by key path.
+func TestValidateExported(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a loaded config fails Validate: %v", err)
+	}
+	cfg.Servers[0].MaxPendingRequests = 0
+	cfg.Servers[0].Failmode = "open"
+	err = cfg.Validate()
+	for _, path := range []string{"servers[0].max_pending_requests", "servers[0].failmode"} {
+		if _, ok := problemAt(t, err, path); !ok {
+			t.Errorf("no problem at %s in %v", path, err)
+		}
+	}
+}

@@ -18,6 +18,16 @@ import (
 
 var sectionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// Validate reports every problem of c, each named by its key path, as a
+// *ValidationError (nil when there is none). Load and Parse run it on what
+// they decoded; a caller that builds or changes a Config runs it before
+// using one.
+func (c *Config) Validate() error {
+	var p Problems
+	c.validate(&p)
+	return p.Err()
+}
+
 // validate records every problem; it never stops at the first.
 func (c *Config) validate(p *Problems) {
 	switch c.Log.Level {
