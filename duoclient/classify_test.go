@@ -132,7 +132,7 @@ func transportFailures(transientClass failmode.Class) []failCase {
 // runFailures runs each case against the stage's endpoint. call performs
 // the operation; path is the endpoint the case's serve answers; before are
 // the observations expected ahead of the failing one.
-func runFailures(t *testing.T, stage failmode.Stage, endpoint, path string, before []observation, cases []failCase,
+func runFailures(t *testing.T, stage failmode.Stage, endpoint failmode.Stage, path string, before []observation, cases []failCase,
 	call func(ctx context.Context, c *Client) error) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +193,7 @@ func TestPreauthFailures(t *testing.T) {
 		name: "unexpected preauth result", serve: okJSON(map[string]any{"result": "maybe", "status_msg": "?"}),
 		class: failmode.Degraded, detail: `unexpected preauth result "maybe"`,
 	})
-	runFailures(t, failmode.StagePreauth, EndpointPreauth, "/auth/v2/preauth", nil, cases, verifyCall)
+	runFailures(t, failmode.StagePreauth, failmode.StagePreauth, "/auth/v2/preauth", nil, cases, verifyCall)
 }
 
 func TestAuthFailures(t *testing.T) {
@@ -216,8 +216,8 @@ func TestAuthFailures(t *testing.T) {
 			auth = append(auth, tc)
 		}
 	}
-	before := []observation{{Endpoint: EndpointPreauth, Class: failmode.Allowed}}
-	runFailures(t, failmode.StageAuth, EndpointAuth, "/auth/v2/auth", before, auth, verifyCall)
+	before := []observation{{Endpoint: failmode.StagePreauth, Class: failmode.Allowed}}
+	runFailures(t, failmode.StageAuth, failmode.StageAuth, "/auth/v2/auth", before, auth, verifyCall)
 }
 
 // switchingCertServer presents a trusted certificate on its first
@@ -240,7 +240,7 @@ func switchingCertServer(t *testing.T) *fakeDuo {
 func TestCheckFailures(t *testing.T) {
 	cases := append(transportFailures(failmode.Unreachable), commonFailures(failmode.Unreachable, failmode.Misconfigured)...)
 	// Check's answer is only stat OK; "unparseable" rows still apply.
-	runFailures(t, failmode.StageCheck, EndpointCheck, "/auth/v2/check", nil, cases, func(ctx context.Context, c *Client) error {
+	runFailures(t, failmode.StageCheck, failmode.StageCheck, "/auth/v2/check", nil, cases, func(ctx context.Context, c *Client) error {
 		err := c.Check(ctx)
 		if err == nil {
 			return errors.New("check passed")
@@ -259,7 +259,7 @@ func TestCheckOK(t *testing.T) {
 	if len(reqs) != 1 || reqs[0].Method != http.MethodGet || !reqs[0].SignatureOK {
 		t.Fatalf("want one signed GET /auth/v2/check, got %+v", reqs)
 	}
-	if got := obs.got(); len(got) != 1 || got[0].Endpoint != EndpointCheck || got[0].Class != failmode.Allowed {
+	if got := obs.got(); len(got) != 1 || got[0].Endpoint != failmode.StageCheck || got[0].Class != failmode.Allowed {
 		t.Fatalf("observed %+v", got)
 	}
 }

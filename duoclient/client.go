@@ -31,13 +31,6 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// Endpoint names passed to Config.Observe.
-const (
-	EndpointPreauth = "preauth"
-	EndpointAuth    = "auth"
-	EndpointCheck   = "check"
-)
-
 // ErrConfig is wrapped by every error New returns for a bad Config.
 var ErrConfig = errors.New("duoclient: invalid config")
 
@@ -65,13 +58,14 @@ type Config struct {
 	// UserAgent is sent ahead of the library's own, e.g. "ldapgate/1.2.3".
 	UserAgent string
 	// Observe, when non-nil, is called after every HTTP call to Duo with the
-	// endpoint (EndpointPreauth, EndpointAuth, EndpointCheck), its duration and
+	// stage it served (failmode.StagePreauth, StageAuth, StageCheck), its
+	// duration and
 	// its class: Allowed for a good answer (including preauth's "auth" and a
 	// passing check), Denied when Duo said no, else the class of the error
 	// (classify.go's table: Local when this process failed or the caller
 	// cancelled, Rejected when Duo refused one user's request). It feeds
 	// metrics and the health state machine; it must not block.
-	Observe func(endpoint string, d time.Duration, class failmode.Class)
+	Observe func(stage failmode.Stage, d time.Duration, class failmode.Class)
 }
 
 // String prints the Config with the secret key redacted.
@@ -133,7 +127,7 @@ type Client struct {
 	host, ikey  string
 	timeout     time.Duration
 	pushTimeout time.Duration
-	observe     func(string, time.Duration, failmode.Class)
+	observe     func(failmode.Stage, time.Duration, failmode.Class)
 	// api returns a copy of the DuoApi built by New, which holds the keys.
 	// The secret lives only there, behind a closure: fmt prints a func as an
 	// address, so no verb on a Client (or a struct holding one) reaches it.
@@ -214,27 +208,27 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(EndpointPreauth, d, ferr.Class)
+		c.report(failmode.StagePreauth, d, ferr.Class)
 		return failmode.Verdict{}, ferr
 	}
 	msg := clean(pre.Response.Status_Msg)
 	switch pre.Response.Result {
 	case "allow":
-		c.report(EndpointPreauth, d, failmode.Allowed)
+		c.report(failmode.StagePreauth, d, failmode.Allowed)
 		return failmode.Verdict{Allowed: true, Bypass: true, Message: msg}, nil
 	case "deny":
-		c.report(EndpointPreauth, d, failmode.Denied)
+		c.report(failmode.StagePreauth, d, failmode.Denied)
 		return failmode.Verdict{Message: msg}, nil
 	case "enroll":
-		c.report(EndpointPreauth, d, failmode.Denied)
+		c.report(failmode.StagePreauth, d, failmode.Denied)
 		return failmode.Verdict{Message: "not enrolled: " + msg}, nil
 	case "auth":
-		c.report(EndpointPreauth, d, failmode.Allowed)
+		c.report(failmode.StagePreauth, d, failmode.Allowed)
 	default:
 		// Duo answered, signed and well-formed, with something we do not
 		// know. It is reachable, so failmode must not decide: Degraded
 		// (denied, no fail-open).
-		c.report(EndpointPreauth, d, failmode.Degraded)
+		c.report(failmode.StagePreauth, d, failmode.Degraded)
 		return failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StagePreauth,
 			Detail: fmt.Sprintf("unexpected preauth result %q", clean(pre.Response.Result))}
 	}
@@ -258,19 +252,19 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(EndpointAuth, d, ferr.Class)
+		c.report(failmode.StageAuth, d, ferr.Class)
 		return failmode.Verdict{}, ferr
 	}
 	msg = clean(res.Response.Status_Msg)
 	switch res.Response.Result {
 	case "allow":
-		c.report(EndpointAuth, d, failmode.Allowed)
+		c.report(failmode.StageAuth, d, failmode.Allowed)
 		return failmode.Verdict{Allowed: true, Message: msg}, nil
 	case "deny":
-		c.report(EndpointAuth, d, failmode.Denied)
+		c.report(failmode.StageAuth, d, failmode.Denied)
 		return failmode.Verdict{Message: msg}, nil
 	}
-	c.report(EndpointAuth, d, failmode.Degraded)
+	c.report(failmode.StageAuth, d, failmode.Degraded)
 	return failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StageAuth,
 		Detail: fmt.Sprintf("unexpected auth result %q", clean(res.Response.Result))}
 }
@@ -289,10 +283,10 @@ func (c *Client) Check(ctx context.Context) error {
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(EndpointCheck, d, ferr.Class)
+		c.report(failmode.StageCheck, d, ferr.Class)
 		return ferr
 	}
-	c.report(EndpointCheck, d, failmode.Allowed)
+	c.report(failmode.StageCheck, d, failmode.Allowed)
 	return nil
 }
 
@@ -321,9 +315,9 @@ func (c *Client) call(ctx context.Context, stage failmode.Stage, budget time.Dur
 	return elapsed, nil
 }
 
-func (c *Client) report(endpoint string, d time.Duration, class failmode.Class) {
+func (c *Client) report(stage failmode.Stage, d time.Duration, class failmode.Class) {
 	if c.observe != nil {
-		c.observe(endpoint, d, class)
+		c.observe(stage, d, class)
 	}
 }
 

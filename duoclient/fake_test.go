@@ -308,7 +308,7 @@ func closedPort(t testing.TB) string {
 
 // observation is one Observe call.
 type observation struct {
-	Endpoint string
+	Endpoint failmode.Stage
 	Class    failmode.Class
 	D        time.Duration
 }
@@ -318,7 +318,7 @@ type observer struct {
 	obs []observation
 }
 
-func (o *observer) observe(endpoint string, d time.Duration, class failmode.Class) {
+func (o *observer) observe(endpoint failmode.Stage, d time.Duration, class failmode.Class) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.obs = append(o.obs, observation{endpoint, class, d})

@@ -187,7 +187,7 @@ func TestVerifyVerdicts(t *testing.T) {
 					t.Fatalf("observed %+v, want classes %v", o, tt.wantClass)
 				}
 				for i, class := range tt.wantClass {
-					wantEndpoint := []string{EndpointPreauth, EndpointAuth}[i]
+					wantEndpoint := []failmode.Stage{failmode.StagePreauth, failmode.StageAuth}[i]
 					if o[i].Endpoint != wantEndpoint || o[i].Class != class {
 						t.Errorf("observation %d: %s/%s, want %s/%s", i, o[i].Endpoint, o[i].Class, wantEndpoint, class)
 					}

@@ -41,7 +41,7 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 	client, err := duoclient.New(duoclient.Config{
 		APIHost: sim.APIHost(), IntegrationKey: sim.IntegrationKey(), SecretKey: sim.SecretKey(),
 		RootCAs: pool, Timeout: time.Second, PushTimeout: 5 * time.Second,
-		Observe: func(ep string, d time.Duration, c failmode.Class) { tr.Observe(ep, d, c) },
+		Observe: func(st failmode.Stage, d time.Duration, c failmode.Class) { tr.Observe(st, d, c) },
 	})
 	if err != nil {
 		t.Fatal(err)

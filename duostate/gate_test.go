@@ -52,7 +52,7 @@ func TestGatePassesThroughWhileOKOrDegraded(t *testing.T) {
 	g := NewGate(f.tr, countingNext(&calls))
 	for _, degrade := range []bool{false, true} {
 		if degrade {
-			f.tr.Observe("auth", 60*time.Second, failmode.Degraded)
+			f.tr.Observe(failmode.StageAuth, 60*time.Second, failmode.Degraded)
 			f.wantState(t, Degraded)
 		}
 		v, err := g.Verify(context.Background(), alice)
@@ -78,7 +78,7 @@ func TestGateShortCircuitsWhileUnreachable(t *testing.T) {
 	next := &scriptedNext{err: preauthUnreachable()}
 	g := NewGate(f.tr, next)
 	for range 3 {
-		f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+		f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 	}
 	// The first bind is the half-open trial: it reaches Duo, still down.
 	if _, err := g.Verify(context.Background(), alice); errors.Is(err, ErrKnownDown) || next.calls.Load() != 1 {
@@ -215,7 +215,7 @@ func TestGateTrials(t *testing.T) {
 
 	// An error at the auth step means preauth was answered: out of
 	// unreachable, to degraded as the window says.
-	f.tr.Observe("auth", time.Minute, failmode.Degraded) // a straggler: recorded, no change
+	f.tr.Observe(failmode.StageAuth, time.Minute, failmode.Degraded) // a straggler: recorded, no change
 	f.clock.Add(2 * time.Second)
 	before := next.calls.Load()
 	next.set(failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StageAuth, Detail: "no answer within 60s"})
@@ -274,7 +274,7 @@ func TestGateUntrustedFromTraffic(t *testing.T) {
 	f := newFixture(t, Config{})
 	var calls atomic.Int64
 	g := NewGate(f.tr, countingNext(&calls))
-	f.tr.Observe("preauth", fastAnswer, failmode.Untrusted)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Untrusted)
 	fe := knownDown(t, g, &calls, failmode.Untrusted, "known misconfigured since 2026-03-01T12:00:00Z: preauth untrusted")
 	if !strings.Contains(fe.Error(), "duo preauth untrusted") {
 		t.Fatalf("error text %q", fe.Error())
@@ -317,7 +317,7 @@ func BenchmarkNextAlone(b *testing.B) {
 
 func BenchmarkGateUnreachable(b *testing.B) {
 	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
-	tr.Observe("preauth", time.Second, failmode.Unreachable)
+	tr.Observe(failmode.StagePreauth, time.Second, failmode.Unreachable)
 	// Duo is still down: the trial (one per FastProbeInterval) fails.
 	g := NewGate(tr, fakeVerifier{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{}, preauthUnreachable()
@@ -338,7 +338,7 @@ func BenchmarkObserve(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			tr.Observe("preauth", 100*time.Millisecond, failmode.Allowed)
+			tr.Observe(failmode.StagePreauth, 100*time.Millisecond, failmode.Allowed)
 		}
 	})
 }

@@ -143,7 +143,7 @@ func TestRunSpeedsUpWhenTrafficFindsDuoDown(t *testing.T) {
 
 	p.set(refused())
 	for range 3 {
-		tr.Observe("preauth", time.Second, failmode.Unreachable)
+		tr.Observe(failmode.StagePreauth, time.Second, failmode.Unreachable)
 	}
 	waitState(t, states, Unreachable)
 	// Without the switch to the fast pace, the next probe would come in an hour.

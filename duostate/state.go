@@ -118,6 +118,11 @@ const (
 // States lists every state, healthiest first; used by metrics and tests.
 func States() []State { return []State{OK, Degraded, Unreachable, Misconfigured} }
 
+// Serving reports whether sections can authenticate correctly in s: OK, or
+// Degraded (binds still ask Duo; failmode is not in play). What is not a
+// known state is not serving.
+func (s State) Serving() bool { return s == OK || s == Degraded }
+
 // down reports whether binds are decided without asking Duo in s.
 func (s State) down() bool { return s == Unreachable || s == Misconfigured }
 

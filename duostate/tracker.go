@@ -13,13 +13,6 @@ import (
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
-// Endpoint names Observe understands; they are duoclient's.
-const (
-	endpointPreauth = "preauth"
-	endpointAuth    = "auth"
-	endpointCheck   = "check"
-)
-
 // Checker proves the integration works with one signed request, such as
 // duoclient.Client.Check (GET /auth/v2/check). It returns nil when Duo
 // accepted the keys and the signature, else preferably a *failmode.Error
@@ -144,17 +137,17 @@ func New(cfg Config, c Checker) *Tracker {
 // ones (ldapgate's own fault) are ignored.
 // It is safe for concurrent use and cheap: one short critical section, and
 // no allocation for a good answer.
-func (t *Tracker) Observe(endpoint string, d time.Duration, class failmode.Class) {
+func (t *Tracker) Observe(stage failmode.Stage, d time.Duration, class failmode.Class) {
 	src := fromOther
-	switch endpoint {
-	case endpointPreauth:
+	switch stage {
+	case failmode.StagePreauth:
 		src = fromPreauth
-	case endpointAuth:
+	case failmode.StageAuth:
 		src = fromAuth
-	case endpointCheck:
+	case failmode.StageCheck:
 		return
 	}
-	o := observation{src: src, class: class, name: endpoint}
+	o := observation{src: src, class: class, name: stage.String()}
 	if o.ignored() {
 		return
 	}
@@ -176,7 +169,7 @@ func (t *Tracker) Probe(ctx context.Context) error {
 
 // probeObservation classifies a probe's result.
 func probeObservation(ctx context.Context, err error, timedOut bool, timeout time.Duration) observation {
-	o := observation{src: fromProbe, name: endpointCheck}
+	o := observation{src: fromProbe, name: failmode.StageCheck.String()}
 	var fe *failmode.Error
 	switch {
 	case err == nil:

@@ -15,13 +15,13 @@ const fastAnswer = 150 * time.Millisecond
 
 func TestRefusedPreauthsGoUnreachable(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.tr.Observe("preauth", 2*time.Millisecond, failmode.Unreachable)
-	f.tr.Observe("preauth", 2*time.Millisecond, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 2*time.Millisecond, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 2*time.Millisecond, failmode.Unreachable)
 	f.wantState(t, OK)
 	f.wantChanges(t)
 
 	f.clock.Add(time.Second)
-	f.tr.Observe("preauth", 2*time.Millisecond, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 2*time.Millisecond, failmode.Unreachable)
 	st := f.wantState(t, Unreachable)
 	if !st.Since.Equal(f.clock.Now()) || st.ConsecutiveUnreachable != 3 || st.LastClass != failmode.Unreachable || st.LastError != "preauth unreachable" {
 		t.Fatalf("status %+v", st)
@@ -32,9 +32,9 @@ func TestRefusedPreauthsGoUnreachable(t *testing.T) {
 	}
 
 	// Stragglers repeat the outcome: no new change.
-	f.tr.Observe("preauth", 2*time.Millisecond, failmode.Unreachable)
-	f.tr.Observe("preauth", time.Millisecond, failmode.Allowed)
-	f.tr.Observe("auth", time.Millisecond, failmode.Degraded)
+	f.tr.Observe(failmode.StagePreauth, 2*time.Millisecond, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, time.Millisecond, failmode.Allowed)
+	f.tr.Observe(failmode.StageAuth, time.Millisecond, failmode.Degraded)
 	f.wantState(t, Unreachable)
 	f.wantChanges(t, "ok→unreachable")
 }
@@ -44,7 +44,7 @@ func TestGoodPreauthResetsTheCount(t *testing.T) {
 		t.Run(good.String(), func(t *testing.T) {
 			f := newFixture(t, Config{})
 			for _, c := range []failmode.Class{failmode.Unreachable, failmode.Unreachable, good, failmode.Unreachable, failmode.Unreachable} {
-				f.tr.Observe("preauth", fastAnswer, c)
+				f.tr.Observe(failmode.StagePreauth, fastAnswer, c)
 			}
 			if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 2 {
 				t.Fatalf("count %d, want 2", st.ConsecutiveUnreachable)
@@ -56,15 +56,15 @@ func TestGoodPreauthResetsTheCount(t *testing.T) {
 
 func TestUnreachableAfterIsConfigurable(t *testing.T) {
 	f := newFixture(t, Config{UnreachableAfter: 1})
-	f.tr.Observe("preauth", time.Second, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, time.Second, failmode.Unreachable)
 	f.wantState(t, Unreachable)
 }
 
 func TestOnlyPreauthCountsTowardsUnreachable(t *testing.T) {
 	f := newFixture(t, Config{})
 	for range 5 {
-		f.tr.Observe("auth", time.Second, failmode.Unreachable)
-		f.tr.Observe("auth_status", time.Second, failmode.Unreachable)
+		f.tr.Observe(failmode.StageAuth, time.Second, failmode.Unreachable)
+		f.tr.Observe(failmode.Stage(99), time.Second, failmode.Unreachable)
 	}
 	f.wantState(t, Degraded) // auth failures are degradation, never failmode
 	f.wantChanges(t, "ok→degraded")
@@ -74,10 +74,10 @@ func TestIgnoredOutcomes(t *testing.T) {
 	f := newFixture(t, Config{})
 	for range 10 {
 		// The caller cancelled: says nothing about Duo.
-		f.tr.Observe("preauth", 10*time.Second, failmode.Unknown)
+		f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unknown)
 		// The probe reports its own result: the client's "check" hook is ignored.
-		f.tr.Observe("check", time.Second, failmode.Unreachable)
-		f.tr.Observe("check", time.Second, failmode.Misconfigured)
+		f.tr.Observe(failmode.StageCheck, time.Second, failmode.Unreachable)
+		f.tr.Observe(failmode.StageCheck, time.Second, failmode.Misconfigured)
 	}
 	st := f.wantState(t, OK)
 	if st.ConsecutiveUnreachable != 0 || st.LastClass != failmode.Unknown || st.LastError != "" {
@@ -115,8 +115,8 @@ func TestProbeSuccessRecovers(t *testing.T) {
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
 	// Traffic never takes the state out of unreachable.
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
-	f.tr.Observe("auth", fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StageAuth, fastAnswer, failmode.Allowed)
 	f.wantState(t, Unreachable)
 
 	f.checker.set(nil)
@@ -135,7 +135,7 @@ func TestProbeSuccessRecovers(t *testing.T) {
 
 func TestRecoveryToDegradedWhenTheWindowSaysSo(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.tr.Observe("auth", 60*time.Second, failmode.Degraded)
+	f.tr.Observe(failmode.StageAuth, 60*time.Second, failmode.Degraded)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
 	f.checker.set(nil)
@@ -157,7 +157,7 @@ func TestMisconfigured(t *testing.T) {
 	}
 
 	// Neither traffic nor an unreachable probe leaves misconfigured.
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
 	f.wantState(t, Misconfigured)
@@ -169,13 +169,13 @@ func TestMisconfigured(t *testing.T) {
 }
 
 func TestMisconfiguredFromTrafficAtAnyEndpoint(t *testing.T) {
-	for _, ep := range []string{"preauth", "auth", "auth_status"} {
+	for _, ep := range []failmode.Stage{failmode.StagePreauth, failmode.StageAuth, failmode.Stage(99)} {
 		for _, class := range []failmode.Class{failmode.Misconfigured, failmode.Untrusted} {
-			t.Run(ep+"/"+class.String(), func(t *testing.T) {
+			t.Run(ep.String()+"/"+class.String(), func(t *testing.T) {
 				f := newFixture(t, Config{})
 				f.tr.Observe(ep, fastAnswer, class)
 				f.wantState(t, Misconfigured)
-				if ch := f.wantChanges(t, "ok→misconfigured")[0]; ch.Reason != ep+" "+class.String() {
+				if ch := f.wantChanges(t, "ok→misconfigured")[0]; ch.Reason != ep.String()+" "+class.String() {
 					t.Fatalf("reason %q", ch.Reason)
 				}
 			})
@@ -188,21 +188,21 @@ func TestUnreachableToMisconfiguredByTraffic(t *testing.T) {
 	f := newFixture(t, Config{})
 	f.checker.set(refused())
 	f.tr.Probe(context.Background())
-	f.tr.Observe("preauth", fastAnswer, failmode.Misconfigured)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Misconfigured)
 	f.wantState(t, Misconfigured)
 	f.wantChanges(t, "ok→unreachable", "unreachable→misconfigured")
 }
 
 func TestAuthTimeoutsDegrade(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
-	f.tr.Observe("auth", 60*time.Second, failmode.Degraded)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StageAuth, 60*time.Second, failmode.Degraded)
 	f.wantState(t, Degraded)
 	if ch := f.wantChanges(t, "ok→degraded")[0]; ch.Reason != "auth degraded" {
 		t.Fatalf("reason %q", ch.Reason)
 	}
-	f.tr.Observe("auth", 60*time.Second, failmode.Degraded)
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StageAuth, 60*time.Second, failmode.Degraded)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
 	f.wantChanges(t, "ok→degraded")
 
 	// The window still holds them 59s after the last one...
@@ -219,10 +219,10 @@ func TestAuthTimeoutsDegrade(t *testing.T) {
 }
 
 func TestRateLimitDegradesAtAnyEndpoint(t *testing.T) {
-	for _, ep := range []string{"preauth", "auth", "check"} {
-		t.Run(ep, func(t *testing.T) {
+	for _, ep := range []failmode.Stage{failmode.StagePreauth, failmode.StageAuth, failmode.StageCheck} {
+		t.Run(ep.String(), func(t *testing.T) {
 			f := newFixture(t, Config{})
-			if ep == "check" {
+			if ep == failmode.StageCheck {
 				f.checker.set(&failmode.Error{Class: failmode.Degraded, Stage: failmode.StageCheck, Detail: "HTTP 429"})
 				f.tr.Probe(context.Background())
 			} else {
@@ -247,28 +247,28 @@ func TestRateLimitedProbeLeavesUnreachable(t *testing.T) {
 func TestLatencyWindow(t *testing.T) {
 	f := newFixture(t, Config{DegradedLatency: 3 * time.Second, Window: 60 * time.Second})
 	// One or two slow calls are not a trend.
-	f.tr.Observe("preauth", 5*time.Second, failmode.Allowed)
+	f.tr.Observe(failmode.StagePreauth, 5*time.Second, failmode.Allowed)
 	f.clock.Add(time.Second)
-	f.tr.Observe("preauth", 5*time.Second, failmode.Denied)
+	f.tr.Observe(failmode.StagePreauth, 5*time.Second, failmode.Denied)
 	f.wantState(t, OK)
 	f.clock.Add(time.Second)
-	f.tr.Observe("preauth", 200*time.Millisecond, failmode.Allowed) // mean 3.4s over 3 calls
+	f.tr.Observe(failmode.StagePreauth, 200*time.Millisecond, failmode.Allowed) // mean 3.4s over 3 calls
 	f.wantState(t, Degraded)
 	if ch := f.wantChanges(t, "ok→degraded")[0]; ch.Reason != "preauth latency 3.4s over 3s (mean of 3 calls in the last 60s)" {
 		t.Fatalf("reason %q", ch.Reason)
 	}
 	// Fast answers bring the mean back under the threshold.
-	f.tr.Observe("preauth", 200*time.Millisecond, failmode.Allowed) // mean 2.6s
+	f.tr.Observe(failmode.StagePreauth, 200*time.Millisecond, failmode.Allowed) // mean 2.6s
 	f.wantState(t, OK)
 	f.wantChanges(t, "ok→degraded", "degraded→ok")
 
 	// Slow again, then the slow calls age out of the window.
 	for range 4 {
-		f.tr.Observe("preauth", 9*time.Second, failmode.Allowed)
+		f.tr.Observe(failmode.StagePreauth, 9*time.Second, failmode.Allowed)
 	}
 	f.wantState(t, Degraded)
 	f.clock.Add(61 * time.Second)
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
 	f.wantState(t, OK)
 	f.wantChanges(t, "ok→degraded", "degraded→ok", "ok→degraded", "degraded→ok")
 }
@@ -364,7 +364,7 @@ func TestConfigIsRequired(t *testing.T) {
 
 func TestNoOnChange(t *testing.T) {
 	tr := newTracker(Config{ProbeTimeout: testProbeTimeout, UnreachableAfter: 1}, &switchChecker{})
-	tr.Observe("preauth", time.Second, failmode.Unreachable)
+	tr.Observe(failmode.StagePreauth, time.Second, failmode.Unreachable)
 	if tr.Status().State != Unreachable || len(tr.pending) != 0 {
 		t.Fatal("a Tracker without OnChange still tracks, and queues nothing")
 	}
@@ -393,11 +393,11 @@ func TestOnChangeInOrder(t *testing.T) {
 			for i := range 200 {
 				switch (g + i) % 3 {
 				case 0:
-					tr.Observe("preauth", time.Millisecond, failmode.Unreachable)
+					tr.Observe(failmode.StagePreauth, time.Millisecond, failmode.Unreachable)
 				case 1:
 					tr.Probe(context.Background()) // ok: recovers
 				case 2:
-					tr.Observe("auth", time.Millisecond, failmode.Degraded)
+					tr.Observe(failmode.StageAuth, time.Millisecond, failmode.Degraded)
 				}
 			}
 		}()
@@ -431,7 +431,7 @@ func TestPanickingOnChangeDoesNotWedge(t *testing.T) {
 	}}, &switchChecker{})
 	func() {
 		defer func() { _ = recover() }()
-		tr.Observe("preauth", time.Millisecond, failmode.Unreachable)
+		tr.Observe(failmode.StagePreauth, time.Millisecond, failmode.Unreachable)
 	}()
 	tr.Probe(context.Background())
 	// The probe contradicts an outage seen on preauth alone: degraded.
@@ -480,9 +480,9 @@ func TestProbesAndPreauthCountTogether(t *testing.T) {
 	f := newFixture(t, Config{})
 	f.checker.set(noAnswer())
 	f.tr.Probe(context.Background())
-	f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 	f.wantState(t, OK)
-	f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 	f.wantState(t, Unreachable)
 	if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "3 consecutive preauth calls and probes unreachable" {
 		t.Fatalf("reason %q", ch.Reason)
@@ -493,13 +493,13 @@ func TestProbesAndPreauthCountTogether(t *testing.T) {
 // Duo unreachable, not even a refused one; only preauth traffic can.
 func TestLoginsVetoProbeEvidence(t *testing.T) {
 	for _, good := range []struct {
-		endpoint string
+		endpoint failmode.Stage
 		class    failmode.Class
 	}{
-		{"preauth", failmode.Allowed}, {"preauth", failmode.Denied}, {"preauth", failmode.Rejected},
-		{"auth", failmode.Allowed}, {"auth", failmode.Denied}, {"auth", failmode.Rejected},
+		{failmode.StagePreauth, failmode.Allowed}, {failmode.StagePreauth, failmode.Denied}, {failmode.StagePreauth, failmode.Rejected},
+		{failmode.StageAuth, failmode.Allowed}, {failmode.StageAuth, failmode.Denied}, {failmode.StageAuth, failmode.Rejected},
 	} {
-		t.Run(good.endpoint+"/"+good.class.String(), func(t *testing.T) {
+		t.Run(good.endpoint.String()+"/"+good.class.String(), func(t *testing.T) {
 			f := newFixture(t, Config{})
 			f.tr.Observe(good.endpoint, fastAnswer, good.class)
 			for _, err := range []error{noAnswer(), refused(), noSuchHost(), http503(), noAnswer(), noAnswer()} {
@@ -519,11 +519,11 @@ func TestLoginsVetoProbeEvidence(t *testing.T) {
 	}
 	t.Run("preauth traffic still counts", func(t *testing.T) {
 		f := newFixture(t, Config{})
-		f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+		f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
 		f.checker.set(noAnswer())
 		for range 3 {
 			f.tr.Probe(context.Background())
-			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+			f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 		}
 		f.wantState(t, Unreachable)
 		if ch := f.wantChanges(t, "ok→unreachable")[0]; ch.Reason != "3 consecutive preauth calls and probes unreachable" {
@@ -533,11 +533,11 @@ func TestLoginsVetoProbeEvidence(t *testing.T) {
 }
 
 func TestRejectedIsAnAnswerThatMovesNothing(t *testing.T) {
-	for _, ep := range []string{"preauth", "auth"} {
-		t.Run(ep, func(t *testing.T) {
+	for _, ep := range []failmode.Stage{failmode.StagePreauth, failmode.StageAuth} {
+		t.Run(ep.String(), func(t *testing.T) {
 			f := newFixture(t, Config{})
-			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
-			f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+			f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
+			f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 			for range 5 {
 				f.tr.Observe(ep, fastAnswer, failmode.Rejected)
 			}
@@ -547,12 +547,12 @@ func TestRejectedIsAnAnswerThatMovesNothing(t *testing.T) {
 			}
 			// Degraded stays degraded (even with a clean window: Rejected
 			// does not judge it), unreachable stays unreachable.
-			f.tr.Observe("auth", time.Minute, failmode.Degraded)
+			f.tr.Observe(failmode.StageAuth, time.Minute, failmode.Degraded)
 			f.clock.Add(2 * time.Minute)
 			f.tr.Observe(ep, fastAnswer, failmode.Rejected)
 			f.wantState(t, Degraded)
 			for range 3 {
-				f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable)
+				f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable)
 			}
 			f.tr.Observe(ep, fastAnswer, failmode.Rejected)
 			f.wantState(t, Unreachable)
@@ -565,8 +565,8 @@ func TestRejectedIsAnAnswerThatMovesNothing(t *testing.T) {
 func TestLocalSaysNothingAboutDuo(t *testing.T) {
 	f := newFixture(t, Config{UnreachableAfter: 1})
 	for range 10 {
-		f.tr.Observe("preauth", 10*time.Millisecond, failmode.Local)
-		f.tr.Observe("auth", 10*time.Millisecond, failmode.Local)
+		f.tr.Observe(failmode.StagePreauth, 10*time.Millisecond, failmode.Local)
+		f.tr.Observe(failmode.StageAuth, 10*time.Millisecond, failmode.Local)
 	}
 	if st := f.wantState(t, OK); st.ConsecutiveUnreachable != 0 || st.LastClass != failmode.Unknown {
 		t.Fatalf("status %+v", st)
@@ -593,7 +593,7 @@ func TestCheckOKPreauthFailsSettles(t *testing.T) {
 	f := newFixture(t, Config{})
 	fail3 := func() {
 		for range 3 {
-			f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+			f.tr.Observe(failmode.StagePreauth, 20*time.Millisecond, failmode.Unreachable)
 		}
 	}
 	fail3()
@@ -616,7 +616,7 @@ func TestCheckOKPreauthFailsSettles(t *testing.T) {
 	f.tr.Probe(context.Background())
 	f.wantState(t, Degraded)
 	// Preauth works again: the window clears, and the state with it.
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed)
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed)
 	f.wantState(t, Degraded)
 	f.clock.Add(2 * time.Second)
 	f.tr.Probe(context.Background())
@@ -636,15 +636,15 @@ func TestCheckOKPreauthFailsSettles(t *testing.T) {
 func TestFailedProbeEndsTheContradiction(t *testing.T) {
 	f := newFixture(t, Config{})
 	for range 3 {
-		f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+		f.tr.Observe(failmode.StagePreauth, 20*time.Millisecond, failmode.Unreachable)
 	}
 	f.tr.Probe(context.Background())
 	f.wantState(t, Degraded)
-	f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable)
+	f.tr.Observe(failmode.StagePreauth, 20*time.Millisecond, failmode.Unreachable)
 	f.checker.set(noAnswer())
 	f.tr.Probe(context.Background()) // ends the contradiction: 2 pieces
 	f.wantState(t, Degraded)
-	f.tr.Observe("preauth", 20*time.Millisecond, failmode.Unreachable) // the third
+	f.tr.Observe(failmode.StagePreauth, 20*time.Millisecond, failmode.Unreachable) // the third
 	f.wantState(t, Unreachable)
 	// The probe failed too: its success now means Duo is back.
 	f.checker.set(nil)
@@ -660,9 +660,9 @@ func TestFailedProbeEndsTheContradiction(t *testing.T) {
 // alike; when it returns, one successful probe restores ok.
 func TestOrdinaryOutageRecoversAtOnce(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.tr.Observe("preauth", fastAnswer, failmode.Allowed) // vetoes probes...
+	f.tr.Observe(failmode.StagePreauth, fastAnswer, failmode.Allowed) // vetoes probes...
 	for range 3 {
-		f.tr.Observe("preauth", 10*time.Second, failmode.Unreachable) // ...not traffic
+		f.tr.Observe(failmode.StagePreauth, 10*time.Second, failmode.Unreachable) // ...not traffic
 	}
 	f.wantState(t, Unreachable)
 	f.checker.set(noAnswer())

@@ -30,19 +30,21 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ldapgate/ldapgate/duostate"
 )
 
 // Section is the live view of one server section, built by the wiring.
 type Section struct {
-	Name             string     `json:"name"`
-	Failmode         string     `json:"failmode"`
-	DuoIntegration   string     `json:"duo_integration"`
-	DuoState         string     `json:"duo_state"`
-	DuoSince         time.Time  `json:"duo_since"`
-	DuoLastError     string     `json:"duo_last_error,omitempty"`
-	PrimaryOnlyUntil *time.Time `json:"primary_only_until,omitempty"`
-	Directory        string     `json:"directory"`
-	DirectoryUp      bool       `json:"directory_up"`
+	Name             string         `json:"name"`
+	Failmode         string         `json:"failmode"`
+	DuoIntegration   string         `json:"duo_integration"`
+	DuoState         duostate.State `json:"duo_state"`
+	DuoSince         time.Time      `json:"duo_since"`
+	DuoLastError     string         `json:"duo_last_error,omitempty"`
+	PrimaryOnlyUntil *time.Time     `json:"primary_only_until,omitempty"`
+	Directory        string         `json:"directory"`
+	DirectoryUp      bool           `json:"directory_up"`
 	// SecureGroups says why secure-group membership cannot be established
 	// ("" when it can): every user then counts as privileged.
 	SecureGroups string            `json:"secure_groups_problem,omitempty"`
@@ -73,12 +75,12 @@ func Ready(sec Section) (bool, string) {
 	if sec.SecureGroups != "" {
 		why = append(why, "secure groups: "+sec.SecureGroups)
 	}
-	switch sec.DuoState {
-	case "ok", "degraded":
-	case "":
+	switch {
+	case sec.DuoState.Serving():
+	case sec.DuoState == "":
 		why = append(why, "duo state unknown")
 	default:
-		r := "duo " + sec.DuoState
+		r := "duo " + string(sec.DuoState)
 		if sec.DuoLastError != "" {
 			r += ": " + sec.DuoLastError
 		}
@@ -238,11 +240,11 @@ type ReadyStatus struct {
 
 // SectionReady is one section's readiness in /readyz.
 type SectionReady struct {
-	Name        string `json:"name"`
-	Ready       bool   `json:"ready"`
-	Reason      string `json:"reason"`
-	DuoState    string `json:"duo_state"`
-	DirectoryUp bool   `json:"directory_up"`
+	Name        string         `json:"name"`
+	Ready       bool           `json:"ready"`
+	Reason      string         `json:"reason"`
+	DuoState    duostate.State `json:"duo_state"`
+	DirectoryUp bool           `json:"directory_up"`
 }
 
 // Readiness computes the /readyz answer from sections. With no sections the

@@ -52,11 +52,12 @@ func FailmodeDecision(e proxy.BindEvent) (mode, decision string) {
 	return "unknown", "deny"
 }
 
-// endpointLabel bounds the endpoint label to duoclient's endpoint names.
-func endpointLabel(ep string) string {
-	switch ep {
-	case "preauth", "auth", "check", "ping":
-		return ep
+// endpointLabel is the endpoint label of a stage: preauth, auth or check
+// (the Duo endpoint each stage calls), else other.
+func endpointLabel(stage failmode.Stage) string {
+	switch stage {
+	case failmode.StagePreauth, failmode.StageAuth, failmode.StageCheck:
+		return stage.String()
 	}
 	return "other"
 }

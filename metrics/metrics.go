@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/proxy"
 )
@@ -128,13 +129,13 @@ func (m *Metrics) RecordBind(e proxy.BindEvent) {
 // it ended in an error (any class but allowed and denied), the error's class.
 // It fits duoclient's Config.Observe hook once integration is bound:
 //
-//	Observe: func(ep string, d time.Duration, c failmode.Class) { m.ObserveDuo(integ, ep, d, c) }
+//	Observe: func(st failmode.Stage, d time.Duration, c failmode.Class) { m.ObserveDuo(integ, st, d, c) }
 //
 // integration is accepted so callers need not change if the metrics gain a
 // per-integration label; today the state gauge carries it.
-func (m *Metrics) ObserveDuo(integration, endpoint string, d time.Duration, class failmode.Class) {
+func (m *Metrics) ObserveDuo(integration string, stage failmode.Stage, d time.Duration, class failmode.Class) {
 	_ = integration
-	m.duoDuration.WithLabelValues(endpointLabel(endpoint)).Observe(d.Seconds())
+	m.duoDuration.WithLabelValues(endpointLabel(stage)).Observe(d.Seconds())
 	switch class {
 	case failmode.Allowed, failmode.Denied:
 		return
@@ -143,14 +144,14 @@ func (m *Metrics) ObserveDuo(integration, endpoint string, d time.Duration, clas
 }
 
 // SetDuoState sets ldapgate_duo_state for integration: 1 for state, 0 for
-// every other state in all (duostate.States(), as strings).
-func (m *Metrics) SetDuoState(integration string, state string, all []string) {
-	for _, s := range all {
+// every other state duostate knows.
+func (m *Metrics) SetDuoState(integration string, state duostate.State) {
+	for _, s := range duostate.States() {
 		if s != state {
-			m.duoState.WithLabelValues(integration, s).Set(0)
+			m.duoState.WithLabelValues(integration, string(s)).Set(0)
 		}
 	}
-	m.duoState.WithLabelValues(integration, state).Set(1)
+	m.duoState.WithLabelValues(integration, string(state)).Set(1)
 }
 
 // SetDirectoryUp records whether the named directory answers.

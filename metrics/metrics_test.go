@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/metrics"
 	"github.com/ldapgate/ldapgate/proxy"
@@ -130,17 +131,16 @@ func TestMetrics(t *testing.T) {
 		m.RecordBind(e)
 	}
 
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "preauth", 40*time.Millisecond, failmode.Allowed)
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "preauth", 2*time.Second, failmode.Unreachable)
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "auth", 12*time.Second, failmode.Denied)
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "auth", 61*time.Second, failmode.Degraded)
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "check", 5*time.Millisecond, failmode.Misconfigured)
-	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", "check", 5*time.Millisecond, failmode.Class(42))
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StagePreauth, 40*time.Millisecond, failmode.Allowed)
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StagePreauth, 2*time.Second, failmode.Unreachable)
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StageAuth, 12*time.Second, failmode.Denied)
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StageAuth, 61*time.Second, failmode.Degraded)
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StageCheck, 5*time.Millisecond, failmode.Misconfigured)
+	m.ObserveDuo("api-x.duosecurity.com/DIXXXX", failmode.StageCheck, 5*time.Millisecond, failmode.Class(42))
 
-	all := []string{"ok", "degraded", "unreachable", "misconfigured"}
-	m.SetDuoState("api-x.duosecurity.com/DIXXXX", "ok", all)
-	m.SetDuoState("api-x.duosecurity.com/DIXXXX", "unreachable", all)
-	m.SetDuoState("api-y.duosecurity.com/DIYYYY", "degraded", all)
+	m.SetDuoState("api-x.duosecurity.com/DIXXXX", duostate.OK)
+	m.SetDuoState("api-x.duosecurity.com/DIXXXX", duostate.Unreachable)
+	m.SetDuoState("api-y.duosecurity.com/DIYYYY", duostate.Degraded)
 
 	m.SetDirectoryUp("corp", true)
 	m.SetDirectoryUp("partners", true)
@@ -266,7 +266,7 @@ func TestMetrics(t *testing.T) {
 
 func TestEndpointLabelIsBounded(t *testing.T) {
 	m := metrics.New("t")
-	m.ObserveDuo("i", "/auth/v2/preauth?username="+userName, time.Millisecond, failmode.Allowed)
+	m.ObserveDuo("i", failmode.Stage(42), time.Millisecond, failmode.Allowed) // no stage the label names
 	fams := scrape(t, m)
 	h := series(t, fams, "ldapgate_duo_request_duration_seconds")
 	if _, ok := h["endpoint=other"]; !ok || len(h) != 1 {

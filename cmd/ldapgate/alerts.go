@@ -23,7 +23,7 @@ func (a *app) alert(e alert.Event) {
 
 // duoStateChanged runs on every change of a Duo integration's state.
 func (a *app) duoStateChanged(ch duostate.Change) {
-	a.metrics.SetDuoState(ch.Integration, string(ch.To), stateNames())
+	a.metrics.SetDuoState(ch.Integration, ch.To)
 	var sections []string
 	for _, s := range a.sections {
 		if s.duo.client.Integration() == ch.Integration {

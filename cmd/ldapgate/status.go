@@ -13,7 +13,7 @@ func (a *app) healthSections() []health.Section {
 			Name:           s.cfg.Name,
 			Failmode:       s.cfg.Failmode,
 			DuoIntegration: st.Integration,
-			DuoState:       string(st.State),
+			DuoState:       st.State,
 			DuoSince:       st.Since,
 			DuoLastError:   st.LastError,
 			Directory:      s.dir.Name(),

@@ -134,9 +134,9 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		PushTimeout:    dc.PushTimeout,
 		UserAgent:      "ldapgate/" + Version(),
 		// Every call to Duo feeds the health state and the metrics.
-		Observe: func(endpoint string, d time.Duration, class failmode.Class) {
-			in.tracker.Observe(endpoint, d, class)
-			a.metrics.ObserveDuo(in.client.Integration(), endpoint, d, class)
+		Observe: func(stage failmode.Stage, d time.Duration, class failmode.Class) {
+			in.tracker.Observe(stage, d, class)
+			a.metrics.ObserveDuo(in.client.Integration(), stage, d, class)
 		},
 	})
 	if err != nil {
@@ -158,7 +158,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
 	a.integrations[key] = in
-	a.metrics.SetDuoState(id, string(duostate.OK), stateNames())
+	a.metrics.SetDuoState(id, duostate.OK)
 	return in, nil
 }
 
@@ -243,14 +243,6 @@ func (rs recorders) RecordBind(e proxy.BindEvent) {
 	for _, r := range rs {
 		r.RecordBind(e)
 	}
-}
-
-func stateNames() []string {
-	var out []string
-	for _, s := range duostate.States() {
-		out = append(out, string(s))
-	}
-	return out
 }
 
 // probeDirectory checks a directory on a timer so that /readyz and
