@@ -41,15 +41,5 @@ type NotifierFunc func(Event)
 // Notify calls f.
 func (f NotifierFunc) Notify(e Event) { f(e) }
 
-// Multi sends every event to each of its notifiers in turn.
-type Multi []Notifier
-
-// Notify implements Notifier.
-func (m Multi) Notify(e Event) {
-	for _, n := range m {
-		n.Notify(e)
-	}
-}
-
 // Nop returns a Notifier that discards every event (no webhook configured).
 func Nop() Notifier { return NotifierFunc(func(Event) {}) }

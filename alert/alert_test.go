@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 	"github.com/ldapgate/ldapgate/proxy"
@@ -273,15 +274,6 @@ func TestWebhookURLNeverLogged(t *testing.T) {
 	}
 }
 
-func TestMultiAndNop(t *testing.T) {
-	var a, b []Event
-	m := Multi{NotifierFunc(func(e Event) { a = append(a, e) }), Nop(), NotifierFunc(func(e Event) { b = append(b, e) })}
-	m.Notify(Event{Msg: "x"})
-	if len(a) != 1 || len(b) != 1 {
-		t.Fatalf("%v %v", a, b)
-	}
-}
-
 // collect is a Notifier recording what it gets.
 type collect struct {
 	mu     sync.Mutex
@@ -307,12 +299,15 @@ func fmEvent(server, rule string, allow bool) proxy.BindEvent {
 	if allow {
 		st = failmode.StatusAllow
 	}
-	reason := "failmode safe: allowed without second factor (duo unreachable: connection refused (dial tcp))"
+	// Msg is what failmode wrote for people; alerts read the Cause, never
+	// the prose (a Msg with misleading parentheses proves it).
+	cause := failmode.Outcome{Class: failmode.Unreachable, Stage: failmode.StagePreauth, Detail: "connection refused (dial tcp)"}
 	if rule == string(failmode.RuleFailmodeDeny) {
-		reason = "failmode secure: denied (duo unreachable: known down)"
+		cause.Detail = "known down"
 	}
 	return proxy.BindEvent{Server: server, DN: "uid=alice,dc=example,dc=com", Username: "alice",
-		Stage: proxy.StageSecondary, Status: st, Rule: rule, Failmode: true, Msg: reason}
+		Stage: proxy.StageSecondary, Status: st, Rule: rule, Failmode: true, Cause: cause,
+		Msg: "failmode: decided (not the cause)"}
 }
 
 func TestEpisodes(t *testing.T) {
@@ -324,7 +319,7 @@ func TestEpisodes(t *testing.T) {
 
 	// Not failmode: nothing.
 	e.RecordBind(proxy.BindEvent{Server: "corp", Rule: "second_factor", Status: failmode.StatusAllow})
-	e.EndEpisode("duo ok")
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.Unreachable, duostate.OK)
 	if got := c.take(); len(got) != 0 {
 		t.Fatalf("no episode, got %v", got)
 	}
@@ -371,7 +366,14 @@ func TestEpisodes(t *testing.T) {
 	}
 
 	clock.Store(int64(4*time.Minute + 12*time.Second))
-	e.EndEpisode("duo ok")
+	// A change that does not bring Duo back ends nothing.
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.OK, duostate.Unreachable)
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.Unreachable, duostate.Misconfigured)
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.OK, duostate.Degraded)
+	if got := c.take(); len(got) != 0 {
+		t.Fatalf("no recovery, but %+v", got)
+	}
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.Unreachable, duostate.OK)
 	got = c.take()
 	want := []string{
 		"corp: failmode episode ended: 17 binds allowed without second factor, 3 denied (duo ok; lasted 4m12s)",
@@ -386,11 +388,11 @@ func TestEpisodes(t *testing.T) {
 		}
 	}
 	if len(e.Active()) != 0 {
-		t.Fatal("EndEpisode must reset")
+		t.Fatal("a recovery must end the episodes")
 	}
-	e.EndEpisode("duo ok")
+	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.Misconfigured, duostate.OK)
 	if got := c.take(); len(got) != 0 {
-		t.Fatalf("a second EndEpisode says nothing, got %v", got)
+		t.Fatalf("a second recovery says nothing, got %v", got)
 	}
 
 	// A new episode alerts again.
@@ -399,28 +401,13 @@ func TestEpisodes(t *testing.T) {
 	if got := c.take(); len(got) != 2 {
 		t.Fatalf("new episode: %+v", got)
 	}
-	e.EndServer("vpn", "duo degraded")
+	// Only the sections of the integration that recovered leave theirs.
+	e.DuoStateChanged([]string{"vpn"}, duostate.Unreachable, duostate.Degraded)
 	got = c.take()
 	if len(got) != 1 || got[0].Server != "vpn" || !strings.HasPrefix(got[0].Msg, "failmode episode ended: 0 binds allowed without second factor, 1 denied (duo degraded") {
-		t.Fatalf("EndServer: %+v", got)
+		t.Fatalf("recovery of vpn's integration: %+v", got)
 	}
 	if a := e.Active(); len(a) != 1 || a[0] != "corp" {
 		t.Fatalf("active %v", a)
-	}
-}
-
-func TestCause(t *testing.T) {
-	for in, want := range map[string]string{
-		"failmode safe: allowed without second factor (duo unreachable: connection refused)": "duo unreachable: connection refused",
-		"failmode safe: x (duo unreachable: timeout (5s))":                                   "duo unreachable: timeout (5s)",
-		"no parentheses":  "no parentheses",
-		"":                "duo unreachable",
-		"(whole)":         "(whole)",
-		"unbalanced x)":   "unbalanced x)",
-		"empty cause ( )": "empty cause ( )",
-	} {
-		if got := cause(in); got != want {
-			t.Errorf("cause(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

@@ -7,14 +7,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/proxy"
 )
 
 // Episodes turns failmode decisions into alerts once per outage episode, not
 // once per bind: the first failmode decision on a server raises one
-// KindFailmode event; the rest are counted until the wiring ends the episode
-// (Duo recovered), which raises one summary per server.
+// KindFailmode event; the rest are counted until Duo recovers
+// (DuoStateChanged), which raises one summary per server.
 //
 // It implements proxy.Recorder and is safe for concurrent use. The notifier
 // is called outside Episodes' lock and must not block.
@@ -75,38 +76,30 @@ func (e *Episodes) RecordBind(ev proxy.BindEvent) {
 	}
 	var msg string
 	if ep.mode == string(failmode.Secure) {
-		msg = fmt.Sprintf("failmode secure: denying binds (%s)", cause(ev.Msg))
+		msg = fmt.Sprintf("failmode secure: denying binds (%s)", ev.Cause.CauseText())
 	} else {
-		msg = fmt.Sprintf("failmode safe: allowing binds without second factor (%s)", cause(ev.Msg))
+		msg = fmt.Sprintf("failmode safe: allowing binds without second factor (%s)", ev.Cause.CauseText())
 	}
 	e.n.Notify(Event{Time: ep.started, Kind: KindFailmode, Server: ev.Server, To: ep.mode, Msg: msg})
 }
 
-// EndEpisode ends the episode on every server that had failmode decisions:
-// each gets one summary event ("failmode episode ended: 17 binds allowed
-// without second factor, 3 denied (duo ok; lasted 4m12s)") and its counts
-// are reset. reason says why it ended. Servers are reported in name order.
-func (e *Episodes) EndEpisode(reason string) {
-	e.mu.Lock()
-	servers := make([]string, 0, len(e.servers))
-	for s := range e.servers {
-		servers = append(servers, s)
+// DuoStateChanged is told every change of a Duo integration's state, with
+// the sections that use it. An episode ends when Duo is back to serving
+// (ok or degraded) from a state in which binds were decided without it
+// (unreachable, misconfigured): each of those sections that had failmode
+// decisions gets one summary. Episodes owns the whole episode, start to end.
+func (e *Episodes) DuoStateChanged(sections []string, from, to duostate.State) {
+	if !to.Serving() || from.Serving() {
+		return
 	}
-	sort.Strings(servers)
-	eps := make([]*episode, len(servers))
-	for i, s := range servers {
-		eps[i] = e.servers[s]
-	}
-	clear(e.servers)
-	e.mu.Unlock()
-	for i, s := range servers {
-		e.summarise(s, eps[i], reason)
+	for _, s := range sections {
+		e.endServer(s, "duo "+string(to))
 	}
 }
 
-// EndServer ends the episode on one server only (for wiring where servers
-// use different Duo integrations); it does nothing when server has none.
-func (e *Episodes) EndServer(server, reason string) {
+// endServer ends the episode on one server; it does nothing when server
+// has none.
+func (e *Episodes) endServer(server, reason string) {
 	e.mu.Lock()
 	ep := e.servers[server]
 	delete(e.servers, server)
@@ -147,33 +140,6 @@ func modeOf(rule string) string {
 		return string(failmode.Secure)
 	}
 	return string(failmode.Safe)
-}
-
-// cause extracts the Duo cause from a failmode reason, "failmode safe:
-// allowed without second factor (duo unreachable: connection refused)" →
-// "duo unreachable: connection refused"; a reason without one is kept whole.
-func cause(reason string) string {
-	if strings.HasSuffix(reason, ")") {
-		depth := 0
-		for i := len(reason) - 1; i >= 0; i-- {
-			switch reason[i] {
-			case ')':
-				depth++
-			case '(':
-				depth--
-			}
-			if depth == 0 {
-				if c := strings.TrimSpace(reason[i+1 : len(reason)-1]); c != "" && i > 0 {
-					return c
-				}
-				break
-			}
-		}
-	}
-	if reason == "" {
-		return "duo unreachable"
-	}
-	return reason
 }
 
 func plural(n uint64, one, many string) string {

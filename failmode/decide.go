@@ -59,6 +59,23 @@ type Decision struct {
 	Reason string
 	// Diagnostic is the short text returned to the LDAP client on denial.
 	Diagnostic string
+	// Cause is the second-factor outcome Decide decided on (zero for Plan's
+	// decisions): what alerts and metrics read, instead of parsing Reason.
+	Cause Outcome
+}
+
+// CauseText is the outcome as operators read it: "duo unreachable:
+// connection refused", or "ldapgate local_error: ..." for our own fault.
+func (o Outcome) CauseText() string {
+	who := "duo "
+	if o.Class == Local {
+		who = "ldapgate "
+	}
+	text := who + o.Class.String()
+	if o.Detail != "" {
+		text += ": " + o.Detail
+	}
+	return text
 }
 
 // Status reports the decision for the auth event log.
@@ -95,6 +112,12 @@ func Plan(p Policy, s Subject) (Decision, bool) {
 // unreachable). Only an Unreachable outcome at preauth consults the failmode;
 // every class it does not know is denied.
 func Decide(p Policy, s Subject, o Outcome) Decision {
+	d := decide(p, s, o)
+	d.Cause = o
+	return d
+}
+
+func decide(p Policy, s Subject, o Outcome) Decision {
 	cause := o.Class.String()
 	if o.Detail != "" {
 		cause += ": " + o.Detail

@@ -144,6 +144,9 @@ func checkInvariants(t *testing.T, name string, p Policy, s Subject, o Outcome, 
 	if !slices.Contains(Rules(), d.Rule) {
 		fail("the rule must be one Rules lists")
 	}
+	if d.Cause != o {
+		fail("a decision after Duo carries the outcome it rests on")
+	}
 }
 
 func TestStatus(t *testing.T) {
@@ -231,6 +234,18 @@ func TestParseFactor(t *testing.T) {
 	for _, bad := range []string{"passcode", "sms", "Push"} {
 		if _, err := ParseFactor(bad); err == nil {
 			t.Errorf("ParseFactor(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCauseText(t *testing.T) {
+	for o, want := range map[Outcome]string{
+		{Class: Unreachable, Detail: "connection refused"}: "duo unreachable: connection refused",
+		{Class: Misconfigured}:                             "duo misconfigured",
+		{Class: Local, Detail: "too many open files"}:      "ldapgate local_error: too many open files",
+	} {
+		if got := o.CauseText(); got != want {
+			t.Errorf("%+v: %q, want %q", o, got, want)
 		}
 	}
 }

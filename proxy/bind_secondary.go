@@ -66,6 +66,7 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 	ev.Status = decision.Status()
 	ev.Rule = string(decision.Rule)
 	ev.Failmode = decision.Failmode
+	ev.Cause = decision.Cause
 	ev.Msg = decision.Reason
 
 	if !decision.Allow {

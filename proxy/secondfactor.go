@@ -52,6 +52,9 @@ type BindEvent struct {
 	// outcome: "invalid_credentials", "directory_unavailable"...
 	Rule     string
 	Failmode bool
+	// Cause is the second-factor outcome a decision after Duo rests on
+	// (zero before it): the class and detail, as values.
+	Cause    failmode.Outcome
 	Msg      string
 	Duration time.Duration
 }

@@ -35,12 +35,7 @@ func (a *app) duoStateChanged(ch duostate.Change) {
 		msg += "; sections " + strings.Join(sections, ", ")
 	}
 	a.alert(alert.Event{Time: ch.At, Kind: "duo_state", Integration: ch.Integration, From: string(ch.From), To: string(ch.To), Msg: msg})
-	if (ch.To == duostate.OK || ch.To == duostate.Degraded) && (ch.From == duostate.Unreachable || ch.From == duostate.Misconfigured) {
-		// Only the sections of this integration leave their failmode episode.
-		for _, name := range sections {
-			a.episodes.EndServer(name, fmt.Sprintf("duo %s", ch.To))
-		}
-	}
+	a.episodes.DuoStateChanged(sections, ch.From, ch.To)
 }
 
 // primaryOnlyChanged runs on every change of the emergency switch.
