@@ -16,7 +16,6 @@ import (
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 // received is one request a test receiver got.
@@ -294,7 +293,7 @@ func (c *collect) take() []Event {
 	return out
 }
 
-func fmEvent(server, rule string, allow bool) proxy.BindEvent {
+func fmEvent(server, rule string, allow bool) failmode.BindEvent {
 	st := failmode.StatusError
 	if allow {
 		st = failmode.StatusAllow
@@ -305,8 +304,8 @@ func fmEvent(server, rule string, allow bool) proxy.BindEvent {
 	if rule == string(failmode.RuleFailmodeDeny) {
 		cause.Detail = "known down"
 	}
-	return proxy.BindEvent{Server: server, DN: "uid=alice,dc=example,dc=com", Username: "alice",
-		Stage: proxy.StageSecondary, Status: st, Rule: rule, Failmode: true, Cause: cause,
+	return failmode.BindEvent{Server: server, DN: "uid=alice,dc=example,dc=com", Username: "alice",
+		Stage: failmode.AuthSecondary, Status: st, Rule: failmode.Rule(rule), Failmode: true, Cause: cause,
 		Msg: "failmode: decided (not the cause)"}
 }
 
@@ -315,10 +314,10 @@ func TestEpisodes(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var clock atomic.Int64
 	e := NewEpisodes(c, func() time.Time { return now.Add(time.Duration(clock.Load())) })
-	var _ proxy.Recorder = e
+	var _ failmode.Recorder = e
 
 	// Not failmode: nothing.
-	e.RecordBind(proxy.BindEvent{Server: "corp", Rule: "second_factor", Status: failmode.StatusAllow})
+	e.RecordBind(failmode.BindEvent{Server: "corp", Rule: "second_factor", Status: failmode.StatusAllow})
 	e.DuoStateChanged([]string{"corp", "vpn"}, duostate.Unreachable, duostate.OK)
 	if got := c.take(); len(got) != 0 {
 		t.Fatalf("no episode, got %v", got)

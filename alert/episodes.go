@@ -9,7 +9,6 @@ import (
 
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 // Episodes turns failmode decisions into alerts once per outage episode, not
@@ -17,7 +16,7 @@ import (
 // KindFailmode event; the rest are counted until Duo recovers
 // (DuoStateChanged), which raises one summary per server.
 //
-// It implements proxy.Recorder and is safe for concurrent use. The notifier
+// It implements failmode.Recorder and is safe for concurrent use. The notifier
 // is called outside Episodes' lock and must not block.
 type Episodes struct {
 	n   Notifier
@@ -34,7 +33,7 @@ type episode struct {
 	allowed, denied uint64
 }
 
-var _ proxy.Recorder = (*Episodes)(nil)
+var _ failmode.Recorder = (*Episodes)(nil)
 
 // NewEpisodes returns Episodes that alert through n. now may be nil
 // (time.Now).
@@ -48,12 +47,12 @@ func NewEpisodes(n Notifier, now func() time.Time) *Episodes {
 	return &Episodes{n: n, now: now, servers: make(map[string]*episode)}
 }
 
-// RecordBind implements proxy.Recorder. Events that are not failmode
+// RecordBind implements failmode.Recorder. Events that are not failmode
 // decisions are ignored. The first failmode decision on a server in an
 // episode raises "failmode safe: allowing binds without second factor
 // (<cause>)" (or "failmode secure: denying binds (<cause>)"); the user's DN
 // and name are left out of the alert (the auth log has them).
-func (e *Episodes) RecordBind(ev proxy.BindEvent) {
+func (e *Episodes) RecordBind(ev failmode.BindEvent) {
 	if !ev.Failmode {
 		return
 	}
@@ -135,8 +134,8 @@ func (e *Episodes) Active() []string {
 
 // modeOf is the failmode a rule belongs to: secure_group is a safe section
 // refusing a privileged user.
-func modeOf(rule string) string {
-	if failmode.Rule(rule) == failmode.RuleFailmodeDeny {
+func modeOf(rule failmode.Rule) string {
+	if rule == failmode.RuleFailmodeDeny {
 		return string(failmode.Secure)
 	}
 	return string(failmode.Safe)

@@ -1,7 +1,7 @@
 // Package authlog writes the auth event log: one JSON object per line per
 // bind decision, in the shape SIEM rules written for the Duo Authentication
 // Proxy's authevents.log already understand. It never sees a password or a
-// passcode: proxy.BindEvent has no field for them.
+// passcode: failmode.BindEvent has no field for them.
 package authlog
 
 import (
@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ldapgate/ldapgate/proxy"
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // Record is one line of the log.
@@ -66,8 +66,8 @@ func Open(path string) (*Log, error) {
 // New writes to w (tests).
 func New(w io.Writer) *Log { return &Log{w: w} }
 
-// RecordBind implements proxy.Recorder.
-func (l *Log) RecordBind(e proxy.BindEvent) {
+// RecordBind implements failmode.Recorder.
+func (l *Log) RecordBind(e failmode.BindEvent) {
 	l.Write(Record{
 		Timestamp:     e.Time.UTC().Format(time.RFC3339Nano),
 		ServerSection: e.Server,
@@ -79,7 +79,7 @@ func (l *Log) RecordBind(e proxy.BindEvent) {
 		Factor:        e.Factor,
 		Status:        string(e.Status),
 		Msg:           e.Msg,
-		Rule:          e.Rule,
+		Rule:          string(e.Rule),
 		Failmode:      e.Failmode,
 		DurationMS:    float64(e.Duration.Microseconds()) / 1000,
 	})
@@ -122,4 +122,4 @@ func (l *Log) Close() error {
 	return l.c.Close()
 }
 
-var _ proxy.Recorder = (*Log)(nil)
+var _ failmode.Recorder = (*Log)(nil)

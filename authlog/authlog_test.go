@@ -10,19 +10,18 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 func TestRecordShape(t *testing.T) {
 	var buf bytes.Buffer
 	l := New(&buf)
-	l.RecordBind(proxy.BindEvent{
+	l.RecordBind(failmode.BindEvent{
 		Time: time.Date(2026, 11, 23, 10, 0, 0, 0, time.FixedZone("x", 3600)), Server: "vpn", ClientIP: "127.0.0.1",
-		DN: "uid=alice,ou=people,dc=example,dc=com", Username: "alice", Stage: proxy.StageSecondary, Factor: "push",
+		DN: "uid=alice,ou=people,dc=example,dc=com", Username: "alice", Stage: failmode.AuthSecondary, Factor: "push",
 		Status: failmode.StatusAllow, Rule: "failmode_safe", Failmode: true,
 		Msg: "failmode safe: allowed without second factor (duo unreachable: connection refused)",
 	})
-	l.RecordBind(proxy.BindEvent{Time: time.Now(), Server: "vpn", Stage: proxy.StagePrimary, Status: failmode.StatusReject})
+	l.RecordBind(failmode.BindEvent{Time: time.Now(), Server: "vpn", Stage: failmode.AuthPrimary, Status: failmode.StatusReject})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("want one line per event, got %q", buf.String())

@@ -4,29 +4,29 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/ldapgate/ldapgate/proxy"
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // BindCounter counts bind decisions per server section and outcome (the
 // BindEvent's Rule: a failmode rule or a primary outcome) for /status. It
-// implements proxy.Recorder; after the first bind of an outcome, recording
+// implements failmode.Recorder; after the first bind of an outcome, recording
 // is a read lock and an atomic add.
 type BindCounter struct {
 	mu sync.RWMutex
 	m  map[string]map[string]*atomic.Uint64
 }
 
-var _ proxy.Recorder = (*BindCounter)(nil)
+var _ failmode.Recorder = (*BindCounter)(nil)
 
 // NewBindCounter returns an empty BindCounter.
 func NewBindCounter() *BindCounter {
 	return &BindCounter{m: make(map[string]map[string]*atomic.Uint64)}
 }
 
-// RecordBind implements proxy.Recorder. Only the server name and rule are
+// RecordBind implements failmode.Recorder. Only the server name and rule are
 // kept; an empty rule counts as "unknown".
-func (c *BindCounter) RecordBind(e proxy.BindEvent) {
-	outcome := e.Rule
+func (c *BindCounter) RecordBind(e failmode.BindEvent) {
+	outcome := string(e.Rule)
 	if outcome == "" {
 		outcome = "unknown"
 	}

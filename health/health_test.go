@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 func okSection(name string) Section {
@@ -340,7 +339,7 @@ func TestListenError(t *testing.T) {
 
 func TestBindCounter(t *testing.T) {
 	c := NewBindCounter()
-	var _ proxy.Recorder = c
+	var _ failmode.Recorder = c
 	if got := c.Snapshot("corp"); got == nil || len(got) != 0 {
 		t.Fatalf("empty snapshot %v", got)
 	}
@@ -355,15 +354,15 @@ func TestBindCounter(t *testing.T) {
 				if i%5 == 0 {
 					rule = string(failmode.RuleFailmodeSafe)
 				}
-				c.RecordBind(proxy.BindEvent{Server: "corp", Rule: rule, DN: "uid=a,dc=x", Username: "a"})
+				c.RecordBind(failmode.BindEvent{Server: "corp", Rule: failmode.Rule(rule), DN: "uid=a,dc=x", Username: "a"})
 				n.Add(1)
 				_ = c.Snapshot("corp")
 			}
 		}()
 	}
 	wg.Wait()
-	c.RecordBind(proxy.BindEvent{Server: "vpn", Rule: "invalid_credentials"})
-	c.RecordBind(proxy.BindEvent{Server: "vpn"})
+	c.RecordBind(failmode.BindEvent{Server: "vpn", Rule: "invalid_credentials"})
+	c.RecordBind(failmode.BindEvent{Server: "vpn"})
 	got := c.Snapshot("corp")
 	if got["second_factor"] != 1600 || got["failmode_safe"] != 400 || len(got) != 2 {
 		t.Fatalf("corp %v", got)

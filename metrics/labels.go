@@ -2,17 +2,13 @@ package metrics
 
 import (
 	"github.com/ldapgate/ldapgate/failmode"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 // outcomes are the values ldapgate_binds_total's outcome label may take
-// (besides "other"): the failmode rules and the proxy's primary outcomes.
-var outcomes = func() map[string]bool {
-	m := map[string]bool{}
-	for _, r := range failmode.Rules() {
-		m[string(r)] = true
-	}
-	for _, r := range proxy.PrimaryRules() {
+// (besides "other"): the failmode rules, second-factor and primary.
+var outcomes = func() map[failmode.Rule]bool {
+	m := map[failmode.Rule]bool{}
+	for _, r := range append(failmode.Rules(), failmode.PrimaryRules()...) {
 		m[r] = true
 	}
 	return m
@@ -26,9 +22,9 @@ const OutcomeOther = "other"
 // Outcome is the outcome label for a BindEvent's Rule: the rule itself when
 // it is one of the known failmode rules or primary outcomes, else
 // OutcomeOther.
-func Outcome(rule string) string {
+func Outcome(rule failmode.Rule) string {
 	if outcomes[rule] {
-		return rule
+		return string(rule)
 	}
 	return OutcomeOther
 }
@@ -37,8 +33,8 @@ func Outcome(rule string) string {
 // ("allow", "deny") labels of a failmode event from its rule: failmode_safe
 // is safe/allow, failmode_secure secure/deny, secure_group safe/deny. Any
 // other rule gives failmode "unknown" and a decision from the event's status.
-func FailmodeDecision(e proxy.BindEvent) (mode, decision string) {
-	switch failmode.Rule(e.Rule) {
+func FailmodeDecision(e failmode.BindEvent) (mode, decision string) {
+	switch e.Rule {
 	case failmode.RuleFailmodeSafe:
 		return string(failmode.Safe), "allow"
 	case failmode.RuleFailmodeDeny:

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 const namespace = "ldapgate"
@@ -40,7 +39,7 @@ type Metrics struct {
 	alertsOnce sync.Once
 }
 
-var _ proxy.Recorder = (*Metrics)(nil)
+var _ failmode.Recorder = (*Metrics)(nil)
 
 // New creates the metrics on a fresh registry, together with the Go runtime
 // and process collectors and ldapgate_build_info{version,goversion} 1.
@@ -113,11 +112,11 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// RecordBind implements proxy.Recorder: it counts the bind under its
+// RecordBind implements failmode.Recorder: it counts the bind under its
 // outcome and, for failmode decisions, under failmode and decision. Only the
 // server section name, the rule and the derived failmode words become label
 // values; the event's DN, username and client address are never used.
-func (m *Metrics) RecordBind(e proxy.BindEvent) {
+func (m *Metrics) RecordBind(e failmode.BindEvent) {
 	m.binds.WithLabelValues(e.Server, Outcome(e.Rule)).Inc()
 	if e.Failmode {
 		mode, decision := FailmodeDecision(e)

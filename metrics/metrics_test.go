@@ -15,7 +15,6 @@ import (
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/metrics"
-	"github.com/ldapgate/ldapgate/proxy"
 )
 
 // Identities recorded in events: none may appear in any label value.
@@ -99,20 +98,20 @@ func wantValues(t *testing.T, fams map[string]*dto.MetricFamily, name string, wa
 	}
 }
 
-func bind(server string, stage proxy.Stage, rule string, status failmode.Status, fm bool) proxy.BindEvent {
-	return proxy.BindEvent{
+func bind(server string, stage failmode.AuthStage, rule string, status failmode.Status, fm bool) failmode.BindEvent {
+	return failmode.BindEvent{
 		Time: time.Now(), Server: server, ClientIP: clientIP, DN: userDN, Username: userName,
-		Stage: stage, Status: status, Rule: rule, Failmode: fm, Msg: "bind by " + userDN,
+		Stage: stage, Status: status, Rule: failmode.Rule(rule), Failmode: fm, Msg: "bind by " + userDN,
 	}
 }
 
 func TestMetrics(t *testing.T) {
 	m := metrics.New("1.2.3-test")
-	var _ proxy.Recorder = m
+	var _ failmode.Recorder = m
 
-	sec := proxy.StageSecondary
-	pri := proxy.StagePrimary
-	events := []proxy.BindEvent{
+	sec := failmode.AuthSecondary
+	pri := failmode.AuthPrimary
+	events := []failmode.BindEvent{
 		bind("corp", sec, "second_factor", failmode.StatusAllow, false),
 		bind("corp", sec, "second_factor", failmode.StatusAllow, false),
 		bind("corp", sec, "denied", failmode.StatusReject, false),
@@ -280,7 +279,7 @@ func TestEndpointLabelIsBounded(t *testing.T) {
 func TestOutcomeAndFailmodeDecision(t *testing.T) {
 	for _, tt := range []struct {
 		name                    string
-		rule                    string
+		rule                    failmode.Rule
 		status                  failmode.Status
 		outcome, mode, decision string
 	}{
@@ -294,16 +293,14 @@ func TestOutcomeAndFailmodeDecision(t *testing.T) {
 			if got := metrics.Outcome(tt.rule); got != tt.outcome {
 				t.Errorf("Outcome(%q) = %q, want %q", tt.rule, got, tt.outcome)
 			}
-			mode, dec := metrics.FailmodeDecision(proxy.BindEvent{Rule: tt.rule, Status: tt.status, Failmode: true})
+			mode, dec := metrics.FailmodeDecision(failmode.BindEvent{Rule: tt.rule, Status: tt.status, Failmode: true})
 			if mode != tt.mode || dec != tt.decision {
 				t.Errorf("FailmodeDecision = %s/%s, want %s/%s", mode, dec, tt.mode, tt.decision)
 			}
 		})
 	}
-	for _, r := range []string{"second_factor", "denied", "failmode_safe", "failmode_secure", "secure_group", "degraded",
-		"misconfigured", "untrusted", "unknown", "exempt", "primary_bind", "primary_only",
-		"invalid_credentials", "directory_unavailable", "empty_password", "anonymous", "tls_required", "lookup_failed"} {
-		if metrics.Outcome(r) != r {
+	for _, r := range append(failmode.Rules(), failmode.PrimaryRules()...) {
+		if metrics.Outcome(r) != string(r) {
 			t.Errorf("Outcome(%q) must be itself", r)
 		}
 	}
@@ -316,7 +313,7 @@ func TestRecordBindConcurrent(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for range 1000 {
-				m.RecordBind(bind("corp", proxy.StageSecondary, "failmode_safe", failmode.StatusAllow, true))
+				m.RecordBind(bind("corp", failmode.AuthSecondary, "failmode_safe", failmode.StatusAllow, true))
 			}
 		}()
 	}

@@ -131,10 +131,10 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 		mu.Unlock()
 		return failmode.Verdict{}, nil
 	}}
-	events := make(chan BindEvent, 4)
+	events := make(chan failmode.BindEvent, 4)
 	addr := testutil.FreeAddr(t)
 	srv, err := New(Config{Name: "ad", Listen: addr, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} },
-		ExemptDNs: []string{corpSvcDN}}, d, sf, RecorderFunc(func(e BindEvent) { events <- e }), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		ExemptDNs: []string{corpSvcDN}}, d, sf, failmode.RecorderFunc(func(e failmode.BindEvent) { events <- e }), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-served })
 	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
 
-	bind := func(name string) (error, BindEvent) {
+	bind := func(name string) (error, failmode.BindEvent) {
 		conn, err := ldap.DialURL("ldap://" + addr)
 		if err != nil {
 			t.Fatal(err)
@@ -157,14 +157,14 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: no bind event", name)
 		}
-		return nil, BindEvent{}
+		return nil, failmode.BindEvent{}
 	}
 	err, ev := bind("svc-app@other.example")
-	if testutil.ResultCode(err) != ldap.LDAPResultInvalidCredentials || ev.Rule != RuleIdentityMismatch {
+	if testutil.ResultCode(err) != ldap.LDAPResultInvalidCredentials || ev.Rule != failmode.RuleIdentityMismatch {
 		t.Fatalf("OTHER\\svc-app: %v, rule %q; want 49 identity_mismatch", err, ev.Rule)
 	}
 	err, ev = bind("svc-app@corp.example")
-	if err != nil || ev.Rule != string(failmode.RuleExempt) || !strings.EqualFold(ev.DN, corpSvcDN) {
+	if err != nil || ev.Rule != failmode.RuleExempt || !strings.EqualFold(ev.DN, corpSvcDN) {
 		t.Fatalf("CORP\\svc-app: %v, rule %q dn %q; want exempt", err, ev.Rule, ev.DN)
 	}
 	if len(asked) != 0 {

@@ -15,7 +15,7 @@ type bindResult struct {
 	code     int
 	diag     string
 	controls []ldap.Control
-	event    BindEvent
+	event    failmode.BindEvent
 	// err, when set, is logged for the operator (never sent to the client).
 	err error
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/jimlambrt/gldap"
+
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // parseBind reads the bind request. A SASL bind is refused with
@@ -18,7 +20,7 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 	sess.resetAuth()
 	msg, err := r.GetSimpleBindMessage()
 	if err != nil {
-		res := (&attempt{}).end(RuleUnsupportedBind, StagePrimary, nil) // SASL
+		res := (&attempt{}).end(failmode.RuleUnsupportedBind, failmode.AuthPrimary, nil) // SASL
 		var bre *gldap.BindRequestError
 		if _, serr := r.GetSASLBindMessage(); serr != nil {
 			res.code, res.diag, res.err = gldap.ResultProtocolError, "malformed bind request", err
@@ -47,28 +49,28 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 // and anonymous binds unless the section allows them.
 func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindResult {
 	if s.cfg.RequireTLS && !a.tls {
-		return a.end(RuleTLSRequired, StagePrimary, nil)
+		return a.end(failmode.RuleTLSRequired, failmode.AuthPrimary, nil)
 	}
 	if !a.empty {
 		if a.password == "" { // only a passcode or factor was typed
-			return a.end(RuleEmptyPassword, StagePrimary, nil)
+			return a.end(failmode.RuleEmptyPassword, failmode.AuthPrimary, nil)
 		}
 		return nil
 	}
 	switch {
 	case a.name != "":
-		return a.end(RuleEmptyPassword, StagePrimary, nil)
+		return a.end(failmode.RuleEmptyPassword, failmode.AuthPrimary, nil)
 	case !s.cfg.AllowAnonymous:
-		return a.end(RuleAnonymousRefused, StagePrimary, nil)
+		return a.end(failmode.RuleAnonymousRefused, failmode.AuthPrimary, nil)
 	}
 	sess := a.sess
 	if sess.needsAnonymous(true) {
 		if err := sess.dialAnonymous(ctx, s.dir); err != nil {
-			return a.end(RuleDirectoryUnavailable, StagePrimary, err)
+			return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
 		}
 	}
 	sess.letIn("")
-	res := a.end(RuleAnonymous, StagePrimary, nil)
+	res := a.end(failmode.RuleAnonymous, failmode.AuthPrimary, nil)
 	res.event.Msg = "anonymous bind allowed by allow_anonymous"
 	return res
 }

@@ -16,13 +16,13 @@ import (
 // privileged. Membership that cannot be read counts as privileged.
 func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	sess := a.sess
-	fail := func(rule string, stage Stage, err error) *bindResult {
+	fail := func(rule failmode.Rule, stage failmode.AuthStage, err error) *bindResult {
 		sess.closeUpstream()
 		return a.end(rule, stage, err)
 	}
 	dn, perr := ldap.ParseDN(a.id.DN)
 	if perr != nil {
-		return fail(RuleLookupFailed, StagePrimary, perr)
+		return fail(failmode.RuleLookupFailed, failmode.AuthPrimary, perr)
 	}
 	a.subject = failmode.Subject{
 		ExemptDN:    s.isExempt(dn),
@@ -38,7 +38,7 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 	}
 	if a.id.Username == "" {
 		// Without a Duo username there is no second factor to ask.
-		return fail(RuleNoUsername, StageSecondary, errors.New("the entry has no username attribute"))
+		return fail(failmode.RuleNoUsername, failmode.AuthSecondary, errors.New("the entry has no username attribute"))
 	}
 	return nil
 }
@@ -49,7 +49,7 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 	sess := a.sess
 	policy := s.cfg.Policy()
 	decision, decided := failmode.Plan(policy, a.subject)
-	ev := BindEvent{BindName: a.name, DN: a.id.DN, Username: a.id.Username, Stage: StageSecondary}
+	ev := failmode.BindEvent{BindName: a.name, DN: a.id.DN, Username: a.id.Username, Stage: failmode.AuthSecondary}
 	var sfErr error
 	if !decided {
 		ev.Factor = string(a.factor)
@@ -64,7 +64,7 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		sfErr = err
 	}
 	ev.Status = decision.Status()
-	ev.Rule = string(decision.Rule)
+	ev.Rule = decision.Rule
 	ev.Failmode = decision.Failmode
 	ev.Cause = decision.Cause
 	ev.Msg = decision.Reason

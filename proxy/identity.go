@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // authenticate checks the password and decides who the directory
@@ -33,7 +35,7 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 	if s.dir.HasLookupAccount() {
 		id, err := s.dir.FindUser(ctx, nil, a.name)
 		if err != nil {
-			return a.end(lookupRule(err), StagePrimary, fmt.Errorf("resolve bind name: %w", err))
+			return a.end(lookupRule(err), failmode.AuthPrimary, fmt.Errorf("resolve bind name: %w", err))
 		}
 		if res := s.checkPassword(ctx, a, id.DN); res != nil {
 			return res
@@ -46,9 +48,9 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 		return res
 	}
 	sess := a.sess
-	fail := func(rule string, err error) *bindResult {
+	fail := func(rule failmode.Rule, err error) *bindResult {
 		sess.closeUpstream() // bound as someone this proxy will not let in
-		return a.end(rule, StagePrimary, err)
+		return a.end(rule, failmode.AuthPrimary, err)
 	}
 	id, err := s.dir.FindUser(ctx, sess.up, a.name)
 	if err != nil {
@@ -57,9 +59,9 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 	authz, err := s.dir.WhoAmI(ctx, sess.up)
 	if err != nil {
 		if IsUnavailable(err) {
-			return fail(RuleDirectoryUnavailable, err)
+			return fail(failmode.RuleDirectoryUnavailable, err)
 		}
-		return fail(RuleIdentityMismatch,
+		return fail(failmode.RuleIdentityMismatch,
 			fmt.Errorf("cannot confirm who the directory authenticated (configure a lookup account for directories without Who Am I): %w", err))
 	}
 	if strings.HasPrefix(authz, "u:") && id.Principal == "" {
@@ -68,7 +70,7 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 		}
 	}
 	if !authzNames(authz, id) {
-		return fail(RuleIdentityMismatch,
+		return fail(failmode.RuleIdentityMismatch,
 			fmt.Errorf("%w: bind name resolves to %q, directory authenticated %q", errIdentityMismatch, id.DN, authz))
 	}
 	a.id = id
@@ -124,9 +126,9 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 			var err error
 			if lent, err = s.dir.CheckConn(ctx); err != nil {
 				if errors.Is(err, ErrBusy) {
-					return a.end(RuleDirectoryBusy, StagePrimary, err)
+					return a.end(failmode.RuleDirectoryBusy, failmode.AuthPrimary, err)
 				}
-				return a.end(RuleDirectoryUnavailable, StagePrimary, err)
+				return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
 			}
 			up = lent.Conn
 		}
@@ -159,6 +161,6 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 		} else {
 			sess.closeUpstream()
 		}
-		return a.end(RuleDirectoryUnavailable, StagePrimary, err)
+		return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
 	}
 }

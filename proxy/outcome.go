@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"slices"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
@@ -32,59 +31,49 @@ type outcome struct {
 	status failmode.Status
 }
 
-// outcomes is the one table from a primary rule to the LDAP result code,
+// outcomes is the one table from a primary rule (failmode.PrimaryRules) to
+// the LDAP result code,
 // the client message and the status. Decisions after the second factor
 // come from failmode.Decision. Two rows are completed where they happen:
 // directory_refused relays the directory's own code and message, and
 // unsupported_bind answers with the code the request calls for.
-var outcomes = map[string]outcome{
-	RuleTLSRequired:          {gldap.ResultConfidentialityRequired, msgTLSRequired, failmode.StatusError},
-	RuleEmptyPassword:        {gldap.ResultInvalidCredentials, msgEmptyPassword, failmode.StatusReject},
-	RuleAnonymous:            {gldap.ResultSuccess, "", failmode.StatusAllow},
-	RuleAnonymousRefused:     {gldap.ResultInvalidCredentials, msgAnonymous, failmode.StatusReject},
-	RuleUnsupportedBind:      {gldap.ResultAuthMethodNotSupported, msgSASL, failmode.StatusError},
-	RuleInvalidCredentials:   {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
-	RuleDirectoryRefused:     {gldap.ResultOperationsError, "", failmode.StatusError},
-	RuleDirectoryUnavailable: {gldap.ResultUnavailable, msgDirectoryDown, failmode.StatusError},
-	RuleDirectoryBusy:        {gldap.ResultBusy, msgDirectoryBusy, failmode.StatusError},
-	RuleLookupFailed:         {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
-	RuleIdentityMismatch:     {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
-	RuleNoUsername:           {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
-}
-
-// PrimaryRules lists the rules of the outcomes table, for bounded metric
-// labels.
-func PrimaryRules() []string {
-	rules := make([]string, 0, len(outcomes))
-	for r := range outcomes {
-		rules = append(rules, r)
-	}
-	slices.Sort(rules)
-	return rules
+var outcomes = map[failmode.Rule]outcome{
+	failmode.RuleTLSRequired:          {gldap.ResultConfidentialityRequired, msgTLSRequired, failmode.StatusError},
+	failmode.RuleEmptyPassword:        {gldap.ResultInvalidCredentials, msgEmptyPassword, failmode.StatusReject},
+	failmode.RuleAnonymous:            {gldap.ResultSuccess, "", failmode.StatusAllow},
+	failmode.RuleAnonymousRefused:     {gldap.ResultInvalidCredentials, msgAnonymous, failmode.StatusReject},
+	failmode.RuleUnsupportedBind:      {gldap.ResultAuthMethodNotSupported, msgSASL, failmode.StatusError},
+	failmode.RuleInvalidCredentials:   {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
+	failmode.RuleDirectoryRefused:     {gldap.ResultOperationsError, "", failmode.StatusError},
+	failmode.RuleDirectoryUnavailable: {gldap.ResultUnavailable, msgDirectoryDown, failmode.StatusError},
+	failmode.RuleDirectoryBusy:        {gldap.ResultBusy, msgDirectoryBusy, failmode.StatusError},
+	failmode.RuleLookupFailed:         {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
+	failmode.RuleIdentityMismatch:     {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
+	failmode.RuleNoUsername:           {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
 }
 
 // end ends the bind with the outcome of rule. err, when set, is logged for
 // the operator (never sent to the client).
-func (a *attempt) end(rule string, stage Stage, err error) *bindResult {
+func (a *attempt) end(rule failmode.Rule, stage failmode.AuthStage, err error) *bindResult {
 	o, ok := outcomes[rule]
 	if !ok || (o.code == gldap.ResultSuccess) != (o.status == failmode.StatusAllow) {
 		// A rule without a row is a bug; it must never answer success.
 		o = outcome{gldap.ResultOther, msgDirectoryDown, failmode.StatusError}
-		err = errors.Join(err, errors.New("proxy: bind outcome without a table row: "+rule))
+		err = errors.Join(err, errors.New("proxy: bind outcome without a table row: "+string(rule)))
 	}
 	return &bindResult{code: o.code, diag: o.diag, err: err,
-		event: BindEvent{BindName: a.name, DN: a.id.DN, Stage: stage, Status: o.status, Rule: rule, Msg: o.diag}}
+		event: failmode.BindEvent{BindName: a.name, DN: a.id.DN, Stage: stage, Status: o.status, Rule: rule, Msg: o.diag}}
 }
 
 // directoryRefused relays the directory's own refusal of a bind: its code
 // and message, rule invalid_credentials for 49 and directory_refused for
 // anything else.
 func (a *attempt) directoryRefused(le *ldap.Error, controls []ldap.Control) *bindResult {
-	rule := RuleInvalidCredentials
+	rule := failmode.RuleInvalidCredentials
 	if le.ResultCode != ldap.LDAPResultInvalidCredentials {
-		rule = RuleDirectoryRefused
+		rule = failmode.RuleDirectoryRefused
 	}
-	out := a.end(rule, StagePrimary, nil)
+	out := a.end(rule, failmode.AuthPrimary, nil)
 	out.code, out.diag = int(le.ResultCode), diagnostic(le)
 	out.event.Msg = "directory refused the bind: " + ldap.LDAPResultCodeMap[le.ResultCode]
 	out.controls = controls
@@ -95,9 +84,9 @@ func (a *attempt) directoryRefused(le *ldap.Error, controls []ldap.Control) *bin
 // entry is invalid credentials; anything else (the directory down, the
 // lookup account refused) is the directory being unavailable, never the
 // user's password being wrong.
-func lookupRule(err error) string {
+func lookupRule(err error) failmode.Rule {
 	if errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrAmbiguousUser) {
-		return RuleInvalidCredentials
+		return failmode.RuleInvalidCredentials
 	}
-	return RuleDirectoryUnavailable
+	return failmode.RuleDirectoryUnavailable
 }

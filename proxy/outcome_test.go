@@ -16,16 +16,22 @@ func TestOutcomesTable(t *testing.T) {
 		if (o.code == gldap.ResultSuccess) != (o.status == failmode.StatusAllow) {
 			t.Errorf("%s: code %d with status %s", rule, o.code, o.status)
 		}
-		if o.status != failmode.StatusAllow && o.diag == "" && rule != RuleDirectoryRefused {
+		if o.status != failmode.StatusAllow && o.diag == "" && rule != failmode.RuleDirectoryRefused {
 			t.Errorf("%s: a refusal without a client message", rule)
 		}
 	}
 	a := &attempt{name: "alice"}
-	res := a.end("no_such_rule", StagePrimary, nil)
+	res := a.end("no_such_rule", failmode.AuthPrimary, nil)
 	if res.code == gldap.ResultSuccess || res.event.Status == failmode.StatusAllow || res.err == nil {
 		t.Fatalf("a rule without a row: %+v", res)
 	}
-	if got := PrimaryRules(); len(got) != len(outcomes) {
-		t.Fatalf("PrimaryRules lists %d rules, the table has %d", len(got), len(outcomes))
+	// The vocabulary (failmode) and this table name the same rules.
+	for _, r := range failmode.PrimaryRules() {
+		if _, ok := outcomes[r]; !ok {
+			t.Errorf("primary rule %s has no row", r)
+		}
+	}
+	if got := failmode.PrimaryRules(); len(got) != len(outcomes) {
+		t.Fatalf("failmode.PrimaryRules lists %d rules, the table has %d", len(got), len(outcomes))
 	}
 }

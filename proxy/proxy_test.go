@@ -31,19 +31,19 @@ func (f fakeSF) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdic
 }
 
 // startProxy runs a proxy section in-process against a fresh slapd.
-func startProxy(t testing.TB, sf SecondFactor, events chan<- BindEvent) string {
+func startProxy(t testing.TB, sf SecondFactor, events chan<- failmode.BindEvent) string {
 	t.Helper()
 	_, addr := startProxyWithDir(t, sf, events)
 	return addr
 }
 
 // startProxyWithDir is startProxy that also returns the directory's URL.
-func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- BindEvent) (string, string) {
+func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- failmode.BindEvent) (string, string) {
 	t.Helper()
 	dir := slapdtest.Start(t)
 	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL)
 	addr := testutil.FreeAddr(t)
-	rec := RecorderFunc(func(e BindEvent) {
+	rec := failmode.RecorderFunc(func(e failmode.BindEvent) {
 		if events != nil {
 			events <- e
 		}
@@ -117,7 +117,7 @@ func TestClientGoneCancelsSecondFactor(t *testing.T) {
 // TestUnclassifiedErrorsDeny: a second factor that fails in a way nobody
 // classified never lets anyone in, even in a safe section.
 func TestUnclassifiedErrorsDeny(t *testing.T) {
-	events := make(chan BindEvent, 1)
+	events := make(chan failmode.BindEvent, 1)
 	addr := startProxy(t, fakeSF{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{Allowed: true}, errors.New("something odd")
 	}}, events)
@@ -126,7 +126,7 @@ func TestUnclassifiedErrorsDeny(t *testing.T) {
 	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 		t.Fatalf("got %v, want invalidCredentials", err)
 	}
-	if ev := <-events; ev.Status != failmode.StatusError || ev.Rule != string(failmode.RuleUnknown) {
+	if ev := <-events; ev.Status != failmode.StatusError || ev.Rule != failmode.RuleUnknown {
 		t.Fatalf("event %+v", ev)
 	}
 }
@@ -237,7 +237,7 @@ func TestLookupAccountRefused(t *testing.T) {
 		t.Fatalf("Ping: %v, want ErrLookupAccount", err)
 	}
 	_, err := d.FindUser(context.Background(), nil, "alice")
-	if rule := lookupRule(err); outcomes[rule].code != ldap.LDAPResultUnavailable || rule != RuleDirectoryUnavailable {
+	if rule := lookupRule(err); outcomes[rule].code != ldap.LDAPResultUnavailable || rule != failmode.RuleDirectoryUnavailable {
 		t.Fatalf("FindUser with a refused lookup account: %v maps to %s", err, rule)
 	}
 	for err, want := range map[error]int{

@@ -48,7 +48,7 @@ type Server struct {
 	cfg    Config
 	dir    *Directory
 	sf     SecondFactor
-	rec    Recorder
+	rec    failmode.Recorder
 	log    *slog.Logger
 	secure []*ldap.DN
 	exempt []*ldap.DN
@@ -63,7 +63,7 @@ type Server struct {
 }
 
 // New builds a server section. rec may be nil.
-func New(cfg Config, dir *Directory, sf SecondFactor, rec Recorder, log *slog.Logger) (*Server, error) {
+func New(cfg Config, dir *Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger) (*Server, error) {
 	if dir == nil || sf == nil {
 		return nil, errors.New("proxy: a directory and a second factor are required")
 	}
@@ -77,7 +77,7 @@ func New(cfg Config, dir *Directory, sf SecondFactor, rec Recorder, log *slog.Lo
 		return nil, errors.New("proxy: require TLS needs a TLS configuration")
 	}
 	if rec == nil {
-		rec = RecorderFunc(func(BindEvent) {})
+		rec = failmode.RecorderFunc(func(failmode.BindEvent) {})
 	}
 	if log == nil {
 		log = slog.Default()

@@ -162,7 +162,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	return in, nil
 }
 
-func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.SecondFactor, rec proxy.Recorder) (*proxy.Server, error) {
+func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
 	mode, err := failmode.ParseMode(sc.Failmode)
 	if err != nil {
 		return nil, err
@@ -237,9 +237,9 @@ func (a *app) close() {
 }
 
 // recorders fans one bind event out to every consumer.
-type recorders []proxy.Recorder
+type recorders []failmode.Recorder
 
-func (rs recorders) RecordBind(e proxy.BindEvent) {
+func (rs recorders) RecordBind(e failmode.BindEvent) {
 	for _, r := range rs {
 		r.RecordBind(e)
 	}
