@@ -60,6 +60,7 @@ type conn struct {
 	maxRequestSize       int           // WithMaxRequestSize; 0: asn1-ber's limit
 	maxPending           int           // WithMaxPendingRequests; 0: no limit
 	writeTimeout         time.Duration // WithWriteTimeout, per write; 0: idleTimeout
+	requestTimeout       time.Duration // WithRequestTimeout; 0: none
 
 	// slots holds one token per request whose handler runs in its own
 	// goroutine (WithMaxPendingRequests); nil without a limit
@@ -68,6 +69,7 @@ type conn struct {
 	// guarded by stateMu: used to compute the read deadline
 	pending      int       // requests whose handler runs in its own goroutine
 	lastActivity time.Time // last PDU read or last pending request done
+	requestStart time.Time // first byte of the PDU being read; zero between PDUs
 }
 
 // inflightRequest tracks a request whose handler has not returned yet.
@@ -159,11 +161,9 @@ func (c *conn) serveRequests() error {
 		}
 		c.updateReadDeadline(false)
 		r, err := c.readRequest(w.requestID)
-		if err == nil {
-			// a PDU was read: restart the idle clock (this deadline also
-			// bounds a synchronous handler's reads, e.g. a TLS handshake)
-			c.updateReadDeadline(true)
-		}
+		// a PDU was read: restart the idle clock (this deadline also bounds
+		// a synchronous handler's reads, e.g. a TLS handshake)
+		requestTimedOut := c.endRequestRead(err)
 		if m, ok := r.bindRequestError(); ok && !c.router.hasRoute(r) {
 			// A bind that can't be served (LDAPv2, unknown authentication
 			// choice) goes to the Bind route like any bind, because it
@@ -195,6 +195,12 @@ func (c *conn) serveRequests() error {
 					diag = "request too large"
 				}
 				c.terminate(ResultProtocolError, diag)
+				return nil
+			case requestTimedOut:
+				// WithRequestTimeout: the PDU's first byte came, the rest
+				// didn't in time (slowloris)
+				c.logger.Info("request not received in time, disconnecting client", "op", op, "conn", c.connID, "requestID", w.requestID)
+				c.terminate(ResultProtocolError, "request not received in time")
 				return nil
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "unexpected EOF"):
 				return nil // connection is closed
@@ -421,26 +427,67 @@ func (c *conn) updateReadDeadline(activity bool) {
 	c.setReadDeadlineLocked()
 }
 
+// requestArriving is called by readPacket once the first byte of a PDU is
+// there: from now on the request deadline (WithRequestTimeout) applies
+// until endRequestRead.
+func (c *conn) requestArriving() {
+	if c.requestTimeout == 0 {
+		return
+	}
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.requestStart.IsZero() {
+		c.requestStart = time.Now()
+		c.setReadDeadlineLocked()
+	}
+}
+
+// endRequestRead is called when reading a PDU ended with err: the request
+// deadline no longer applies, and after a PDU was read the idle clock
+// restarts.  It reports whether err is the request deadline passing.
+func (c *conn) endRequestRead(err error) (requestTimedOut bool) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	started := c.requestStart
+	c.requestStart = time.Time{}
+	if err == nil {
+		c.lastActivity = time.Now()
+	}
+	c.setReadDeadlineLocked()
+	var netErr net.Error
+	return err != nil && c.requestTimeout > 0 && !started.IsZero() &&
+		errors.As(err, &netErr) && netErr.Timeout() &&
+		!time.Now().Before(started.Add(c.requestTimeout))
+}
+
 // setReadDeadlineLocked sets the conn's read deadline: in the past once the
 // conn is closing; otherwise the earlier of the absolute read deadline
-// (WithReadTimeout) and, when no request is pending, the idle deadline
+// (WithReadTimeout) and, while a PDU is arriving, the request deadline
+// (WithRequestTimeout) or else, when no request is pending, the idle deadline
 // (WithIdleTimeout).  The deadline is set while holding stateMu, so concurrent
-// updates can't apply a stale one.  Caller must hold stateMu.
+// updates (e.g. a handler completing while a PDU arrives) can't apply a stale
+// one.  Caller must hold stateMu.
 func (c *conn) setReadDeadlineLocked() {
-	if c.idleTimeout == 0 && c.readDeadline.IsZero() && !c.closing {
+	if c.idleTimeout == 0 && c.requestTimeout == 0 && c.readDeadline.IsZero() && !c.closing {
 		return // nothing to manage (don't touch deadlines set by others)
 	}
 	var d time.Time
+	earliest := func(t time.Time) {
+		if d.IsZero() || t.Before(d) {
+			d = t
+		}
+	}
 	switch {
 	case c.closing:
 		d = time.Unix(1, 0)
 	default:
 		d = c.readDeadline
-		if c.idleTimeout > 0 && c.pending == 0 {
-			idle := c.lastActivity.Add(c.idleTimeout)
-			if d.IsZero() || idle.Before(d) {
-				d = idle
-			}
+		switch {
+		case c.requestTimeout > 0 && !c.requestStart.IsZero():
+			// the client is sending: not idle, but not forever either
+			earliest(c.requestStart.Add(c.requestTimeout))
+		case c.idleTimeout > 0 && c.pending == 0:
+			earliest(c.lastActivity.Add(c.idleTimeout))
 		}
 	}
 	if nc := c.currentNetConn(); nc != nil {
@@ -596,6 +643,7 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 		var berPacket *ber.Packet
 		first, err := c.reader.Peek(1)
 		if err == nil {
+			c.requestArriving() // WithRequestTimeout (patch 26)
 			if first[0] == 0x16 {
 				return nil, fmt.Errorf("%s: not an LDAPMessage for %d/%d (possible attempt to use TLS with a non-TLS server): %w", op, c.connID, requestID, errMalformedRequest)
 			}

@@ -32,6 +32,7 @@ type Server struct {
 	idleTimeout    time.Duration
 	maxRequestSize int
 	maxPending     int
+	requestTimeout time.Duration
 	onCloseHandler OnCloseHandler
 
 	disablePanicRecovery bool
@@ -59,6 +60,7 @@ type Server struct {
 // - WithIdleTimeout will close connections that are idle for a duration
 // - WithDisablePanicRecovery will let a panicking handler crash the process
 // - WithMaxPendingRequests bounds the requests of one connection in flight
+// - WithRequestTimeout bounds how long a request may take to arrive
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
@@ -80,6 +82,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		idleTimeout:          opts.withIdleTimeout,
 		maxRequestSize:       opts.withMaxRequestSize,
 		maxPending:           opts.withMaxPendingRequests,
+		requestTimeout:       opts.withRequestTimeout,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
 		maxConns:             opts.withMaxConnections,
@@ -320,6 +323,7 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			conn.idleTimeout = s.idleTimeout
 			// each write gets its own deadline (WithWriteTimeout, patch 25)
 			conn.writeTimeout = s.writeTimeout
+			conn.requestTimeout = s.requestTimeout
 			if err := conn.serveRequests(); err != nil {
 				s.logger.Error("error handling conn", "op", op, "conn", localConnID, "err", err.Error())
 			}

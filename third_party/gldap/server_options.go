@@ -21,6 +21,7 @@ type configOptions struct {
 	withMaxConnections       int
 	withMaxRequestSize       int
 	withMaxPendingRequests   int
+	withRequestTimeout       time.Duration
 }
 
 func configDefaults() configOptions {
@@ -119,6 +120,21 @@ func WithMaxPendingRequests(n int) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withMaxPendingRequests = n
+		}
+	}
+}
+
+// WithRequestTimeout bounds how long a request may take to arrive: once the
+// first byte of a request PDU has been read, the whole PDU must have arrived
+// within d, else the connection is ended with a Notice of Disconnection
+// (protocolError, "request not received in time").  It stops a client from
+// holding a connection (and its buffer) by sending a request a byte at a
+// time (slowloris).  The time before the first byte is the idle timeout's
+// business.  Zero (the default) means no limit.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withRequestTimeout = d
 		}
 	}
 }
