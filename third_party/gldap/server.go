@@ -39,12 +39,16 @@ type Server struct {
 	shutdownCancel       context.CancelFunc
 	shutdownCtx          context.Context
 
-	// connMu guards stopping and activeConns: once Stop set stopping, Run
-	// adds no conn to connWg
-	connMu      sync.Mutex
-	stopping    bool
-	activeConns int
-	maxConns    int // WithMaxConnections; <= 0: no limit
+	// connMu guards stopping, activeConns, perIP and refusing: once Stop
+	// set stopping, Run adds no conn to connWg
+	connMu        sync.Mutex
+	stopping      bool
+	activeConns   int
+	maxConns      int                // WithMaxConnections; <= 0: no limit
+	maxConnsPerIP int                // WithMaxConnectionsPerIP; <= 0: no limit
+	perIP         map[netip.Addr]int // open conns by client address (with maxConnsPerIP)
+	refusing      int                // refusals sending their notice now
+	maxRefusals   int                // beyond it, refused conns are closed at once
 
 	// listenFn replaces net.Listen (tests)
 	listenFn func(network, address string) (net.Listener, error)
@@ -61,6 +65,7 @@ type Server struct {
 // - WithDisablePanicRecovery will let a panicking handler crash the process
 // - WithMaxPendingRequests bounds the requests of one connection in flight
 // - WithRequestTimeout bounds how long a request may take to arrive
+// - WithMaxConnections and WithMaxConnectionsPerIP refuse clients beyond them
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
@@ -86,8 +91,16 @@ func NewServer(opt ...Option) (*Server, error) {
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
 		maxConns:             opts.withMaxConnections,
+		maxConnsPerIP:        opts.withMaxConnectionsPerIP,
+		perIP:                map[netip.Addr]int{},
+		maxRefusals:          maxRefusals,
 	}, nil
 }
+
+// maxRefusals bounds the refused connections (WithMaxConnections,
+// WithMaxConnectionsPerIP) being sent their notice at once; each may take
+// up to noticeWriteTimeout + lingerDelay.
+const maxRefusals = 128
 
 // Index of rightmost occurrence of b in s.
 func last(s string, b byte) int {
@@ -254,16 +267,45 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			return nil
 		}
 		s.connWg.Add(1)
-		if s.maxConns > 0 && s.activeConns >= s.maxConns {
-			s.connMu.Unlock()
+		ip := remoteIP(c)
+		var refusal string
+		switch {
+		case s.maxConns > 0 && s.activeConns >= s.maxConns:
+			refusal = "too many connections"
 			s.logger.Info("too many connections, rejecting client", "op", op, "remoteAddr", c.RemoteAddr().String(), "max", s.maxConns)
+		case s.maxConnsPerIP > 0 && ip.IsValid() && s.perIP[ip] >= s.maxConnsPerIP:
+			refusal = "too many connections from your address"
+			s.logger.Info("too many connections from one address, rejecting client", "op", op, "remoteAddr", c.RemoteAddr().String(), "max", s.maxConnsPerIP)
+		}
+		if refusal != "" {
+			// Refusals are bounded too: beyond maxRefusals at once (a
+			// flood), the socket is closed without a notice, so a refusal
+			// can't hold a descriptor and a goroutine for seconds.
+			notify := s.refusing < s.maxRefusals
+			if notify {
+				s.refusing++
+			}
+			s.connMu.Unlock()
+			if !notify {
+				_ = c.Close()
+				s.connWg.Done()
+				continue
+			}
 			go func() {
 				defer s.connWg.Done()
-				rejectConn(c, ResultBusy, "too many connections")
+				rejectConn(c, ResultBusy, refusal)
+				s.connMu.Lock()
+				s.refusing--
+				s.connMu.Unlock()
 			}()
 			continue
 		}
 		s.activeConns++
+		if s.maxConnsPerIP > 0 && ip.IsValid() {
+			s.perIP[ip]++
+		} else {
+			ip = netip.Addr{} // not counted per address
+		}
 		s.connMu.Unlock()
 
 		connID++
@@ -271,7 +313,7 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		conn, err := newConn(s.shutdownCtx, connID, c, s.logger, s.router)
 		if err != nil {
 			_ = c.Close()
-			s.releaseConn()
+			s.releaseConn(ip)
 			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
 		}
 		conn.disablePanicRecovery = s.disablePanicRecovery
@@ -294,11 +336,9 @@ func (s *Server) Run(addr string, opt ...Option) error {
 					// we are intentionally not returning here; since we still
 					// need to call the onCloseHandler if it's not nil
 				}
-				// the conn's slot (WithMaxConnections) is free once its
-				// socket is closed, before OnClose runs
-				s.connMu.Lock()
-				s.activeConns--
-				s.connMu.Unlock()
+				// the conn's slot (WithMaxConnections, WithMaxConnectionsPerIP)
+				// is free once its socket is closed, before OnClose runs
+				s.freeSlot(ip)
 				if s.onCloseHandler != nil {
 					s.onCloseHandler(localConnID)
 				}
@@ -332,11 +372,39 @@ func (s *Server) Run(addr string, opt ...Option) error {
 }
 
 // releaseConn ends the accounting of an accepted conn.
-func (s *Server) releaseConn() {
-	s.connMu.Lock()
-	s.activeConns--
-	s.connMu.Unlock()
+func (s *Server) releaseConn(ip netip.Addr) {
+	s.freeSlot(ip)
 	s.connWg.Done()
+}
+
+// freeSlot gives back an accepted conn's slot, and its address's when it was
+// counted per address (ip is then valid).
+func (s *Server) freeSlot(ip netip.Addr) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	s.activeConns--
+	if ip.IsValid() {
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+	}
+}
+
+// remoteIP is the IP address of the client of c (IPv4-mapped IPv6 addresses
+// unmapped), or the zero Addr when it has none (e.g. a unix socket).
+func remoteIP(c net.Conn) netip.Addr {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	case nil:
+		return netip.Addr{}
+	}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // Ready will return true when the server is ready to accept connection, i.e.

@@ -22,6 +22,7 @@ type configOptions struct {
 	withMaxRequestSize       int
 	withMaxPendingRequests   int
 	withRequestTimeout       time.Duration
+	withMaxConnectionsPerIP  int
 }
 
 func configDefaults() configOptions {
@@ -89,6 +90,21 @@ func WithMaxConnections(n int) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withMaxConnections = n
+		}
+	}
+}
+
+// WithMaxConnectionsPerIP limits the concurrent connections from one client
+// IP address to n: a connection accepted while n from its address are open
+// gets a Notice of Disconnection with ResultBusy ("too many connections from
+// your address") and is closed, like WithMaxConnections' refusals; other
+// addresses are served.  Addresses are compared exactly (an IPv4-mapped IPv6
+// address counts as its IPv4 address).  Zero or less (the default) means no
+// limit.
+func WithMaxConnectionsPerIP(n int) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withMaxConnectionsPerIP = n
 		}
 	}
 }
