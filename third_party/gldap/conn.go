@@ -70,6 +70,7 @@ type conn struct {
 	pending      int       // requests whose handler runs in its own goroutine
 	lastActivity time.Time // last PDU read or last pending request done
 	requestStart time.Time // first byte of the PDU being read; zero between PDUs
+	closeReason  string    // why the server ended the conn (ConnEvent.Reason); first wins
 }
 
 // inflightRequest tracks a request whose handler has not returned yet.
@@ -200,12 +201,14 @@ func (c *conn) serveRequests() error {
 				// WithRequestTimeout: the PDU's first byte came, the rest
 				// didn't in time (slowloris)
 				c.logger.Info("request not received in time, disconnecting client", "op", op, "conn", c.connID, "requestID", w.requestID)
+				c.closeBecause(ReasonRequestTimeout)
 				c.terminate(ResultProtocolError, "request not received in time")
 				return nil
 			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "unexpected EOF"):
 				return nil // connection is closed
 			case errors.As(err, &netErr) && netErr.Timeout():
 				c.logger.Debug("read timeout", "op", op, "conn", c.connID, "requestID", w.requestID)
+				c.closeBecause(c.readTimeoutReason())
 				return nil
 			}
 			return fmt.Errorf("%s: error reading request: %w", op, err)
@@ -526,8 +529,44 @@ func (c *conn) writeFailed(err error) {
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() && !c.isClosing() {
 		c.logger.Info("client is not reading its responses, disconnecting", "op", op, "conn", c.connID, "err", err.Error())
+		c.closeBecause(ReasonWriteTimeout)
 	}
 	c.terminate(-1, "")
+}
+
+// closeBecause records why the server ends the conn (see ConnEvent.Reason),
+// unless a reason was recorded already.
+func (c *conn) closeBecause(reason string) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.closeBecauseLocked(reason)
+}
+
+func (c *conn) closeBecauseLocked(reason string) {
+	if c.closeReason == "" {
+		c.closeReason = reason
+	}
+}
+
+// reason is the recorded close reason ("" when the client ended the conn).
+func (c *conn) reason() string {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.closeReason
+}
+
+// readTimeoutReason tells which read deadline passed: WithReadTimeout's
+// absolute one or else the idle timeout's.
+func (c *conn) readTimeoutReason() string {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	switch {
+	case !c.readDeadline.IsZero() && !time.Now().Before(c.readDeadline):
+		return ReasonReadTimeout
+	case c.idleTimeout > 0:
+		return ReasonIdle
+	}
+	return ""
 }
 
 // abandon cancels the context of the in-flight request(s) with the LDAP

@@ -52,6 +52,15 @@ func (c *conn) terminate(code int, diagnostic string) {
 	if c.pendingNotice == nil && code >= 0 {
 		c.pendingNotice = &notice{code: code, diagnostic: diagnostic}
 	}
+	// the close reason (ConnEvent), unless the caller recorded one
+	switch code {
+	case ResultUnavailable:
+		c.closeBecauseLocked(ReasonStopping)
+	case ResultProtocolError:
+		c.closeBecauseLocked(ReasonProtocolError)
+	case ResultOther:
+		c.closeBecauseLocked(ReasonInternalError)
+	}
 	c.closing = true
 	cancel := c.cancel
 	// unblock a pending read: a deadline in the past (set while holding

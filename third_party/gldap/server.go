@@ -34,6 +34,7 @@ type Server struct {
 	maxPending     int
 	requestTimeout time.Duration
 	onCloseHandler OnCloseHandler
+	connEvents     func(ConnEvent) // WithConnectionEvents; nil: none
 
 	disablePanicRecovery bool
 	shutdownCancel       context.CancelFunc
@@ -66,6 +67,7 @@ type Server struct {
 // - WithMaxPendingRequests bounds the requests of one connection in flight
 // - WithRequestTimeout bounds how long a request may take to arrive
 // - WithMaxConnections and WithMaxConnectionsPerIP refuse clients beyond them
+// - WithConnectionEvents reports connections opened, closed and refused
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
@@ -90,6 +92,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		requestTimeout:       opts.withRequestTimeout,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
 		onCloseHandler:       opts.withOnClose,
+		connEvents:           opts.withConnectionEvents,
 		maxConns:             opts.withMaxConnections,
 		maxConnsPerIP:        opts.withMaxConnectionsPerIP,
 		perIP:                map[netip.Addr]int{},
@@ -268,16 +271,17 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		}
 		s.connWg.Add(1)
 		ip := remoteIP(c)
-		var refusal string
+		var refusal, reason string
 		switch {
 		case s.maxConns > 0 && s.activeConns >= s.maxConns:
-			refusal = "too many connections"
+			refusal, reason = "too many connections", ReasonMaxConnections
 			s.logger.Info("too many connections, rejecting client", "op", op, "remoteAddr", c.RemoteAddr().String(), "max", s.maxConns)
 		case s.maxConnsPerIP > 0 && ip.IsValid() && s.perIP[ip] >= s.maxConnsPerIP:
-			refusal = "too many connections from your address"
+			refusal, reason = "too many connections from your address", ReasonPerIP
 			s.logger.Info("too many connections from one address, rejecting client", "op", op, "remoteAddr", c.RemoteAddr().String(), "max", s.maxConnsPerIP)
 		}
 		if refusal != "" {
+			s.connEvent(ConnEvent{Kind: ConnRefused, Reason: reason, RemoteAddr: c.RemoteAddr()})
 			// Refusals are bounded too: beyond maxRefusals at once (a
 			// flood), the socket is closed without a notice, so a refusal
 			// can't hold a descriptor and a goroutine for seconds.
@@ -316,6 +320,7 @@ func (s *Server) Run(addr string, opt ...Option) error {
 			s.releaseConn(ip)
 			return fmt.Errorf("%s: unable to create in-memory conn: %w", op, err)
 		}
+		s.connEvent(ConnEvent{Kind: ConnOpened, ConnID: connID, RemoteAddr: c.RemoteAddr()})
 		conn.disablePanicRecovery = s.disablePanicRecovery
 		if s.maxRequestSize > 0 {
 			conn.maxRequestSize = s.maxRequestSize
@@ -339,6 +344,7 @@ func (s *Server) Run(addr string, opt ...Option) error {
 				// the conn's slot (WithMaxConnections, WithMaxConnectionsPerIP)
 				// is free once its socket is closed, before OnClose runs
 				s.freeSlot(ip)
+				s.connEvent(ConnEvent{Kind: ConnClosed, Reason: conn.reason(), ConnID: localConnID, RemoteAddr: c.RemoteAddr()})
 				if s.onCloseHandler != nil {
 					s.onCloseHandler(localConnID)
 				}
@@ -368,6 +374,13 @@ func (s *Server) Run(addr string, opt ...Option) error {
 				s.logger.Error("error handling conn", "op", op, "conn", localConnID, "err", err.Error())
 			}
 		}()
+	}
+}
+
+// connEvent reports ev to WithConnectionEvents' func, if any.
+func (s *Server) connEvent(ev ConnEvent) {
+	if s.connEvents != nil {
+		s.connEvents(ev)
 	}
 }
 

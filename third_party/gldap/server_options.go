@@ -23,6 +23,7 @@ type configOptions struct {
 	withMaxPendingRequests   int
 	withRequestTimeout       time.Duration
 	withMaxConnectionsPerIP  int
+	withConnectionEvents     func(ConnEvent)
 }
 
 func configDefaults() configOptions {
