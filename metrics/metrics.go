@@ -35,6 +35,11 @@ type Metrics struct {
 	directoryUp      *prometheus.GaugeVec
 	primaryOnlyUntil *prometheus.GaugeVec
 	connections      *gaugeFuncs
+	connRefused      *prometheus.CounterVec
+	connDropped      *prometheus.CounterVec
+
+	connsMu sync.Mutex
+	conns   map[string]*Conns // by server section, see Conns
 
 	alertsOnce sync.Once
 }
@@ -77,8 +82,17 @@ func New(version string) *Metrics {
 		}, []string{"server"}),
 		connections: newGaugeFuncs(prometheus.NewDesc(
 			namespace+"_connections",
-			"Client connections open on the server section's listeners.",
+			"TCP client connections open on the server section's listeners, from accept to close (refused ones excluded).",
 			[]string{"server"}, nil)),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "connections_refused_total",
+			Help: "Client connections refused when accepted, by server section and reason (max_connections, per_ip).",
+		}, []string{"server", "reason"}),
+		connDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "connections_dropped_total",
+			Help: "Client connections ldapgate closed, by server section and reason (idle, write_timeout, request_timeout, protocol_error, internal_error, other).",
+		}, []string{"server", "reason"}),
+		conns: map[string]*Conns{},
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -91,7 +105,7 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
 		m.binds, m.failmode, m.duoDuration, m.duoErrors, m.duoState,
-		m.directoryUp, m.primaryOnlyUntil, m.connections,
+		m.directoryUp, m.primaryOnlyUntil, m.connections, m.connRefused, m.connDropped,
 	)
 	return m
 }
