@@ -38,6 +38,21 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// MaxConnections caps concurrent client connections; 0 means no cap.
 	MaxConnections int
+	// MaxConnectionsPerIP caps the connections of one client address; 0
+	// means no cap.
+	MaxConnectionsPerIP int
+	// MaxPendingRequests bounds the requests of one connection in flight;
+	// beyond it the connection is not read from. 0 means no bound.
+	MaxPendingRequests int
+	// WriteTimeout bounds each write to a client (one that does not read
+	// its answers is disconnected); 0: the idle timeout bounds it.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds how long a request may take to arrive once its
+	// first byte has; 0 means no bound.
+	RequestTimeout time.Duration
+	// OnConnEvent, if set, is told of every client connection accepted,
+	// closed or refused (gldap.WithConnectionEvents); it must not block.
+	OnConnEvent func(gldap.ConnEvent)
 	// TLS enables StartTLS; nil disables it.
 	TLS        *tls.Config
 	RequireTLS bool
@@ -111,6 +126,21 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	}
 	if s.cfg.MaxConnections > 0 {
 		opts = append(opts, gldap.WithMaxConnections(s.cfg.MaxConnections))
+	}
+	if s.cfg.MaxConnectionsPerIP > 0 {
+		opts = append(opts, gldap.WithMaxConnectionsPerIP(s.cfg.MaxConnectionsPerIP))
+	}
+	if s.cfg.MaxPendingRequests > 0 {
+		opts = append(opts, gldap.WithMaxPendingRequests(s.cfg.MaxPendingRequests))
+	}
+	if s.cfg.WriteTimeout > 0 {
+		opts = append(opts, gldap.WithWriteTimeout(s.cfg.WriteTimeout))
+	}
+	if s.cfg.RequestTimeout > 0 {
+		opts = append(opts, gldap.WithRequestTimeout(s.cfg.RequestTimeout))
+	}
+	if s.cfg.OnConnEvent != nil {
+		opts = append(opts, gldap.WithConnectionEvents(s.cfg.OnConnEvent))
 	}
 	srv, err := gldap.NewServer(opts...)
 	if err != nil {

@@ -103,7 +103,7 @@ func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
 		}
 		a.servers = append(a.servers, srv)
 		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv})
-		a.metrics.ConnectionsFunc(sc.Name, func() float64 { return float64(srv.Connections()) })
+		a.metrics.ConnectionsFunc(sc.Name, a.metrics.Conns(sc.Name).Open)
 		a.metrics.SetPrimaryOnlyUntil(sc.Name, time.Time{})
 	}
 	return a, nil
@@ -180,6 +180,13 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	name, sw := sc.Name, a.primaryOnly
+	nofile := descriptorLimit()
+	maxConns := maxConnections(sc, nofile, len(a.cfg.Servers))
+	a.log.Info("limits", "server", sc.Name,
+		"max_connections", maxConns, "max_connections_derived", sc.MaxConnections == 0, "nofile", nofile,
+		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
+		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
+		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
 	return proxy.New(proxy.Config{
 		Name:              sc.Name,
 		Listen:            sc.Listen,
@@ -191,9 +198,15 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 		PasscodeDelimiter: sc.Delimiter(),
 		AllowAnonymous:    sc.AllowAnonymous,
 		IdleTimeout:       sc.IdleTimeout,
-		MaxConnections:    sc.MaxConnections,
-		TLS:               tlsCfg,
-		RequireTLS:        sc.TLS.Require,
+		MaxConnections:    maxConns,
+		// issue 8: what one client can make the section hold
+		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
+		MaxPendingRequests:  sc.MaxPendingRequests,
+		WriteTimeout:        sc.WriteTimeout,
+		RequestTimeout:      sc.RequestTimeout,
+		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
+		TLS:                 tlsCfg,
+		RequireTLS:          sc.TLS.Require,
 	}, dir, sf, rec, a.log)
 }
 
