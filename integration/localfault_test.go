@@ -95,9 +95,15 @@ func (e *env) exhaustAccept() {
 // integration's Duo state must not move. Afterwards ldapgate still serves.
 func TestLocalFaultsNeverFailOpen(t *testing.T) {
 	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("prlimit (util-linux) runs ldapgate under a descriptor limit; it is not installed")
+		t.Fatal("prlimit (util-linux) runs ldapgate under a descriptor limit and is not installed: run make test, which installs it")
 	}
-	e := start(t, []section{safeSection}, withNoFile(localFaultNoFile))
+	sec := safeSection
+	// At this descriptor limit the derived max_connections is 1, which would
+	// refuse the flood before it runs the process out of descriptors: the
+	// point here is what happens when it does.
+	sec.MaxConnections = 1000
+	sec.Extra = map[string]any{"max_connections_per_ip": 1000}
+	e := start(t, []section{sec}, withNoFile(localFaultNoFile))
 	bob, alice := person(t, "bob"), person(t, "alice")
 	e.waitDuoState("safe", "ok")
 	before := e.sectionDuo("safe")

@@ -74,7 +74,6 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[int]*session
-	open     atomic.Int64
 }
 
 // New builds a server section. rec may be nil.
@@ -107,9 +106,6 @@ func New(cfg Config, dir *Directory, sf SecondFactor, rec failmode.Recorder, log
 	}
 	return s, nil
 }
-
-// Connections is the number of client connections open now.
-func (s *Server) Connections() int64 { return s.open.Load() }
 
 // ListenAndServe serves until ctx is cancelled, then stops: open client
 // connections are closed and their upstream connections with them.
@@ -209,7 +205,6 @@ func (s *Server) session(r *gldap.Request) *session {
 	if !ok {
 		sess = newSession(id, r.RemoteAddr())
 		s.sessions[id] = sess
-		s.open.Add(1)
 	}
 	return sess
 }
@@ -224,7 +219,6 @@ func (s *Server) closeSession(id int) {
 	if !ok {
 		return
 	}
-	s.open.Add(-1)
 	sess.mu.Lock()
 	sess.closeUpstream()
 	sess.mu.Unlock()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides Go: OpenLDAP's slapd (integration
-# tests start real directories) and ldap-utils (ldapwhoami, ldapsearch).
-# Does nothing when both are present. Installing needs root and apt-get.
+# tests start real directories), ldap-utils (ldapwhoami, ldapsearch) and
+# util-linux's prlimit (tests run ldapgate and slapd under descriptor
+# limits). Does nothing when all are present. Installing needs root and
+# apt-get.
 #
 # DEPS_FORCE=1 runs the install even when everything is present (apt-get then
 # changes nothing), to exercise this script.
@@ -15,12 +17,13 @@ have() {
 missing=()
 have slapd || missing+=(slapd)
 { have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
+have prlimit || missing+=(util-linux)
 
 if [ "${DEPS_FORCE:-}" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
-	missing=(slapd ldap-utils)
+	missing=(slapd ldap-utils util-linux)
 	echo "deps: DEPS_FORCE=1, installing anyway"
 elif [ ${#missing[@]} -eq 0 ]; then
-	echo "deps: slapd and ldap-utils are installed"
+	echo "deps: slapd, ldap-utils and prlimit are installed"
 	exit 0
 fi
 
@@ -47,7 +50,7 @@ apt-get update -q
 echo "deps: apt-get install ${missing[*]}"
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 
-for tool in slapd ldapwhoami ldapsearch; do
+for tool in slapd ldapwhoami ldapsearch prlimit; do
 	if ! have "$tool"; then
 		echo "deps: $tool is still missing after apt-get install" >&2
 		exit 1

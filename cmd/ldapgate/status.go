@@ -20,8 +20,10 @@ func (a *app) healthSections() []health.Section {
 			DirectoryUp:    s.dir.Up(),
 			SecureGroups:   s.proxy.SecureGroupsProblem(),
 			Listening:      s.proxy.Ready(),
-			Connections:    s.proxy.Connections(),
-			Binds:          a.binds.Snapshot(s.cfg.Name),
+			// The count ldapgate_connections reports: TCP connections,
+			// from accept to close.
+			Connections: int64(a.metrics.Conns(s.cfg.Name).Open()),
+			Binds:       a.binds.Snapshot(s.cfg.Name),
 		}
 		if until := a.primaryOnly.Until(s.cfg.Name); !until.IsZero() {
 			sec.PrimaryOnlyUntil = &until
