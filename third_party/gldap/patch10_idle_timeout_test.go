@@ -52,12 +52,14 @@ func TestPatch_IdleTimeout(t *testing.T) {
 	t.Run("each-pdu-restarts-the-clock", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		start := time.Now()
-		for i := int64(1); i <= 5; i++ {
-			// pace requests at half the idle timeout: 5 requests span more
-			// than twice the timeout, and each must be answered
+		for i := int64(1); i <= 10; i++ {
+			// pace requests at a quarter of the idle timeout: 10 requests
+			// span more than twice the timeout, and each must be answered.
+			// (A pause of half the timeout left too little slack on a
+			// loaded machine under -race.)
 			c.send(bindRequest(i, 3, "cn=alice", simpleAuth("x")))
 			assert.Equal(t, i, parseResult(t, c.read()).messageID)
-			time.Sleep(idle / 2)
+			time.Sleep(idle / 4)
 		}
 		assert.Greater(t, time.Since(start), 2*idle)
 		c.requireClosed()
