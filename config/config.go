@@ -9,6 +9,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 // Config is the whole file.
@@ -126,7 +128,18 @@ type Server struct {
 	// RequestTimeout bounds how long a request may take to arrive once its
 	// first byte has (slowloris).
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+
+	// mode and factor are Failmode and Factor parsed, once, by validation.
+	mode   failmode.Mode
+	factor failmode.Factor
 }
+
+// Mode is the section's failmode as parsed by validation. Before a
+// successful Validate it is the zero Mode, which failmode treats as secure.
+func (s *Server) Mode() failmode.Mode { return s.mode }
+
+// DefaultFactor is the section's factor as parsed by validation.
+func (s *Server) DefaultFactor() failmode.Factor { return s.factor }
 
 // TLS lets clients upgrade with StartTLS on a server section.
 type TLS struct {

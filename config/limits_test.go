@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"testing"
+
+	"github.com/ldapgate/ldapgate/failmode"
 )
 
 func TestLimitDefaults(t *testing.T) {
@@ -104,5 +106,28 @@ func TestValidateExported(t *testing.T) {
 		if _, ok := problemAt(t, err, path); !ok {
 			t.Errorf("no problem at %s in %v", path, err)
 		}
+	}
+}
+
+// TestModeAndFactorParsedOnce: the wiring reads typed values parsed by
+// validation, never the strings again.
+func TestModeAndFactorParsedOnce(t *testing.T) {
+	doc := withKey(t, string(withKey(t, minimal, "servers[0].failmode", "safe")), "servers[0].factor", "push")
+	cfg, err := Parse(doc, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Servers[0]; s.Mode() != failmode.Safe || s.DefaultFactor() != failmode.FactorPush {
+		t.Fatalf("mode %q factor %q", s.Mode(), s.DefaultFactor())
+	}
+	cfg, err = Parse([]byte(minimal), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Servers[0]; s.Mode() != failmode.Secure || s.DefaultFactor() != failmode.FactorAuto {
+		t.Fatalf("defaults: mode %q factor %q", s.Mode(), s.DefaultFactor())
+	}
+	if (&Server{}).Mode() != "" {
+		t.Fatal("an unvalidated section has the zero mode")
 	}
 }

@@ -173,10 +173,11 @@ func (s *Server) validate(p *Problems, path string) {
 	} else {
 		checkListen(p, path+".listen", s.Listen)
 	}
-	if _, err := failmode.ParseMode(s.Failmode); err != nil {
+	var err error
+	if s.mode, err = failmode.ParseMode(s.Failmode); err != nil {
 		p.add(path+".failmode", ErrInvalid, "must be safe or secure")
 	}
-	if _, err := failmode.ParseFactor(s.Factor); err != nil {
+	if s.factor, err = failmode.ParseFactor(s.Factor); err != nil {
 		p.add(path+".factor", ErrInvalid, "must be auto, push or phone")
 	}
 	for i, dn := range s.SecureGroups {

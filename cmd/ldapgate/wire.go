@@ -77,7 +77,7 @@ func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
 
 	modes := map[string]failmode.Mode{}
 	for _, sc := range cfg.Servers {
-		modes[sc.Name], _ = failmode.ParseMode(sc.Failmode)
+		modes[sc.Name] = sc.Mode()
 	}
 	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
 
@@ -163,14 +163,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 }
 
 func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
-	mode, err := failmode.ParseMode(sc.Failmode)
-	if err != nil {
-		return nil, err
-	}
-	factor, err := failmode.ParseFactor(sc.Factor)
-	if err != nil {
-		return nil, err
-	}
+	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
