@@ -66,7 +66,7 @@ func New(version string) *Metrics {
 		}, []string{"endpoint"}),
 		duoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "duo_errors_total",
-			Help: "Calls to Duo that ended in an error, by class (unreachable, degraded, misconfigured, untrusted, unknown).",
+			Help: "Calls to Duo that ended in an error, by class (unreachable, degraded, misconfigured, untrusted, rejected, local_error, unknown).",
 		}, []string{"class"}),
 		duoState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "duo_state",
