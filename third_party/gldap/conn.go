@@ -626,50 +626,6 @@ func parseRequest(requestID int, c *conn, p *packet) (r *Request, err error) {
 	return newRequest(requestID, c, p)
 }
 
-// readLimitedPacket reads one LDAPMessage of at most c.maxRequestSize content
-// octets: the length is checked from the TLV header before anything is
-// allocated, and the BER is then decoded from exactly that many bytes, so no
-// inner length can make it read or allocate more.  LDAP only allows definite
-// lengths (RFC 4511 5.1).  The caller holds c.mu and has peeked the tag.
-func (c *conn) readLimitedPacket() (*ber.Packet, error) {
-	const op = "gldap.(conn).readLimitedPacket"
-	hdr, err := c.reader.Peek(2)
-	if err != nil {
-		return nil, err
-	}
-	var length, hdrLen int
-	switch l := hdr[1]; {
-	case l < 0x80:
-		length, hdrLen = int(l), 2
-	case l == 0x80:
-		return nil, fmt.Errorf("%s: indefinite length: %w", op, errMalformedRequest)
-	default:
-		n := int(l & 0x7f)
-		if n > 4 {
-			return nil, fmt.Errorf("%s: %d length octets: %w", op, n, errRequestTooLarge)
-		}
-		if hdr, err = c.reader.Peek(2 + n); err != nil {
-			return nil, err
-		}
-		for _, b := range hdr[2:] {
-			length = length<<8 | int(b)
-		}
-		hdrLen = 2 + n
-	}
-	if length > c.maxRequestSize {
-		return nil, fmt.Errorf("%s: %d octets, limit is %d: %w", op, length, c.maxRequestSize, errRequestTooLarge)
-	}
-	buf := make([]byte, hdrLen+length)
-	if _, err := io.ReadFull(c.reader, buf); err != nil {
-		return nil, err
-	}
-	p, err := ber.DecodePacketErr(buf)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", op, errMalformedRequest, err)
-	}
-	return p, nil
-}
-
 func (c *conn) readPacket(requestID int) (*packet, error) {
 	const op = "gldap.readPacket"
 	// read a request
@@ -689,11 +645,7 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 			if first[0] != 0x30 {
 				return nil, fmt.Errorf("%s: not an LDAPMessage (first byte 0x%02x) for %d/%d: %w", op, first[0], c.connID, requestID, errMalformedRequest)
 			}
-			if c.maxRequestSize > 0 {
-				berPacket, err = c.readLimitedPacket()
-			} else {
-				berPacket, err = ber.ReadPacket(c.reader)
-			}
+			berPacket, err = c.readLimitedPacket()
 		}
 		var netErr net.Error
 		switch {

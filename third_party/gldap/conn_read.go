@@ -1,0 +1,100 @@
+// Copyright (c) Jim Lambert
+// SPDX-License-Identifier: MIT
+
+package gldap
+
+import (
+	"fmt"
+	"math"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+)
+
+// minReadBuffer is the smallest buffer a request's bytes are read into.
+const minReadBuffer = 512
+
+// requestSizeLimit is the most content octets a request may have:
+// WithMaxRequestSize, or else asn1-ber's limit (ber.MaxPacketLengthBytes,
+// 2 GiB by default).
+func (c *conn) requestSizeLimit() int {
+	if c.maxRequestSize > 0 {
+		return c.maxRequestSize
+	}
+	if l := ber.MaxPacketLengthBytes; l > 0 && l < math.MaxInt32 {
+		return int(l)
+	}
+	return math.MaxInt32
+}
+
+// readLimitedPacket reads one LDAPMessage of at most requestSizeLimit
+// content octets: the length is checked from the TLV header before anything
+// is read, the bytes are read into a buffer that grows as they arrive (see
+// readMessageBytes), and the BER is then decoded from exactly that many
+// bytes, so no inner length can make it read or allocate more.  LDAP only
+// allows definite lengths (RFC 4511 5.1).  The caller holds c.mu and has
+// peeked the tag.
+func (c *conn) readLimitedPacket() (*ber.Packet, error) {
+	const op = "gldap.(conn).readLimitedPacket"
+	hdr, err := c.reader.Peek(2)
+	if err != nil {
+		return nil, err
+	}
+	var length, hdrLen int
+	switch l := hdr[1]; {
+	case l < 0x80:
+		length, hdrLen = int(l), 2
+	case l == 0x80:
+		return nil, fmt.Errorf("%s: indefinite length: %w", op, errMalformedRequest)
+	default:
+		n := int(l & 0x7f)
+		if n > 4 {
+			return nil, fmt.Errorf("%s: %d length octets: %w", op, n, errRequestTooLarge)
+		}
+		if hdr, err = c.reader.Peek(2 + n); err != nil {
+			return nil, err
+		}
+		for _, b := range hdr[2:] {
+			length = length<<8 | int(b)
+		}
+		hdrLen = 2 + n
+	}
+	if limit := c.requestSizeLimit(); length > limit {
+		return nil, fmt.Errorf("%s: %d octets, limit is %d: %w", op, length, limit, errRequestTooLarge)
+	}
+	buf, err := c.readMessageBytes(hdrLen + length)
+	if err != nil {
+		return nil, err
+	}
+	p, err := ber.DecodePacketErr(buf)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", op, errMalformedRequest, err)
+	}
+	return p, nil
+}
+
+// readMessageBytes reads the next n bytes of the conn: one LDAPMessage,
+// header included.  The buffer grows as the bytes arrive: it is (re)allocated
+// only once more bytes are waiting in the conn's reader, and then at most
+// doubled, so it never holds more than twice what the client has sent (and
+// at least minReadBuffer).  A header announcing megabytes costs nothing until
+// they come.  The caller holds c.mu.
+func (c *conn) readMessageBytes(n int) ([]byte, error) {
+	var buf []byte
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			// wait until more bytes are here (in the reader's own buffer)
+			if _, err := c.reader.Peek(1); err != nil {
+				return nil, err
+			}
+			grown := make([]byte, len(buf), min(n, max(2*cap(buf), len(buf)+c.reader.Buffered(), minReadBuffer)))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := c.reader.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
