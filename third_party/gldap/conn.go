@@ -189,13 +189,9 @@ func (c *conn) serveRequests() error {
 			case errors.Is(err, errMalformedRequest):
 				// RFC 4511 4.1.1: a PDU that can't be parsed (or an unknown
 				// operation) is answered with a Notice of Disconnection
-				// carrying protocolError, then the connection is closed.
-				c.logger.Info("malformed request, disconnecting client", "op", op, "conn", c.connID, "requestID", w.requestID, "err", err.Error())
-				diag := "malformed or unsupported request"
-				if errors.Is(err, errRequestTooLarge) {
-					diag = "request too large"
-				}
-				c.terminate(ResultProtocolError, diag)
+				// carrying protocolError, then the connection is closed
+				// (see refuseRequest).
+				c.refuseRequest(w.requestID, err)
 				return nil
 			case requestTimedOut:
 				// WithRequestTimeout: the PDU's first byte came, the rest

@@ -4,6 +4,7 @@
 package gldap
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -30,7 +31,8 @@ func (c *conn) requestSizeLimit() int {
 // content octets: the length is checked from the TLV header before anything
 // is read, the bytes are read into a buffer that grows as they arrive (see
 // readMessageBytes), and the BER is then decoded from exactly that many
-// bytes, so no inner length can make it read or allocate more.  LDAP only
+// bytes, so no inner length can make it read or allocate more, in time and
+// memory linear in their number (decodeRequest).  LDAP only
 // allows definite lengths (RFC 4511 5.1).  The caller holds c.mu and has
 // peeked the tag.
 func (c *conn) readLimitedPacket() (*ber.Packet, error) {
@@ -65,7 +67,7 @@ func (c *conn) readLimitedPacket() (*ber.Packet, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := ber.DecodePacketErr(buf)
+	p, err := decodeRequest(buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", op, errMalformedRequest, err)
 	}
@@ -97,4 +99,31 @@ func (c *conn) readMessageBytes(n int) ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// refuseRequest ends the conn after the read loop refused a request (err):
+// a Notice of Disconnection with protocolError, its diagnostic saying why.
+// A request refused by a decoding limit (requestLimitError) whose message ID
+// could be read is first answered itself, with protocolError and the same
+// diagnostic, so the client's operation fails with a reason rather than a
+// closed connection.
+func (c *conn) refuseRequest(requestID int, err error) {
+	const op = "gldap.(conn).refuseRequest"
+	c.logger.Info("malformed request, disconnecting client", "op", op, "conn", c.connID, "requestID", requestID, "err", err.Error())
+	diag := "malformed or unsupported request"
+	var le *requestLimitError
+	switch {
+	case errors.Is(err, errRequestTooLarge):
+		diag = "request too large"
+	case errors.As(err, &le):
+		diag = le.diagnostic()
+		if reply := le.reply(); reply != nil {
+			c.stateMu.Lock()
+			if c.pendingNotice == nil {
+				c.pendingNotice = &notice{code: ResultProtocolError, diagnostic: diag, reply: reply}
+			}
+			c.stateMu.Unlock()
+		}
+	}
+	c.terminate(ResultProtocolError, diag)
 }

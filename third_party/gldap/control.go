@@ -4,6 +4,7 @@
 package gldap
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 
@@ -141,7 +142,9 @@ func decodeControl(packet *ber.Packet) (Control, error) {
 		value.Description += " (Paging)"
 		c := new(ControlPaging)
 		if value.Value != nil {
-			valueChildren, err := ber.DecodePacketErr(value.Data.Bytes())
+			// decoded into packets sharing the bytes Truncate and AppendChild
+			// below rewrite: decode a copy
+			valueChildren, _, err := decodeBER(bytes.Clone(value.Data.Bytes()), false)
 			if err != nil {
 				return nil, fmt.Errorf("%s, failed to decode data bytes: %w", op, err)
 			}
@@ -174,7 +177,9 @@ func decodeControl(packet *ber.Packet) (Control, error) {
 			return nil, fmt.Errorf("%s: failed to create behera password control", op)
 		}
 		if value.Value != nil {
-			valueChildren, err := ber.DecodePacketErr(value.Data.Bytes())
+			// decoded into packets sharing the bytes Truncate and AppendChild
+			// below rewrite: decode a copy
+			valueChildren, _, err := decodeBER(bytes.Clone(value.Data.Bytes()), false)
 			if err != nil {
 				return nil, fmt.Errorf("%s: failed to decode data bytes: %w", op, err)
 			}
@@ -713,7 +718,9 @@ func addControlDescriptions(packet *ber.Packet) error {
 		case ControlTypePaging:
 			value.Description += " (Paging)"
 			if value.Value != nil {
-				valueChildren, err := ber.DecodePacketErr(value.Data.Bytes())
+				// decoded into packets sharing the bytes Truncate and AppendChild
+				// below rewrite: decode a copy
+				valueChildren, _, err := decodeBER(bytes.Clone(value.Data.Bytes()), false)
 				if err != nil {
 					return fmt.Errorf("failed to decode data bytes: %s", err)
 				}
@@ -729,7 +736,9 @@ func addControlDescriptions(packet *ber.Packet) error {
 		case ControlTypeBeheraPasswordPolicy:
 			value.Description += " (Password Policy - Behera Draft)"
 			if value.Value != nil {
-				valueChildren, err := ber.DecodePacketErr(value.Data.Bytes())
+				// decoded into packets sharing the bytes Truncate and AppendChild
+				// below rewrite: decode a copy
+				valueChildren, _, err := decodeBER(bytes.Clone(value.Data.Bytes()), false)
 				if err != nil {
 					return fmt.Errorf("failed to decode data bytes: %s", err)
 				}

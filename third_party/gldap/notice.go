@@ -29,6 +29,9 @@ const noticeWriteTimeout = 2 * time.Second
 type notice struct {
 	code       int
 	diagnostic string
+	// reply, if set, answers the request that ended the conn; it is sent
+	// before the notice (see refuseRequest)
+	reply *packet
 }
 
 // noticeOfDisconnectionPacket encodes a Notice of Disconnection: an unsolicited
@@ -109,6 +112,11 @@ func (c *conn) writePendingNotice() (sent bool, err error) {
 	defer c.writerMu.Unlock()
 	nc := c.currentNetConn()
 	_ = nc.SetWriteDeadline(time.Now().Add(noticeWriteTimeout))
+	if n.reply != nil {
+		if _, err := c.writer.Write(n.reply.Bytes()); err != nil {
+			return false, fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if _, err := c.writer.Write(noticeOfDisconnectionPacket(n.code, n.diagnostic).Bytes()); err != nil {
 		return false, fmt.Errorf("%s: %w", op, err)
 	}

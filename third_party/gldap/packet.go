@@ -10,7 +10,6 @@ import (
 	"math"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
-	"github.com/go-ldap/ldap/v3"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -711,7 +710,7 @@ func (p *packet) searchParmeters() (*searchParameters, error) {
 	}
 
 	decodeFilterBooleans(requestPacket.Children[childFilter])
-	filter, err := ldap.DecompileFilter(requestPacket.Children[childFilter])
+	filter, err := decompileFilter(requestPacket.Children[childFilter])
 	if err != nil {
 		return nil, fmt.Errorf("%s: unable to decompile filter: %w", op, err)
 	}
