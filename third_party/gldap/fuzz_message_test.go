@@ -4,6 +4,11 @@
 package gldap
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
 	"testing"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -65,8 +70,9 @@ func FuzzNewMessage(f *testing.F) {
 	ber.MaxPacketLengthBytes = 1 << 20
 	f.Cleanup(func() { ber.MaxPacketLengthBytes = old })
 	fuzzSeeds(f)
+	berSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		bp, err := ber.DecodePacketErr(data)
+		bp, _, err := decodeBER(data, true)
 		if err != nil {
 			return
 		}
@@ -75,5 +81,116 @@ func FuzzNewMessage(f *testing.F) {
 			return
 		}
 		_, _ = newMessage(p)
+	})
+}
+
+// berSeeds are encodings that stress the decoder: deep nesting, huge length
+// prefixes, indefinite lengths, truncated headers, non-canonical headers.
+func berSeeds(f *testing.F) {
+	nest := func(core []byte, id byte, n int) []byte {
+		for range n {
+			if l := len(core); l < 0x80 {
+				core = append([]byte{id, byte(l)}, core...)
+			} else {
+				core = append([]byte{id, 0x84, byte(l >> 24), byte(l >> 16), byte(l >> 8), byte(l)}, core...)
+			}
+		}
+		return core
+	}
+	f.Add(nest([]byte{0x04, 0x01, 'x'}, 0x30, 63))
+	f.Add(nest([]byte{0x04, 0x01, 'x'}, 0x30, 64))
+	f.Add(nest(nil, 0xa2, 70))
+	f.Add([]byte{0x30, 0x84, 0x00, 0x40, 0x00, 0x00})                         // 4 MiB announced
+	f.Add([]byte{0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) // 8-octet length
+	f.Add([]byte{0x30, 0x89, 1, 2, 3, 4, 5, 6, 7, 8, 9})                      // 9 length octets
+	f.Add([]byte{0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00})                   // indefinite
+	f.Add([]byte{0x30, 0x06, 0x30, 0x80, 0x04, 0x00, 0x00, 0x00})             // inner indefinite
+	f.Add([]byte{0x30})                                                       // truncated header
+	f.Add([]byte{0x30, 0x82, 0x01})                                           // truncated length
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01})                                     // truncated content
+	f.Add([]byte{0x30, 0x05, 0x04, 0x64, 'a', 'b', 'c'})                      // inner beyond outer
+	f.Add([]byte{0x30, 0x04, 0x00, 0x00, 0x00, 0x00})                         // EOC inside definite
+	f.Add([]byte{0x3f, 0x81, 0x00, 0x03, 0x1f, 0x05, 0x00})                   // high tags, one small
+	f.Add([]byte{0x30, 0x81, 0x05, 0x02, 0x83, 0x00, 0x00, 0x01, 0x07})       // long lengths, leading zeros
+	f.Add([]byte{0x30, 0x08, 0x06, 0x03, 0x2a, 0x86, 0x48, 0x0c, 0x01, 0xff}) // OID, bad UTF-8
+	f.Add([]byte{0x30, 0x06, 0x16, 0x01, 0x80, 0x01, 0x01, 0x05})             // IA5 > 0x7f, boolean
+	f.Add([]byte{0x30, 0x03, 0x02, 0x09, 0x01})                               // integer of 9 octets
+}
+
+func bothNaN(a, b any) bool {
+	x, ok1 := a.(float64)
+	y, ok2 := b.(float64)
+	return ok1 && ok2 && math.IsNaN(x) && math.IsNaN(y)
+}
+
+// samePackets describes the first difference between two decoded trees, ""
+// if there is none.
+func samePackets(path string, a, b *ber.Packet) string {
+	switch {
+	case a.Identifier != b.Identifier:
+		return fmt.Sprintf("%s: identifier %+v vs %+v", path, a.Identifier, b.Identifier)
+	case !reflect.DeepEqual(a.Value, b.Value) && !bothNaN(a.Value, b.Value):
+		return fmt.Sprintf("%s: value %#v vs %#v", path, a.Value, b.Value)
+	case !bytes.Equal(a.ByteValue, b.ByteValue) || (a.ByteValue == nil) != (b.ByteValue == nil):
+		return fmt.Sprintf("%s: byte value %x vs %x", path, a.ByteValue, b.ByteValue)
+	case !bytes.Equal(a.Data.Bytes(), b.Data.Bytes()):
+		return fmt.Sprintf("%s: data %x vs %x", path, a.Data.Bytes(), b.Data.Bytes())
+	case len(a.Children) != len(b.Children):
+		return fmt.Sprintf("%s: %d vs %d children", path, len(a.Children), len(b.Children))
+	}
+	for i := range a.Children {
+		if d := samePackets(fmt.Sprintf("%s/%d", path, i), a.Children[i], b.Children[i]); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+// FuzzDecodeBER: decodeBER (patch 22) decodes exactly what asn1-ber's
+// ber.DecodePacketErr decodes, or refuses it for a reason of its own (a
+// limit, an indefinite length); decompileFilter renders any decoded packet
+// as go-ldap's ldap.DecompileFilter does.
+func FuzzDecodeBER(f *testing.F) {
+	old := ber.MaxPacketLengthBytes
+	ber.MaxPacketLengthBytes = 1 << 20
+	f.Cleanup(func() { ber.MaxPacketLengthBytes = old })
+	berSeeds(f)
+	fuzzSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, n, err := decodeBER(data, true)
+		want, wantErr := ber.DecodePacketErr(data)
+		var le *requestLimitError
+		switch {
+		case errors.As(err, &le), errors.Is(err, errIndefiniteLength):
+			return
+		case (err == nil) != (wantErr == nil):
+			t.Fatalf("decodeBER error %v, asn1-ber error %v", err, wantErr)
+		case err != nil:
+			return
+		}
+		if d := samePackets("", got, want); d != "" {
+			t.Fatalf("decoded trees differ at %s", d)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("re-encodings differ: %x vs %x", got.Bytes(), want.Bytes())
+		}
+		if n > len(data) || n < 2 {
+			t.Fatalf("decoded %d of %d octets", n, len(data))
+		}
+		// every packet, as a filter
+		var walk func(g, w *ber.Packet)
+		walk = func(g, w *ber.Packet) {
+			gs, gerr := decompileFilter(g)
+			ws, werr := ldap.DecompileFilter(w)
+			if (gerr == nil) != (werr == nil) || gs != ws {
+				t.Fatalf("filter %q (%v) vs go-ldap's %q (%v)", gs, gerr, ws, werr)
+			}
+			for i := range g.Children {
+				walk(g.Children[i], w.Children[i])
+			}
+		}
+		decodeFilterBooleans(got)
+		decodeFilterBooleans(want)
+		walk(got, want)
 	})
 }
