@@ -58,6 +58,7 @@ type conn struct {
 	idleTimeout          time.Duration // 0: none
 	readDeadline         time.Time     // absolute (WithReadTimeout); zero: none
 	maxRequestSize       int           // WithMaxRequestSize; 0: asn1-ber's limit
+	readBudget           *byteBudget   // WithMaxBufferedBytes; nil: none
 	maxPending           int           // WithMaxPendingRequests; 0: no limit
 	writeTimeout         time.Duration // WithWriteTimeout, per write; 0: idleTimeout
 	requestTimeout       time.Duration // WithRequestTimeout; 0: none
@@ -186,7 +187,7 @@ func (c *conn) serveRequests() error {
 				c.logger.Debug("received shutdown cancellation", "op", op, "conn", c.connID, "requestID", w.requestID)
 				c.terminate(ResultUnavailable, "server stopping")
 				return nil
-			case errors.Is(err, errMalformedRequest):
+			case errors.Is(err, errMalformedRequest), errors.Is(err, errServerBusy):
 				// RFC 4511 4.1.1: a PDU that can't be parsed (or an unknown
 				// operation) is answered with a Notice of Disconnection
 				// carrying protocolError, then the connection is closed
@@ -647,7 +648,7 @@ func (c *conn) readPacket(requestID int) (*packet, error) {
 		switch {
 		case err == nil:
 			return berPacket, nil
-		case errors.Is(err, errMalformedRequest):
+		case errors.Is(err, errMalformedRequest), errors.Is(err, errServerBusy):
 			return nil, fmt.Errorf("%s: error reading ber packet for %d/%d: %w", op, c.connID, requestID, err)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &netErr):
 			// the connection failed or was closed: not the client's PDU

@@ -63,7 +63,11 @@ func (c *conn) readLimitedPacket() (*ber.Packet, error) {
 	if limit := c.requestSizeLimit(); length > limit {
 		return nil, fmt.Errorf("%s: %d octets, limit is %d: %w", op, length, limit, errRequestTooLarge)
 	}
-	buf, err := c.readMessageBytes(hdrLen + length)
+	buf, taken, err := c.readMessageBytes(hdrLen + length)
+	// the request's budget is given back once it is decoded (or wasn't
+	// read): the packets share its buffer, which is garbage once they
+	// are parsed
+	defer c.readBudget.give(taken)
 	if err != nil {
 		return nil, err
 	}
@@ -79,36 +83,55 @@ func (c *conn) readLimitedPacket() (*ber.Packet, error) {
 // only once more bytes are waiting in the conn's reader, and then at most
 // doubled, so it never holds more than twice what the client has sent (and
 // at least minReadBuffer).  A header announcing megabytes costs nothing until
-// they come.  The caller holds c.mu.
-func (c *conn) readMessageBytes(n int) ([]byte, error) {
-	var buf []byte
+// they come.
+//
+// With WithMaxBufferedBytes, the buffer's capacity beyond freeRequestBytes
+// is taken from the server's budget before it is allocated; when the budget
+// can't cover it, the read ends with errServerBusy (see WithMaxBufferedBytes
+// for why it doesn't wait).  taken is what was taken, to be given back by
+// the caller, also on error.  The caller holds c.mu.
+func (c *conn) readMessageBytes(n int) (buf []byte, taken int, err error) {
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			// wait until more bytes are here (in the reader's own buffer)
 			if _, err := c.reader.Peek(1); err != nil {
-				return nil, err
+				return nil, taken, err
 			}
-			grown := make([]byte, len(buf), min(n, max(2*cap(buf), len(buf)+c.reader.Buffered(), minReadBuffer)))
+			newCap := min(n, max(2*cap(buf), len(buf)+c.reader.Buffered(), minReadBuffer))
+			if need := max(0, newCap-freeRequestBytes) - taken; need > 0 && c.readBudget != nil {
+				if !c.readBudget.take(need) {
+					return nil, taken, fmt.Errorf("%d of %d octets read, %d more to buffer: %w", len(buf), n, need, errServerBusy)
+				}
+				taken += need
+			}
+			grown := make([]byte, len(buf), newCap)
 			copy(grown, buf)
 			buf = grown
 		}
 		m, err := c.reader.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		if err != nil && len(buf) < n {
-			return nil, err
+			return nil, taken, err
 		}
 	}
-	return buf, nil
+	return buf, taken, nil
 }
 
 // refuseRequest ends the conn after the read loop refused a request (err):
-// a Notice of Disconnection with protocolError, its diagnostic saying why.
+// a Notice of Disconnection with protocolError, its diagnostic saying why,
+// or with ResultBusy when the request would exceed WithMaxBufferedBytes.
 // A request refused by a decoding limit (requestLimitError) whose message ID
 // could be read is first answered itself, with protocolError and the same
 // diagnostic, so the client's operation fails with a reason rather than a
 // closed connection.
 func (c *conn) refuseRequest(requestID int, err error) {
 	const op = "gldap.(conn).refuseRequest"
+	if errors.Is(err, errServerBusy) {
+		c.logger.Info("request buffer budget exhausted, disconnecting client", "op", op, "conn", c.connID, "requestID", requestID, "err", err.Error())
+		c.closeBecause(ReasonBufferBudget)
+		c.terminate(ResultBusy, "server busy")
+		return
+	}
 	c.logger.Info("malformed request, disconnecting client", "op", op, "conn", c.connID, "requestID", requestID, "err", err.Error())
 	diag := "malformed or unsupported request"
 	var le *requestLimitError

@@ -31,6 +31,7 @@ type Server struct {
 	writeTimeout   time.Duration
 	idleTimeout    time.Duration
 	maxRequestSize int
+	readBudget     *byteBudget // WithMaxBufferedBytes; nil: none
 	maxPending     int
 	requestTimeout time.Duration
 	onCloseHandler OnCloseHandler
@@ -88,6 +89,7 @@ func NewServer(opt ...Option) (*Server, error) {
 		readTimeout:          opts.withReadTimeout,
 		idleTimeout:          opts.withIdleTimeout,
 		maxRequestSize:       opts.withMaxRequestSize,
+		readBudget:           newByteBudget(opts.withMaxBufferedBytes),
 		maxPending:           opts.withMaxPendingRequests,
 		requestTimeout:       opts.withRequestTimeout,
 		disablePanicRecovery: opts.withDisablePanicRecovery,
@@ -325,6 +327,7 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		if s.maxRequestSize > 0 {
 			conn.maxRequestSize = s.maxRequestSize
 		}
+		conn.readBudget = s.readBudget
 		if s.maxPending > 0 {
 			conn.maxPending = s.maxPending
 		}

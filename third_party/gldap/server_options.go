@@ -20,6 +20,7 @@ type configOptions struct {
 	withIdleTimeout          time.Duration
 	withMaxConnections       int
 	withMaxRequestSize       int
+	withMaxBufferedBytes     int
 	withMaxPendingRequests   int
 	withRequestTimeout       time.Duration
 	withMaxConnectionsPerIP  int
@@ -121,6 +122,24 @@ func WithMaxRequestSize(n int) Option {
 	return func(o interface{}) {
 		if o, ok := o.(*configOptions); ok {
 			o.withMaxRequestSize = n
+		}
+	}
+}
+
+// WithMaxBufferedBytes bounds the bytes buffered for requests still being
+// received, across all connections, to n (plus the first 4 KiB of each
+// request, which every connection's reader holds anyway, so requests of
+// that size never depend on it).  A connection whose request would need more
+// while the budget is taken is sent a Notice of Disconnection with
+// ResultBusy ("server busy") and closed: it doesn't wait for budget, since
+// connections each holding part of it and waiting for more could wait for
+// each other forever.  A request's bytes count until it has been read and
+// decoded, or its connection ended.  Zero or less (the default) means no
+// bound (each request is still bounded by WithMaxRequestSize).
+func WithMaxBufferedBytes(n int) Option {
+	return func(o interface{}) {
+		if o, ok := o.(*configOptions); ok {
+			o.withMaxBufferedBytes = n
 		}
 	}
 }
