@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -56,6 +57,11 @@ type Config struct {
 	// TLS enables StartTLS; nil disables it.
 	TLS        *tls.Config
 	RequireTLS bool
+	// MaxRequestSize bounds one client request, in bytes; 0: 4 MiB.
+	MaxRequestSize int
+	// MaxBufferedBytes bounds the bytes of requests still arriving, all
+	// connections together; 0: 16 × the max request size.
+	MaxBufferedBytes int
 }
 
 // Server is one listening section.
@@ -115,7 +121,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		gldap.WithOnClose(s.closeSession),
 		// A client request larger than this is refused with a notice of
 		// disconnection before it is buffered.
-		gldap.WithMaxRequestSize(maxRequestSize),
+		gldap.WithMaxRequestSize(cmp.Or(s.cfg.MaxRequestSize, maxRequestSize)),
+		gldap.WithMaxBufferedBytes(cmp.Or(s.cfg.MaxBufferedBytes, 16*cmp.Or(s.cfg.MaxRequestSize, maxRequestSize))),
 	}
 	if s.cfg.IdleTimeout > 0 {
 		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))
