@@ -4,7 +4,7 @@
 GO ?= go
 BIN := bin/ldapgate
 
-.PHONY: all deps test lint vet fmt-check bench build demo
+.PHONY: all deps test lint vet fmt-check bench fuzz build demo
 
 all: build
 
@@ -35,6 +35,25 @@ fmt-check:
 # Benchmarks that start slapd need it installed.
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Every fuzz target of the repository (both modules: the root and
+# third_party/gldap), one after the other, for FUZZTIME each. Their seeds
+# already run in make test. Targets are found by their `func FuzzX`, so a
+# new one is fuzzed without editing this; a failing input is left in the
+# package's testdata/fuzz.
+FUZZTIME ?= 30s
+
+fuzz:
+	@set -e; \
+	for file in $$(find . -path ./.git -prune -o -name '*_test.go' -print | sort | xargs grep -l '^func Fuzz'); do \
+		dir=$$(dirname $$file); mod=$$dir; \
+		while [ ! -f $$mod/go.mod ]; do mod=$$(dirname $$mod); done; \
+		pkg=./$$(realpath --relative-to=$$mod $$dir); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz: $$target in $$pkg ($$mod) for $(FUZZTIME)"; \
+			(cd $$mod && $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg); \
+		done; \
+	done
 
 build:
 	$(GO) build -o $(BIN) ./cmd/ldapgate
