@@ -10,7 +10,7 @@ import (
 // ConnEvent reasons, spelled the same.
 var (
 	refusedReasons = []string{"max_connections", "per_ip"}
-	droppedReasons = []string{"idle", "write_timeout", "request_timeout", "protocol_error", "internal_error"}
+	droppedReasons = []string{"idle", "write_timeout", "request_timeout", "buffer_budget", "protocol_error", "internal_error"}
 )
 
 // ReasonOther is the reason label of a refusal or drop whose reason is not

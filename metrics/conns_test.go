@@ -29,7 +29,7 @@ func TestConns(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for _, reason := range []string{"", "stopping", "idle", "write_timeout", "request_timeout", "protocol_error", "mystery"} {
+	for _, reason := range []string{"", "stopping", "idle", "write_timeout", "request_timeout", "buffer_budget", "protocol_error", "mystery"} {
 		corp.Closed(reason)
 	}
 	corp.Refused("max_connections")
@@ -54,12 +54,14 @@ func TestConns(t *testing.T) {
 		"reason=idle,server=corp":            1,
 		"reason=write_timeout,server=corp":   1,
 		"reason=request_timeout,server=corp": 1,
+		"reason=buffer_budget,server=corp":   1,
 		"reason=protocol_error,server=corp":  1,
 		"reason=internal_error,server=corp":  0,
 		"reason=other,server=corp":           1,
 		"reason=idle,server=vpn":             0,
 		"reason=write_timeout,server=vpn":    0,
 		"reason=request_timeout,server=vpn":  0,
+		"reason=buffer_budget,server=vpn":    0,
 		"reason=protocol_error,server=vpn":   0,
 		"reason=internal_error,server=vpn":   0,
 	})

@@ -90,7 +90,7 @@ func New(version string) *Metrics {
 		}, []string{"server", "reason"}),
 		connDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "connections_dropped_total",
-			Help: "Client connections ldapgate closed, by server section and reason (idle, write_timeout, request_timeout, protocol_error, internal_error, other).",
+			Help: "Client connections ldapgate closed, by server section and reason (idle, write_timeout, request_timeout, buffer_budget, protocol_error, internal_error, other).",
 		}, []string{"server", "reason"}),
 		conns: map[string]*Conns{},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
@@ -133,7 +134,7 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 	}}
 	events := make(chan failmode.BindEvent, 4)
 	addr := testutil.FreeAddr(t)
-	srv, err := New(Config{Name: "ad", Listen: addr, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} },
+	srv, err := New(Config{Name: "ad", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} },
 		ExemptDNs: []string{corpSvcDN}}, d, sf, failmode.RecorderFunc(func(e failmode.BindEvent) { events <- e }), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
@@ -36,7 +37,7 @@ func TestPasswordChecksUseABoundedPool(t *testing.T) {
 		return failmode.Verdict{Allowed: true}, nil
 	}}
 	addr := testutil.FreeAddr(t)
-	srv, err := New(Config{Name: "pool", Listen: addr, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }},
+	srv, err := New(Config{Name: "pool", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }},
 		d, approve, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
@@ -48,7 +49,7 @@ func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- failmode.Bin
 			events <- e
 		}
 	})
-	srv, err := New(Config{Name: "test", Listen: addr, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
+	srv, err := New(Config{Name: "test", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
 		SecureGroups: []string{sampledata.GroupDN(sampledata.AdminGroup)}, PasscodeDelimiter: ","},
 		d, sf, rec, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

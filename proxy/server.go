@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,10 +17,6 @@ import (
 
 	"github.com/ldapgate/ldapgate/failmode"
 )
-
-// maxRequestSize bounds one client request. Directory writes with large
-// binary values (photos, certificates) fit well within it.
-const maxRequestSize = 4 << 20
 
 // Config is one server section as the proxy needs it.
 type Config struct {
@@ -57,10 +52,11 @@ type Config struct {
 	// TLS enables StartTLS; nil disables it.
 	TLS        *tls.Config
 	RequireTLS bool
-	// MaxRequestSize bounds one client request, in bytes; 0: 4 MiB.
+	// MaxRequestSize bounds one client request, in bytes (required:
+	// servers[].max_request_size).
 	MaxRequestSize int
 	// MaxBufferedBytes bounds the bytes of requests still arriving, all
-	// connections together; 0: 16 × the max request size.
+	// connections together (required: config.Server.MaxBufferedBytes).
 	MaxBufferedBytes int
 }
 
@@ -96,6 +92,10 @@ func New(cfg Config, dir *Directory, sf SecondFactor, rec failmode.Recorder, log
 	if cfg.RequireTLS && cfg.TLS == nil {
 		return nil, errors.New("proxy: require TLS needs a TLS configuration")
 	}
+	if cfg.MaxRequestSize <= 0 || cfg.MaxBufferedBytes < cfg.MaxRequestSize {
+		// Bounds come from config, their one home; none here to drift.
+		return nil, errors.New("proxy: max request size and buffered bytes are required (buffered at least one request)")
+	}
 	if rec == nil {
 		rec = failmode.RecorderFunc(func(failmode.BindEvent) {})
 	}
@@ -121,8 +121,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		gldap.WithOnClose(s.closeSession),
 		// A client request larger than this is refused with a notice of
 		// disconnection before it is buffered.
-		gldap.WithMaxRequestSize(cmp.Or(s.cfg.MaxRequestSize, maxRequestSize)),
-		gldap.WithMaxBufferedBytes(cmp.Or(s.cfg.MaxBufferedBytes, 16*cmp.Or(s.cfg.MaxRequestSize, maxRequestSize))),
+		gldap.WithMaxRequestSize(s.cfg.MaxRequestSize),
+		gldap.WithMaxBufferedBytes(s.cfg.MaxBufferedBytes),
 	}
 	if s.cfg.IdleTimeout > 0 {
 		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))

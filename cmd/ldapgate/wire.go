@@ -192,9 +192,11 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 		AllowAnonymous:    sc.AllowAnonymous,
 		IdleTimeout:       sc.IdleTimeout,
 		MaxConnections:    maxConns,
-		// issue 8: what one client can make the section hold
+		// What clients can make the section hold (README "Limits").
 		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
 		MaxPendingRequests:  sc.MaxPendingRequests,
+		MaxRequestSize:      sc.MaxRequestSize,
+		MaxBufferedBytes:    sc.MaxBufferedBytes(),
 		WriteTimeout:        sc.WriteTimeout,
 		RequestTimeout:      sc.RequestTimeout,
 		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
