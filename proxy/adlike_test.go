@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
 
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
@@ -114,16 +111,9 @@ func (f *adForest) search(w *gldap.ResponseWriter, r *gldap.Request) {
 // CORP is exempt and gets in.
 func TestADWhoAmINamesTheDomain(t *testing.T) {
 	url := startADForest(t)
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "ad", URLs: []string{url}, Timeout: 2 * time.Second, BaseDN: adBaseDN,
+	d := newTestDirectory(t, DirectoryConfig{Name: "ad", URLs: []string{url}, BaseDN: adBaseDN,
 		UsernameAttribute: "sAMAccountName", MaxConnections: 4,
-		UserFilter:  func(u, _ string) string { return "(sAMAccountName=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+		UserFilter: func(u, _ string) string { return "(sAMAccountName=" + ldap.EscapeFilter(u) + ")" }})
 	var asked []string
 	var mu sync.Mutex
 	sf := fakeSF{verify: func(_ context.Context, a failmode.Attempt) (failmode.Verdict, error) {
@@ -133,17 +123,8 @@ func TestADWhoAmINamesTheDomain(t *testing.T) {
 		return failmode.Verdict{}, nil
 	}}
 	events := make(chan failmode.BindEvent, 4)
-	addr := testutil.FreeAddr(t)
-	srv, err := New(Config{Name: "ad", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} },
-		ExemptDNs: []string{corpSvcDN}}, d, sf, failmode.RecorderFunc(func(e failmode.BindEvent) { events <- e }), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe(ctx) }()
-	t.Cleanup(func() { cancel(); <-served })
-	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
+	addr := serveTest(t, Config{Name: "ad", ExemptDNs: []string{corpSvcDN}}, d, sf,
+		failmode.RecorderFunc(func(e failmode.BindEvent) { events <- e }))
 
 	bind := func(name string) (error, failmode.BindEvent) {
 		conn, err := ldap.DialURL("ldap://" + addr)

@@ -2,14 +2,11 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
@@ -23,30 +20,12 @@ import (
 // else stays open on the directory.
 func TestPasswordChecksUseABoundedPool(t *testing.T) {
 	dir := slapdtest.Start(t)
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{dir.URL}, Timeout: 20 * time.Second, BaseDN: sampledata.BaseDN,
-		UsernameAttribute: "uid", MaxConnections: 2,
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
+	d := newTestDirectory(t, DirectoryConfig{URLs: []string{dir.URL}, Timeout: 20 * time.Second,
+		BaseDN: sampledata.BaseDN, MaxConnections: 2})
 	approve := fakeSF{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{Allowed: true}, nil
 	}}
-	addr := testutil.FreeAddr(t)
-	srv, err := New(Config{Name: "pool", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }},
-		d, approve, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe(ctx) }()
-	t.Cleanup(func() { cancel(); <-served })
-	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
+	addr := serveTest(t, Config{Name: "pool"}, d, approve, nil)
 
 	alice := person(t, "alice")
 	// Warm the pool with one refused bind, so the paused directory holds a
@@ -66,7 +45,7 @@ func TestPasswordChecksUseABoundedPool(t *testing.T) {
 	}
 	testutil.WaitFor(t, 10*time.Second, func() bool { return len(d.pool.slots) == 2 }, "two checks to hold the pool")
 	start := time.Now()
-	err = dialProxy(t, addr).Bind(alice.DN(), alice.Password)
+	err := dialProxy(t, addr).Bind(alice.DN(), alice.Password)
 	if testutil.ResultCode(err) != ldap.LDAPResultBusy {
 		t.Fatalf("third check with the pool full: %v, want busy (51)", err)
 	}

@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -17,17 +15,8 @@ import (
 func directoryWithFilter(t *testing.T, url string, timeout time.Duration, filter func(u, name string) string) *Directory {
 	t.Helper()
 	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: []string{url}, Timeout: timeout, MaxConnections: 4,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid",
-		UserFilter:  filter,
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	return d
+	return newTestDirectory(t, DirectoryConfig{URLs: []string{url}, Timeout: timeout, MaxConnections: 4,
+		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UserFilter: filter})
 }
 
 // TestFindUserManyMatchesIsAmbiguous: FindUser asks for two entries to

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"runtime"
 
@@ -15,7 +14,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
@@ -43,39 +41,13 @@ func startProxyWithDir(t testing.TB, sf SecondFactor, events chan<- failmode.Bin
 	t.Helper()
 	dir := slapdtest.Start(t)
 	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL)
-	addr := testutil.FreeAddr(t)
 	rec := failmode.RecorderFunc(func(e failmode.BindEvent) {
 		if events != nil {
 			events <- e
 		}
 	})
-	srv, err := New(Config{Name: "test", Listen: addr, MaxRequestSize: config.DefaultMaxRequestSize, MaxBufferedBytes: 16 * config.DefaultMaxRequestSize, Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
-		SecureGroups: []string{sampledata.GroupDN(sampledata.AdminGroup)}, PasscodeDelimiter: ","},
-		d, sf, rec, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ListenAndServe: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("proxy did not stop")
-		}
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for !srv.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("proxy never became ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	addr := serveTest(t, Config{Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
+		SecureGroups: []string{sampledata.GroupDN(sampledata.AdminGroup)}, PasscodeDelimiter: ","}, d, sf, rec)
 	return dir.URL, addr
 }
 
@@ -306,17 +278,8 @@ func TestDirectoryHungServer(t *testing.T) {
 func sampleDirectory(t testing.TB, timeout time.Duration, password string, urls ...string) *Directory {
 	t.Helper()
 	svc, _ := sampledata.LookupService("ldapgate")
-	d, err := NewDirectory(DirectoryConfig{
-		Name: "sample", URLs: urls, Timeout: timeout,
-		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN, UsernameAttribute: "uid", MaxConnections: 8,
-		UserFilter:  func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" },
-		GroupFilter: func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" },
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Close)
-	return d
+	return newTestDirectory(t, DirectoryConfig{URLs: urls, Timeout: timeout,
+		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN})
 }
 
 // lookupPassword is the sample lookup account's password.

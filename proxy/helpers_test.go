@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/config"
+	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/testutil"
+)
+
+// discard is a logger for tests.
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newTestDirectory builds a Directory from cfg, filling what a test leaves
+// zero (uid filters, a 2s timeout, 8 password-check connections), and
+// closes it when the test ends.
+func newTestDirectory(t testing.TB, cfg DirectoryConfig) *Directory {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "sample"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 8
+	}
+	if cfg.UsernameAttribute == "" {
+		cfg.UsernameAttribute = "uid"
+	}
+	if cfg.UserFilter == nil {
+		cfg.UserFilter = func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" }
+	}
+	if cfg.GroupFilter == nil {
+		cfg.GroupFilter = func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" }
+	}
+	d, err := NewDirectory(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// serveTest runs a section in-process on a free loopback port until the
+// test ends, and returns its address. cfg gets a name, the address, a
+// secure policy and config's size bounds unless it sets its own.
+func serveTest(t testing.TB, cfg Config, d *Directory, sf SecondFactor, rec failmode.Recorder) string {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	cfg.Listen = testutil.FreeAddr(t)
+	if cfg.Policy == nil {
+		cfg.Policy = func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }
+	}
+	if cfg.MaxRequestSize == 0 {
+		cfg.MaxRequestSize = config.DefaultMaxRequestSize
+		cfg.MaxBufferedBytes = config.BufferedRequestsFactor * config.DefaultMaxRequestSize
+	}
+	srv, err := New(cfg, d, sf, rec, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ListenAndServe: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("proxy did not stop")
+		}
+	})
+	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
+	return cfg.Listen
+}
