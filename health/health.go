@@ -45,6 +45,8 @@ type Section struct {
 	PrimaryOnlyUntil *time.Time     `json:"primary_only_until,omitempty"`
 	Directory        string         `json:"directory"`
 	DirectoryUp      bool           `json:"directory_up"`
+	// DirectoryProblem says why DirectoryUp is false.
+	DirectoryProblem string `json:"directory_problem,omitempty"`
 	// SecureGroups says why secure-group membership cannot be established
 	// ("" when it can): every user then counts as privileged.
 	SecureGroups string            `json:"secure_groups_problem,omitempty"`
@@ -70,7 +72,11 @@ func Ready(sec Section) (bool, string) {
 		why = append(why, "not listening")
 	}
 	if !sec.DirectoryUp {
-		why = append(why, fmt.Sprintf("directory %s unreachable", sec.Directory))
+		problem := sec.DirectoryProblem
+		if problem == "" {
+			problem = "unreachable"
+		}
+		why = append(why, fmt.Sprintf("directory %s %s", sec.Directory, problem))
 	}
 	if sec.SecureGroups != "" {
 		why = append(why, "secure groups: "+sec.SecureGroups)

@@ -102,6 +102,8 @@ type setup struct {
 	duo   map[string]any // extra keys for every section's duo block
 	// lameDuck is health.lame_duck.
 	lameDuck time.Duration
+	// lookupPassword, when set, replaces the lookup account's password.
+	lookupPassword string
 	// nofile is withNoFile's limit.
 	nofile int
 	// dirKeys are extra keys for every directory block (nested_groups...).
@@ -118,6 +120,12 @@ func withDirectory(key string, value any) option {
 // prlimit, so a test can run the process out of descriptors.
 func withNoFile(n int) option {
 	return func(s *setup) { s.nofile = n }
+}
+
+// withLookupPassword gives the lookup account a password of the test's
+// choosing (a wrong one, to see the directory refuse it).
+func withLookupPassword(pw string) option {
+	return func(s *setup) { s.lookupPassword = pw }
 }
 
 // withLameDuck sets health.lame_duck.
@@ -186,6 +194,9 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 			svc, _ := sampledata.LookupService("ldapgate")
 			d["bind_dn"] = svc.DN()
 			d["bind_password"] = svc.Password
+			if su.lookupPassword != "" {
+				d["bind_password"] = su.lookupPassword
+			}
 		}
 		return d
 	}

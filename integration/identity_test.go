@@ -316,3 +316,31 @@ func TestNestedSecureGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedLookupAccountIsNotReady: with a wrong lookup-account password
+// no one can be authenticated (every bind is 52), so the section is not
+// ready, and readiness, /status and the metric say the same thing and why.
+func TestRefusedLookupAccountIsNotReady(t *testing.T) {
+	e := start(t, []section{secureSection}, withLookupPassword("not-the-password"))
+	alice := person(t, "alice")
+	if err := e.bind("secure", alice.DN(), alice.Password); code(err) != ldap.LDAPResultUnavailable {
+		t.Fatalf("bind with the lookup account refused: %v, want unavailable (52)", err)
+	}
+	var rs struct {
+		Ready    bool `json:"ready"`
+		Sections []struct {
+			Reason      string `json:"reason"`
+			DirectoryUp bool   `json:"directory_up"`
+		} `json:"sections"`
+	}
+	testutil.WaitFor(t, 15*time.Second, func() bool {
+		e.getJSON("/readyz", &rs)
+		return len(rs.Sections) == 1 && strings.Contains(rs.Sections[0].Reason, "lookup account")
+	}, "readyz to say the lookup account is refused")
+	if rs.Ready || rs.Sections[0].DirectoryUp || e.readyz() != 503 {
+		t.Fatalf("ready with a refused lookup account: %+v", rs)
+	}
+	if up := e.mustMetric("ldapgate_directory_up", map[string]string{"directory": "sample"}); up != 0 {
+		t.Fatalf("ldapgate_directory_up = %v with the lookup account refused, want 0 like /readyz", up)
+	}
+}

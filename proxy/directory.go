@@ -122,6 +122,9 @@ type Directory struct {
 	pool *checkPool
 
 	up atomic.Bool
+	// lookupRefused is true while the directory refuses the lookup
+	// account's bind: it answers, but no one can be authenticated.
+	lookupRefused atomic.Bool
 	// preferred is the index of the URL new connections try first: the
 	// last one that accepted a connection, moved on when a connection to it
 	// stops answering, so that a hung server costs one timeout, not one per
@@ -160,8 +163,22 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 // Name is the directory's section name.
 func (d *Directory) Name() string { return d.cfg.Name }
 
-// Up reports whether the last directory operation reached the directory.
-func (d *Directory) Up() bool { return d.up.Load() }
+// Up reports whether the directory can be used to authenticate users: the
+// last operation reached it, and it accepts the lookup account (when there
+// is one). Readiness, /status and ldapgate_directory_up all read this one
+// answer; Problem says why it is false.
+func (d *Directory) Up() bool { return d.up.Load() && !d.lookupRefused.Load() }
+
+// Problem says, for people, why Up is false ("" when it is true).
+func (d *Directory) Problem() string {
+	switch {
+	case !d.up.Load():
+		return "unreachable"
+	case d.lookupRefused.Load():
+		return "refuses the lookup account (bind_dn/bind_password)"
+	}
+	return ""
+}
 
 // HasLookupAccount reports whether a lookup account is configured.
 func (d *Directory) HasLookupAccount() bool { return d.cfg.BindDN != "" }
@@ -496,10 +513,12 @@ func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	if _, err := d.Bind(ctx, conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
 		conn.Close()
 		if _, ok := ldapResult(err); ok {
+			d.lookupRefused.Store(true)
 			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)
 		}
 		return nil, err
 	}
+	d.lookupRefused.Store(false)
 	d.lookup = conn
 	return conn, nil
 }

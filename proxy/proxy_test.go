@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 
 	"sync"
 	"testing"
@@ -208,6 +209,11 @@ func TestLookupAccountRefused(t *testing.T) {
 	d := sampleDirectory(t, 2*time.Second, "not-the-password", dir.URL)
 	if err := d.Ping(context.Background()); !errors.Is(err, ErrLookupAccount) {
 		t.Fatalf("Ping: %v, want ErrLookupAccount", err)
+	}
+	// The directory answers, but no one can be authenticated: not up, and
+	// the one answer says why.
+	if d.Up() || !strings.Contains(d.Problem(), "lookup account") {
+		t.Fatalf("Up() = %v, Problem() = %q with the lookup account refused", d.Up(), d.Problem())
 	}
 	_, err := d.FindUser(context.Background(), nil, "alice")
 	if rule := lookupRule(err); outcomes[rule].code != ldap.LDAPResultUnavailable || rule != failmode.RuleDirectoryUnavailable {

@@ -10,16 +10,17 @@ func (a *app) healthSections() []health.Section {
 	for _, s := range a.sections {
 		st := s.duo.tracker.Status()
 		sec := health.Section{
-			Name:           s.cfg.Name,
-			Failmode:       s.cfg.Failmode,
-			DuoIntegration: st.Integration,
-			DuoState:       st.State,
-			DuoSince:       st.Since,
-			DuoLastError:   st.LastError,
-			Directory:      s.dir.Name(),
-			DirectoryUp:    s.dir.Up(),
-			SecureGroups:   s.proxy.SecureGroupsProblem(),
-			Listening:      s.proxy.Ready(),
+			Name:             s.cfg.Name,
+			Failmode:         s.cfg.Failmode,
+			DuoIntegration:   st.Integration,
+			DuoState:         st.State,
+			DuoSince:         st.Since,
+			DuoLastError:     st.LastError,
+			Directory:        s.dir.Name(),
+			DirectoryUp:      s.dir.Up(),
+			DirectoryProblem: s.dir.Problem(),
+			SecureGroups:     s.proxy.SecureGroupsProblem(),
+			Listening:        s.proxy.Ready(),
 			// The count ldapgate_connections reports: TCP connections,
 			// from accept to close.
 			Connections: int64(a.metrics.Conns(s.cfg.Name).Open()),

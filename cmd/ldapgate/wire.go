@@ -253,8 +253,9 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 	}
 }
 
-// probeDirectory checks a directory on a timer so that /readyz and
-// ldapgate_directory_up notice an outage even when no client binds.
+// probeDirectory checks a directory on a timer so that d.Up, the one answer
+// /readyz, /status and ldapgate_directory_up read, notices an outage (or a
+// refused lookup account) even when no client binds.
 func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
 	t := time.NewTicker(config.DirectoryProbeInterval)
 	defer t.Stop()
@@ -274,12 +275,14 @@ func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
 		if ctx.Err() != nil {
 			return
 		}
-		if now := err == nil; now != up {
+		// One answer: what readiness and /status read (d.Up), not this
+		// probe's own error.
+		if now := d.Up(); now != up {
 			up = now
 			if up {
-				a.log.Info("directory reachable again", "directory", d.Name())
+				a.log.Info("directory usable again", "directory", d.Name())
 			} else {
-				a.log.Error("directory unreachable", "directory", d.Name(), "err", err)
+				a.log.Error("directory not usable", "directory", d.Name(), "problem", d.Problem(), "err", err)
 			}
 		}
 		a.metrics.SetDirectoryUp(d.Name(), up)
