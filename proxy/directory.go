@@ -586,3 +586,36 @@ func isDN(name string) bool {
 	dn, err := ldap.ParseDN(name)
 	return err == nil && len(dn.RDNs) > 0
 }
+
+// Probe runs Ping every interval until ctx ends (the first at once), so
+// that Up notices an outage or a refused lookup account even when no
+// client binds. After each ping it calls after (nil to skip) with a
+// context bounded by half the interval, then report (nil to skip) with Up
+// and, when Up changed, changed true and the ping's error.
+func (d *Directory) Probe(ctx context.Context, interval time.Duration, after func(context.Context),
+	report func(up, changed bool, err error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := true
+	for {
+		pctx, cancel := context.WithTimeout(ctx, interval/2)
+		err := d.Ping(pctx)
+		if after != nil {
+			after(pctx)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		up := d.Up()
+		if report != nil {
+			report(up, up != last, err)
+		}
+		last = up
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

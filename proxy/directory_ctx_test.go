@@ -3,6 +3,9 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
+	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 func directoryWithFilter(t *testing.T, url string, timeout time.Duration, filter func(u, name string) string) *Directory {
@@ -61,5 +65,43 @@ func TestLookupHonoursContext(t *testing.T) {
 	}
 	if !d.Up() {
 		t.Fatal("a cancelled lookup marked the directory down")
+	}
+}
+
+// TestProbeReportsTheOneAnswer: Probe pings on its interval and reports
+// Up, flagging changes: down when slapd stops, up again when it returns;
+// after runs with every probe.
+func TestProbeReportsTheOneAnswer(t *testing.T) {
+	dir := slapdtest.Start(t)
+	d := sampleDirectory(t, time.Second, lookupPassword(), dir.URL)
+	type report struct{ up, changed bool }
+	var mu sync.Mutex
+	var reports []report
+	var afters atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Probe(ctx, 50*time.Millisecond, func(context.Context) { afters.Add(1) }, func(up, changed bool, _ error) {
+			mu.Lock()
+			reports = append(reports, report{up, changed})
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	saw := func(want report) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Contains(reports, want)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, saw(report{true, false}), "a first probe: up, unchanged")
+	dir.Stop()
+	testutil.WaitFor(t, 10*time.Second, saw(report{false, true}), "the probe to see slapd gone")
+	dir.Restart(t)
+	testutil.WaitFor(t, 10*time.Second, saw(report{true, true}), "the probe to see slapd back")
+	if afters.Load() == 0 {
+		t.Fatal("after never ran")
 	}
 }

@@ -253,43 +253,25 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 	}
 }
 
-// probeDirectory checks a directory on a timer so that d.Up, the one answer
-// /readyz, /status and ldapgate_directory_up read, notices an outage (or a
-// refused lookup account) even when no client binds.
+// probeDirectory runs d's probe: each section on d re-reads its secure
+// groups with every probe, and the one "up" answer goes to the log (on a
+// change) and to ldapgate_directory_up.
 func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
-	t := time.NewTicker(config.DirectoryProbeInterval)
-	defer t.Stop()
-	up := true
-	for {
-		pctx, cancel := context.WithTimeout(ctx, config.DirectoryProbeInterval/2)
-		err := d.Ping(pctx)
-		// Each section on this directory proves its secure groups are still
-		// readable; one that cannot count everyone as privileged and says
-		// so in /readyz.
-		for _, s := range a.sections {
-			if s.dir == d {
-				_ = s.proxy.CheckSecureGroups(pctx)
+	d.Probe(ctx, config.DirectoryProbeInterval,
+		func(pctx context.Context) {
+			for _, s := range a.sections {
+				if s.dir == d {
+					_ = s.proxy.CheckSecureGroups(pctx)
+				}
 			}
-		}
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		// One answer: what readiness and /status read (d.Up), not this
-		// probe's own error.
-		if now := d.Up(); now != up {
-			up = now
-			if up {
+		},
+		func(up, changed bool, err error) {
+			switch {
+			case changed && up:
 				a.log.Info("directory usable again", "directory", d.Name())
-			} else {
+			case changed:
 				a.log.Error("directory not usable", "directory", d.Name(), "problem", d.Problem(), "err", err)
 			}
-		}
-		a.metrics.SetDirectoryUp(d.Name(), up)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+			a.metrics.SetDirectoryUp(d.Name(), up)
+		})
 }
