@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,7 +161,22 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(s.cfg.Listen) }()
-	s.log.Info("listening", "addr", s.cfg.Listen)
+	// Report the address actually bound (a listen address with port 0 gets
+	// one from the kernel), once the listener is up.
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for srv.Addr() == nil {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
+		case <-ctx.Done():
+			_ = srv.Stop()
+			<-errc
+			return nil
+		case <-poll.C:
+		}
+	}
+	s.log.Info("listening", "addr", srv.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
@@ -170,6 +186,14 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		s.log.Warn("stop", "err", err)
 	}
 	<-errc
+	return nil
+}
+
+// Addr is the address the listener is bound to, nil before it is.
+func (s *Server) Addr() net.Addr {
+	if srv := s.srv.Load(); srv != nil {
+		return srv.Addr()
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		var es exitStatus
@@ -22,4 +23,15 @@ func main() {
 		}
 		os.Exit(exitCode(err))
 	}
+}
+
+// run is the whole program: the command line args (without the program
+// name), what it prints, and ctx, whose end stops a serving program. Tests
+// start it in-process; only main exits.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }

@@ -2,21 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// run executes the CLI in-process and returns its output and exit code.
-func run(t *testing.T, args ...string) (string, int) {
+// runCLI runs the program in-process and returns its output and exit code.
+func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
-	root := newRootCommand()
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&out)
-	err := root.Execute()
+	err := run(context.Background(), args, &out, &out)
 	if err != nil {
 		out.WriteString(err.Error())
 		return out.String(), exitCode(err)
@@ -46,13 +43,13 @@ servers:
 `
 
 func TestCheck(t *testing.T) {
-	out, code := run(t, "check", "--config", writeConfig(t, goodConfig))
+	out, code := runCLI(t, "check", "--config", writeConfig(t, goodConfig))
 	if code != 0 || !strings.Contains(out, "ok (1 directories, 1 server sections)") {
 		t.Fatalf("good config: code %d, output %q", code, out)
 	}
 
 	bad := strings.Replace(goodConfig, "    directory: corp\n", "    directory: corp\n    failmode: open\n    tiemout: 3s\n", 1)
-	out, code = run(t, "check", "--config", writeConfig(t, bad))
+	out, code = runCLI(t, "check", "--config", writeConfig(t, bad))
 	if code == 0 {
 		t.Fatalf("bad config accepted: %q", out)
 	}
@@ -62,7 +59,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	bad = strings.Replace(goodConfig, "    directory: corp\n", "    directory: corp\n    failmode: open\n", 1)
-	out, code = run(t, "check", "--config", writeConfig(t, bad))
+	out, code = runCLI(t, "check", "--config", writeConfig(t, bad))
 	if code == 0 || !strings.Contains(out, "servers[0].failmode: must be safe or secure") {
 		t.Fatalf("code %d, output %q", code, out)
 	}
@@ -70,16 +67,16 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check printed the secret: %q", out)
 	}
 
-	if _, code := run(t, "check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 {
+	if _, code := runCLI(t, "check", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 {
 		t.Fatalf("missing file: exit code %d, want 1", code)
 	}
-	if _, code := run(t, "check", "--bogus"); code != 2 {
+	if _, code := runCLI(t, "check", "--bogus"); code != 2 {
 		t.Fatalf("unknown flag: exit code %d, want 2", code)
 	}
 }
 
 func TestVersion(t *testing.T) {
-	out, code := run(t, "version")
+	out, code := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "ldapgate ") {
 		t.Fatalf("version: %d %q", code, out)
 	}
