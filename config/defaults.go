@@ -83,6 +83,16 @@ func DefaultMaxConnections(nofile uint64, sections int) int {
 	return max(MinMaxConnections, int(usable/DescriptorsPerClient)/sections)
 }
 
+// EffectiveMaxConnections is the section's max_connections in force: the
+// configured value, or when it is 0 what the descriptor limit allows
+// (DefaultMaxConnections).
+func (s *Server) EffectiveMaxConnections(nofile uint64, sections int) int {
+	if s.MaxConnections > 0 {
+		return s.MaxConnections
+	}
+	return DefaultMaxConnections(nofile, sections)
+}
+
 // MaxBufferedBytes bounds the bytes of requests still arriving across all
 // connections of a section.
 func (s *Server) MaxBufferedBytes() int { return BufferedRequestsFactor * s.MaxRequestSize }

@@ -131,3 +131,12 @@ func TestModeAndFactorParsedOnce(t *testing.T) {
 		t.Fatal("an unvalidated section has the zero mode")
 	}
 }
+
+func TestEffectiveMaxConnections(t *testing.T) {
+	if got := (&Server{MaxConnections: 7}).EffectiveMaxConnections(1<<20, 3); got != 7 {
+		t.Errorf("configured 7: got %d", got)
+	}
+	if got, want := (&Server{}).EffectiveMaxConnections(20000, 2), DefaultMaxConnections(20000, 2); got != want {
+		t.Errorf("derived: got %d, want %d", got, want)
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/jimlambrt/gldap"
 
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/metrics"
 )
 
@@ -24,16 +23,6 @@ func descriptorLimit() uint64 {
 		}
 	}
 	return uint64(rl.Cur)
-}
-
-// maxConnections is a section's effective max_connections: the configured
-// value, or when it is 0 what the descriptor limit allows, shared between
-// the sections (config.DefaultMaxConnections).
-func maxConnections(sc *config.Server, nofile uint64, sections int) int {
-	if sc.MaxConnections > 0 {
-		return sc.MaxConnections
-	}
-	return config.DefaultMaxConnections(nofile, sections)
 }
 
 // connEvents feeds a section's connection counters from gldap's events.

@@ -5,17 +5,10 @@ import (
 
 	"github.com/jimlambrt/gldap"
 
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/metrics"
 )
 
-func TestMaxConnectionsDerived(t *testing.T) {
-	if got := maxConnections(&config.Server{MaxConnections: 7}, 1<<20, 3); got != 7 {
-		t.Errorf("configured 7: got %d", got)
-	}
-	if got, want := maxConnections(&config.Server{}, 20000, 2), config.DefaultMaxConnections(20000, 2); got != want {
-		t.Errorf("derived: got %d, want %d", got, want)
-	}
+func TestDescriptorLimitReadable(t *testing.T) {
 	if n := descriptorLimit(); n == 0 {
 		t.Error("RLIMIT_NOFILE unreadable")
 	}

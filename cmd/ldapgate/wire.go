@@ -25,6 +25,9 @@ import (
 type app struct {
 	cfg *config.Config
 	log *slog.Logger
+	// nofile is the descriptor limit, raised and read once at start; it
+	// sizes the sections' derived max_connections.
+	nofile uint64
 
 	events   *authlog.Log
 	metrics  *metrics.Metrics
@@ -56,7 +59,7 @@ type section struct {
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, dirs: map[string]*proxy.Directory{}, integrations: map[string]*integration{}}
+	a = &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*proxy.Directory{}, integrations: map[string]*integration{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -173,10 +176,9 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	name, sw := sc.Name, a.primaryOnly
-	nofile := descriptorLimit()
-	maxConns := maxConnections(sc, nofile, len(a.cfg.Servers))
+	maxConns := sc.EffectiveMaxConnections(a.nofile, len(a.cfg.Servers))
 	a.log.Info("limits", "server", sc.Name,
-		"max_connections", maxConns, "max_connections_derived", sc.MaxConnections == 0, "nofile", nofile,
+		"max_connections", maxConns, "max_connections_derived", sc.MaxConnections == 0, "nofile", a.nofile,
 		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
 		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
 		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
