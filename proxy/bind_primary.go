@@ -69,7 +69,7 @@ func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindRes
 			return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
 		}
 	}
-	sess.letIn("")
+	sess.letIn()
 	res := a.end(failmode.RuleAnonymous, failmode.AuthPrimary, nil)
 	res.event.Msg = "anonymous bind allowed by allow_anonymous"
 	return res

@@ -75,7 +75,7 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		sess.closeUpstream()
 		return &bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
 	}
-	sess.letIn(a.id.DN)
+	sess.letIn()
 	if decision.Failmode || decision.Rule == failmode.RulePrimaryOnly {
 		s.log.Warn("allowed a bind without second factor", "conn", sess.id, "dn", a.id.DN, "rule", decision.Rule, "reason", decision.Reason)
 	}

@@ -31,8 +31,6 @@ type session struct {
 	// authed is true after a bind this proxy let succeed (or an anonymous
 	// bind a section allows); only then are operations relayed.
 	authed bool
-	// dn is the DN of the successful bind, "" when anonymous.
-	dn string
 	// binds counts bind requests, for exempt_primary_bind.
 	binds int
 }
@@ -85,10 +83,10 @@ func (s *session) adopt(conn *ldap.Conn) {
 	s.upBound = true
 }
 
-// letIn records that this proxy let the bind of dn succeed ("" for
-// anonymous): from now on operations are relayed on up.
-func (s *session) letIn(dn string) {
-	s.authed, s.dn = true, dn
+// letIn records that this proxy let the bind succeed (or an anonymous one
+// the section allows): from now on operations are relayed on up.
+func (s *session) letIn() {
+	s.authed = true
 }
 
 // resetAuth forgets any previous authentication, as RFC 4511 §4.2.1 asks of
@@ -97,7 +95,6 @@ func (s *session) letIn(dn string) {
 // and the session is not authed, nothing is relayed on it.
 func (s *session) resetAuth() {
 	s.authed = false
-	s.dn = ""
 }
 
 // closeUpstream closes the upstream connection: nothing is bound as anyone
