@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -13,10 +13,10 @@ import (
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), args, &out, &out)
+	err := Run(context.Background(), args, &out, &out)
 	if err != nil {
 		out.WriteString(err.Error())
-		return out.String(), exitCode(err)
+		return out.String(), ExitCode(err)
 	}
 	return out.String(), 0
 }

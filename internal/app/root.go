@@ -1,6 +1,7 @@
-package main
+package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +13,8 @@ import (
 	"github.com/ldapgate/ldapgate/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with
+// -ldflags "-X github.com/ldapgate/ldapgate/internal/app.version=...".
 var version = "dev"
 
 // Version returns the build's version, falling back to module information.
@@ -36,7 +38,9 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-func exitCode(err error) int {
+// ExitCode is the process exit status for an error Run returned: the
+// status an exitStatus carries, 2 for a usage error, 1 for anything else.
+func ExitCode(err error) int {
 	var ue usageError
 	var es exitStatus
 	switch {
@@ -46,6 +50,24 @@ func exitCode(err error) int {
 		return 2
 	}
 	return 1
+}
+
+// Silent reports whether err, returned by Run, was already explained to the
+// user (an exitStatus): main then prints nothing more.
+func Silent(err error) bool {
+	var es exitStatus
+	return errors.As(err, &es)
+}
+
+// Run is the whole program: the command line args (without the program
+// name), what it prints, and ctx, whose end stops a serving program. Tests
+// start it in-process; only main exits.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }
 
 func newRootCommand() *cobra.Command {

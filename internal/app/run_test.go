@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bufio"
@@ -90,7 +90,7 @@ servers:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, logW)
+		done <- Run(ctx, []string{"serve", "--config", cfg}, io.Discard, logW)
 		logW.Close()
 	}()
 	stopped := false
