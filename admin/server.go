@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ldapgate/ldapgate/internal/human"
 	"github.com/ldapgate/ldapgate/primaryonly"
 )
 
@@ -270,7 +271,7 @@ func (s *Server) logChange(req Request, p peer, d time.Duration, err error) {
 	}
 	attrs := []any{"op", req.Op, "servers", servers, "peer_uid", p.uid, "peer_pid", p.pid}
 	if req.Op == OpEnable && d > 0 {
-		attrs = append(attrs, "for", primaryonly.FormatDuration(d))
+		attrs = append(attrs, "for", human.Duration(d))
 	}
 	if err != nil {
 		s.log.Warn("admin request refused", append(attrs, "err", err)...)

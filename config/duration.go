@@ -5,10 +5,11 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -76,21 +77,9 @@ func checkRange(p *Problems, path string, d, lo, hi time.Duration) {
 	if p.has(path) || (lo <= d && d <= hi) {
 		return
 	}
-	outOfRange(p, path, d, human(lo)+" to "+human(hi))
+	outOfRange(p, path, d, human.Duration(lo)+" to "+human.Duration(hi))
 }
 
 func outOfRange(p *Problems, path string, d time.Duration, allowed string) {
-	p.add(path, ErrInvalid, "%s is out of range; allowed %s", human(d), allowed)
-}
-
-// human prints a duration as it would be written: 2m, not 2m0s.
-func human(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	p.add(path, ErrInvalid, "%s is out of range; allowed %s", human.Duration(d), allowed)
 }

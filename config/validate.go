@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 var sectionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -244,7 +245,7 @@ func (d *Duo) validateDurations(p *Problems, path string) {
 
 	if timeoutOK {
 		if !p.has(path+".push_timeout") && (d.PushTimeout < d.Timeout || d.PushTimeout > MaxDuoPushTimeout) {
-			outOfRange(p, path+".push_timeout", d.PushTimeout, fmt.Sprintf("duo.timeout (%s) to %s", human(d.Timeout), human(MaxDuoPushTimeout)))
+			outOfRange(p, path+".push_timeout", d.PushTimeout, fmt.Sprintf("duo.timeout (%s) to %s", human.Duration(d.Timeout), human.Duration(MaxDuoPushTimeout)))
 		}
 	} else {
 		checkRange(p, path+".push_timeout", d.PushTimeout, MinDuoTimeout, MaxDuoPushTimeout)
@@ -254,7 +255,7 @@ func (d *Duo) validateDurations(p *Problems, path string) {
 
 	upper, below := MaxDuoTimeout, "duo.timeout"
 	if timeoutOK {
-		upper, below = d.Timeout, fmt.Sprintf("duo.timeout (%s)", human(d.Timeout))
+		upper, below = d.Timeout, fmt.Sprintf("duo.timeout (%s)", human.Duration(d.Timeout))
 	}
 	if !p.has(path+".degraded_latency") && (d.DegradedLatency < MinDuoDegradedLatency || d.DegradedLatency >= upper) {
 		outOfRange(p, path+".degraded_latency", d.DegradedLatency, "above 0 and below "+below)

@@ -17,6 +17,7 @@ import (
 	duoapi "github.com/duosecurity/duo_api_golang"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 // The classification: the single description of how a failed Duo call
@@ -100,17 +101,9 @@ type timing struct {
 
 func (t timing) timeoutDetail() string {
 	if pd, ok := t.parent.Deadline(); ok && pd.Before(t.start.Add(t.budget)) {
-		return fmt.Sprintf("no answer within %s (caller's deadline)", fmtDuration(pd.Sub(t.start).Round(time.Millisecond)))
+		return fmt.Sprintf("no answer within %s (caller's deadline)", human.Duration(pd.Sub(t.start)))
 	}
-	return "no answer within " + fmtDuration(t.budget)
-}
-
-// fmtDuration prints whole seconds as "60s" rather than "1m0s".
-func fmtDuration(d time.Duration) string {
-	if d >= time.Second && d%time.Second == 0 {
-		return fmt.Sprintf("%ds", d/time.Second)
-	}
-	return d.String()
+	return "no answer within " + human.Duration(t.budget)
 }
 
 // classify turns an error from a duo_api_golang call into a classified error.
@@ -157,9 +150,9 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
-		return fe(transient(stage), "connect timeout after "+fmtDuration(tm.phase))
+		return fe(transient(stage), "connect timeout after "+human.Duration(tm.phase))
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return fe(transient(stage), "no answer within "+fmtDuration(tm.phase))
+		return fe(transient(stage), "no answer within "+human.Duration(tm.phase))
 	}
 	if detail, ok := netProblem(err); ok {
 		return fe(transient(stage), detail)

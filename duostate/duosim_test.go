@@ -266,7 +266,7 @@ func TestWithDuoclientAndSimulator(t *testing.T) {
 		"ok→misconfigured: preauth misconfigured",
 		"misconfigured→ok: check ok",
 		"ok→degraded: preauth degraded",
-		"degraded→ok: no degraded outcome in the last 60s",
+		"degraded→ok: no degraded outcome in the last 1m",
 		"ok→degraded: auth degraded",
 		"degraded→ok: no degraded outcome",
 		"ok→unreachable: check: no answer within 300ms",

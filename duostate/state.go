@@ -103,6 +103,7 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 // State is the health of a Duo integration.
@@ -153,7 +154,7 @@ type Change struct {
 	At          time.Time
 	// Reason is a short operator-facing cause: "check: connection refused",
 	// "3 consecutive preauth calls unreachable", "preauth latency 3.4s over 3s
-	// (mean of 5 calls in the last 60s)".
+	// (mean of 5 calls in the last 1m)".
 	Reason string
 }
 
@@ -464,27 +465,15 @@ func judge(l limits, r recent) State {
 // explain says why judge decided as it did.
 func explain(l limits, r recent) string {
 	if r.degraded > 0 {
-		return fmt.Sprintf("%s (%d degraded outcomes in the last %s)", r.degradedDetail, r.degraded, human(l.window))
+		return fmt.Sprintf("%s (%d degraded outcomes in the last %s)", r.degradedDetail, r.degraded, human.Duration(l.window))
 	}
 	if r.samples >= MinLatencySamples && r.mean > l.degradedLatency {
 		return fmt.Sprintf("preauth latency %s over %s (mean of %d calls in the last %s)",
-			human(r.mean), human(l.degradedLatency), r.samples, human(l.window))
+			human.Duration(r.mean), human.Duration(l.degradedLatency), r.samples, human.Duration(l.window))
 	}
 	if r.samples == 0 {
-		return fmt.Sprintf("no degraded outcome in the last %s", human(l.window))
+		return fmt.Sprintf("no degraded outcome in the last %s", human.Duration(l.window))
 	}
 	return fmt.Sprintf("no degraded outcome and preauth latency %s (mean of %d calls) in the last %s",
-		human(r.mean), r.samples, human(l.window))
-}
-
-// human prints a duration for operators: milliseconds at most, and whole
-// seconds as "60s" rather than "1m0s".
-func human(d time.Duration) string {
-	if d >= time.Second && d%time.Second == 0 {
-		return fmt.Sprintf("%ds", d/time.Second)
-	}
-	if d >= time.Millisecond {
-		d = d.Round(time.Millisecond)
-	}
-	return d.String()
+		human.Duration(r.mean), r.samples, human.Duration(l.window))
 }

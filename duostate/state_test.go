@@ -56,12 +56,12 @@ func TestTransitionTable(t *testing.T) {
 	probe429 := observation{src: fromProbe, class: failmode.Degraded, name: "check", detail: "check: HTTP 429"}
 	rows := []row{
 		// preauth traffic
-		{"preauth allowed, empty window", obs(fromPreauth, failmode.Allowed), empty, [4]State{o, o, u, m}, "no degraded outcome in the last 60s"},
-		{"preauth allowed, fast window", obs(fromPreauth, failmode.Allowed), fast, [4]State{o, o, u, m}, "no degraded outcome and preauth latency 200ms (mean of 5 calls) in the last 60s"},
-		{"preauth allowed, slow window", obs(fromPreauth, failmode.Allowed), slow, [4]State{d, d, u, m}, "preauth latency 3.4s over 3s (mean of 3 calls in the last 60s)"},
+		{"preauth allowed, empty window", obs(fromPreauth, failmode.Allowed), empty, [4]State{o, o, u, m}, "no degraded outcome in the last 1m"},
+		{"preauth allowed, fast window", obs(fromPreauth, failmode.Allowed), fast, [4]State{o, o, u, m}, "no degraded outcome and preauth latency 200ms (mean of 5 calls) in the last 1m"},
+		{"preauth allowed, slow window", obs(fromPreauth, failmode.Allowed), slow, [4]State{d, d, u, m}, "preauth latency 3.4s over 3s (mean of 3 calls in the last 1m)"},
 		{"preauth allowed, too few slow samples", obs(fromPreauth, failmode.Allowed), slowFew, [4]State{o, o, u, m}, ""},
 		{"preauth allowed, mean exactly at the limit", obs(fromPreauth, failmode.Allowed), atLimit, [4]State{o, o, u, m}, ""},
-		{"preauth allowed, degraded outcome in window", obs(fromPreauth, failmode.Allowed), hadDegrade, [4]State{d, d, u, m}, "auth degraded (1 degraded outcomes in the last 60s)"},
+		{"preauth allowed, degraded outcome in window", obs(fromPreauth, failmode.Allowed), hadDegrade, [4]State{d, d, u, m}, "auth degraded (1 degraded outcomes in the last 1m)"},
 		{"preauth denied, empty window", obs(fromPreauth, failmode.Denied), empty, [4]State{o, o, u, m}, ""},
 		{"preauth denied, slow window", obs(fromPreauth, failmode.Denied), slow, [4]State{d, d, u, m}, ""},
 		{"preauth unreachable, first", obs(fromPreauth, failmode.Unreachable), withCount(empty, 1), [4]State{o, o, u, m}, ""},
@@ -93,9 +93,9 @@ func TestTransitionTable(t *testing.T) {
 		{"other rate limited", obs(fromOther, failmode.Degraded), empty, [4]State{d, d, u, m}, "auth_status degraded"},
 		{"other misconfigured", obs(fromOther, failmode.Misconfigured), empty, [4]State{m, m, m, m}, ""},
 		// probes
-		{"probe ok, empty window, a probe had failed", obs(fromProbe, failmode.Allowed), probeHadFailed(empty), [4]State{o, o, o, o}, "no degraded outcome in the last 60s"},
-		{"probe ok, empty window, unreachable on traffic alone", obs(fromProbe, failmode.Allowed), empty, [4]State{o, o, d, o}, "no degraded outcome in the last 60s"},
-		{"probe ok, slow window", obs(fromProbe, failmode.Allowed), probeHadFailed(slow), [4]State{d, d, d, d}, "preauth latency 3.4s over 3s (mean of 3 calls in the last 60s)"},
+		{"probe ok, empty window, a probe had failed", obs(fromProbe, failmode.Allowed), probeHadFailed(empty), [4]State{o, o, o, o}, "no degraded outcome in the last 1m"},
+		{"probe ok, empty window, unreachable on traffic alone", obs(fromProbe, failmode.Allowed), empty, [4]State{o, o, d, o}, "no degraded outcome in the last 1m"},
+		{"probe ok, slow window", obs(fromProbe, failmode.Allowed), probeHadFailed(slow), [4]State{d, d, d, d}, "preauth latency 3.4s over 3s (mean of 3 calls in the last 1m)"},
 		{"probe ok, degraded window", obs(fromProbe, failmode.Allowed), hadDegrade, [4]State{d, d, d, d}, ""},
 		{"probe ok, contradicted, degraded window", obs(fromProbe, failmode.Allowed), contradicted(hadDegrade), [4]State{d, d, d, d}, ""},
 		{"probe denied (not a success)", obs(fromProbe, failmode.Denied), empty, [4]State{o, o, u, m}, ""},
@@ -114,7 +114,7 @@ func TestTransitionTable(t *testing.T) {
 		{"probe out-of-range class", obs(fromProbe, failmode.Class(42)), empty, [4]State{o, d, u, m}, ""},
 		// trial binds (the Gate, while Unreachable)
 		{"trial answered, empty window", obs(fromTrial, failmode.Allowed), empty, [4]State{o, d, o, m}, "trial bind answered by Duo"},
-		{"trial answered, slow window", obs(fromTrial, failmode.Allowed), slow, [4]State{o, d, d, m}, "trial bind answered by Duo, but preauth latency 3.4s over 3s (mean of 3 calls in the last 60s)"},
+		{"trial answered, slow window", obs(fromTrial, failmode.Allowed), slow, [4]State{o, d, d, m}, "trial bind answered by Duo, but preauth latency 3.4s over 3s (mean of 3 calls in the last 1m)"},
 	}
 	for _, tt := range rows {
 		firstChange := true
@@ -248,26 +248,6 @@ func TestStates(t *testing.T) {
 	for _, s := range States() {
 		if s.down() != (s == Unreachable || s == Misconfigured) {
 			t.Errorf("%s.down() = %v", s, s.down())
-		}
-	}
-}
-
-func TestHuman(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		time.Minute:                 "60s",
-		3 * time.Second:             "3s",
-		3400 * time.Millisecond:     "3.4s",
-		3400123 * time.Microsecond:  "3.4s",
-		200 * time.Millisecond:      "200ms",
-		1500 * time.Microsecond:     "2ms",
-		10 * time.Millisecond:       "10ms",
-		0:                           "0s",
-		90 * time.Second:            "90s",
-		1234567 * time.Microsecond:  "1.235s",
-		1*time.Hour + 1*time.Second: "3601s",
-	} {
-		if got := human(d); got != want {
-			t.Errorf("human(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 // Checker proves the integration works with one signed request, such as
@@ -183,7 +184,7 @@ func probeObservation(ctx context.Context, err error, timedOut bool, timeout tim
 		}
 		o.decisive = fe.Class == failmode.Unreachable && decisive(err)
 	case timedOut || isTimeout(err):
-		o.class, o.detail = failmode.Unreachable, "check: no answer within "+human(timeout)
+		o.class, o.detail = failmode.Unreachable, "check: no answer within "+human.Duration(timeout)
 	default:
 		o.class, o.detail = failmode.Local, "check: unclassified error: "+err.Error()
 	}

@@ -142,7 +142,7 @@ func TestRecoveryToDegradedWhenTheWindowSaysSo(t *testing.T) {
 	f.tr.Probe(context.Background())
 	f.wantState(t, Degraded)
 	chs := f.wantChanges(t, "ok→degraded", "degraded→unreachable", "unreachable→degraded")
-	if !strings.HasPrefix(chs[2].Reason, "check ok, but auth degraded (1 degraded outcomes in the last 60s)") {
+	if !strings.HasPrefix(chs[2].Reason, "check ok, but auth degraded (1 degraded outcomes in the last 1m)") {
 		t.Fatalf("reason %q", chs[2].Reason)
 	}
 }
@@ -254,7 +254,7 @@ func TestLatencyWindow(t *testing.T) {
 	f.clock.Add(time.Second)
 	f.tr.Observe(failmode.StagePreauth, 200*time.Millisecond, failmode.Allowed) // mean 3.4s over 3 calls
 	f.wantState(t, Degraded)
-	if ch := f.wantChanges(t, "ok→degraded")[0]; ch.Reason != "preauth latency 3.4s over 3s (mean of 3 calls in the last 60s)" {
+	if ch := f.wantChanges(t, "ok→degraded")[0]; ch.Reason != "preauth latency 3.4s over 3s (mean of 3 calls in the last 1m)" {
 		t.Fatalf("reason %q", ch.Reason)
 	}
 	// Fast answers bring the mean back under the threshold.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 const (
@@ -116,10 +117,10 @@ func New(sections map[string]failmode.Mode, now func() time.Time, onChange func(
 // problem. It returns the named sections' entries, sorted by name.
 func (s *Switch) Enable(servers []string, d time.Duration) ([]Entry, error) {
 	if d <= 0 {
-		return nil, ruleError{ErrDuration, fmt.Sprintf("refused: duration must be positive, got %s", FormatDuration(d))}
+		return nil, ruleError{ErrDuration, fmt.Sprintf("refused: duration must be positive, got %s", human.Duration(d))}
 	}
 	if d > MaxDuration {
-		return nil, ruleError{ErrDuration, fmt.Sprintf("refused: %s exceeds the %s maximum", FormatDuration(d), FormatDuration(MaxDuration))}
+		return nil, ruleError{ErrDuration, fmt.Sprintf("refused: %s exceeds the %s maximum", human.Duration(d), human.Duration(MaxDuration))}
 	}
 	names, err := s.resolve(servers, true)
 	if err != nil {
@@ -133,7 +134,7 @@ func (s *Switch) Enable(servers []string, d time.Duration) ([]Entry, error) {
 	now := s.now()
 	events := s.reapLocked(now)
 	until := now.Add(d)
-	reason := "enabled by admin socket for " + FormatDuration(d)
+	reason := "enabled by admin socket for " + human.Duration(d)
 	for _, n := range names {
 		s.until[n] = until
 		events = append(events, Event{Server: n, Enabled: true, Until: until, At: now, Reason: reason})
@@ -325,18 +326,9 @@ func entry(name string, mode failmode.Mode, until, now time.Time) Entry {
 	return e
 }
 
-// FormatDuration writes d the way an operator would type it: 30m, 1h, 1h30m,
-// 90s, rather than time.Duration's 30m0s.
-func FormatDuration(d time.Duration) string {
-	str := d.String()
-	if strings.HasSuffix(str, "m0s") {
-		str = str[:len(str)-2]
-	}
-	if strings.HasSuffix(str, "h0m") {
-		str = str[:len(str)-2]
-	}
-	return str
-}
+// FormatDuration is human.Duration, kept for the callers outside this
+// package that print the switch's durations: 30m, 1h, 1h30m, 1m30s.
+func FormatDuration(d time.Duration) string { return human.Duration(d) }
 
 // ruleError is a refusal with an exact, operator-facing message and a
 // sentinel for errors.Is.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/human"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -56,7 +57,7 @@ func on(s *Switch, now time.Time) []string {
 	var out []string
 	for _, e := range s.Status() {
 		if !e.Until.IsZero() {
-			out = append(out, fmt.Sprintf("%s+%s", e.Server, FormatDuration(e.Until.Sub(now))))
+			out = append(out, fmt.Sprintf("%s+%s", e.Server, human.Duration(e.Until.Sub(now))))
 		}
 	}
 	return out
@@ -133,7 +134,7 @@ func TestEnable(t *testing.T) {
 			}
 			var names []string
 			for _, e := range entries {
-				names = append(names, fmt.Sprintf("%s+%s", e.Server, FormatDuration(e.Until.Sub(c.now()))))
+				names = append(names, fmt.Sprintf("%s+%s", e.Server, human.Duration(e.Until.Sub(c.now()))))
 				if e.Failmode != failmode.Safe {
 					t.Errorf("entry %s failmode = %q", e.Server, e.Failmode)
 				}
@@ -142,7 +143,7 @@ func TestEnable(t *testing.T) {
 				t.Errorf("returned entries = %v, want %v", names, tc.wantOn)
 			}
 			for _, e := range r.events {
-				want := "enabled by admin socket for " + FormatDuration(tc.d)
+				want := "enabled by admin socket for " + human.Duration(tc.d)
 				if !e.Enabled || e.Reason != want || !e.At.Equal(t0) || !e.Until.Equal(t0.Add(tc.d)) {
 					t.Errorf("event = %+v, want enabled %q", e, want)
 				}
@@ -313,25 +314,6 @@ func TestEntryJSON(t *testing.T) {
 	want := `[{"server":"ldap","failmode":"safe"},{"server":"mail","failmode":"safe","until":"2026-03-01T12:00:00Z"}]`
 	if string(b) != want {
 		t.Errorf("JSON = %s, want %s", b, want)
-	}
-}
-
-func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		30 * time.Minute:        "30m",
-		time.Hour:               "1h",
-		90 * time.Minute:        "1h30m",
-		5 * time.Hour:           "5h",
-		90 * time.Second:        "1m30s",
-		45 * time.Second:        "45s",
-		time.Hour + time.Second: "1h0m1s",
-		20 * time.Millisecond:   "20ms",
-		0:                       "0s",
-		-2 * time.Hour:          "-2h",
-	} {
-		if got := FormatDuration(d); got != want {
-			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
-		}
 	}
 }
 
