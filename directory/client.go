@@ -1,4 +1,15 @@
-package proxy
+// Package directory is ldapgate's client of the upstream directories
+// (OpenLDAP, Active Directory...): URL failover, the lookup account's shared
+// connection, finding a bind name's entry, group membership, Who Am I, the
+// bounded pool of password-check connections, and the one answer to "can
+// this directory authenticate users now" (Up, Problem, Probe) that
+// readiness, /status and ldapgate_directory_up all read.
+//
+// Every call takes a context and ends when it does: searches through
+// go-ldap's SearchAsync, binds and Who Am I by closing the connection.
+// Errors say whose they are: the directory's answer (Answered), the
+// directory unreachable (*UnavailableError), or our own cancellation.
+package directory
 
 import (
 	"context"
@@ -16,8 +27,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// DirectoryConfig describes an upstream directory and how to find users in it.
-type DirectoryConfig struct {
+// Config describes an upstream directory and how to find users in it.
+type Config struct {
 	Name     string
 	URLs     []string
 	Timeout  time.Duration
@@ -82,13 +93,13 @@ func IsUnavailable(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// ldapResult returns the LDAP result carried by err, if err is an answer
+// Answered returns the LDAP result carried by err, if err is an answer
 // from the directory rather than a client-side or network failure.
 //
 // go-ldap reports network failures as *ldap.Error with codes ≥ 200, or as
 // plain errors ("unable to read LDAP response packet: EOF"); only codes
 // below 200 are the server speaking.
-func ldapResult(err error) (*ldap.Error, bool) {
+func Answered(err error) (*ldap.Error, bool) {
 	var le *ldap.Error
 	if errors.As(err, &le) && le.ResultCode < 200 {
 		return le, true
@@ -98,7 +109,7 @@ func ldapResult(err error) (*ldap.Error, bool) {
 
 // Identity is an entry as the directory spells it: what the second factor,
 // the exemptions and the secure groups need to know about the user. Only
-// authenticate (identity.go) decides which entry a bind authenticated.
+// authenticate (proxy/identity.go) decides which entry a bind authenticated.
 type Identity struct {
 	// DN is the entry's DN as the directory returned it, never a name as
 	// typed by the client.
@@ -110,10 +121,11 @@ type Identity struct {
 	Principal string
 }
 
-// Directory is an upstream directory: it dials per-client connections and
-// runs lookups with the lookup account on one shared connection.
-type Directory struct {
-	cfg DirectoryConfig
+// Client is one upstream directory: it dials per-client connections and
+// runs lookups with the lookup account on one shared connection. Its
+// methods are safe for concurrent use.
+type Client struct {
+	cfg Config
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -132,8 +144,8 @@ type Directory struct {
 	preferred atomic.Int32
 }
 
-// NewDirectory checks cfg; it does not connect.
-func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
+// New checks cfg; it does not connect.
+func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("directory: no URLs")
 	}
@@ -155,22 +167,22 @@ func NewDirectory(cfg DirectoryConfig, log *slog.Logger) (*Directory, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Directory{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections)}
+	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections)}
 	d.up.Store(true)
 	return d, nil
 }
 
 // Name is the directory's section name.
-func (d *Directory) Name() string { return d.cfg.Name }
+func (d *Client) Name() string { return d.cfg.Name }
 
 // Up reports whether the directory can be used to authenticate users: the
 // last operation reached it, and it accepts the lookup account (when there
 // is one). Readiness, /status and ldapgate_directory_up all read this one
 // answer; Problem says why it is false.
-func (d *Directory) Up() bool { return d.up.Load() && !d.lookupRefused.Load() }
+func (d *Client) Up() bool { return d.up.Load() && !d.lookupRefused.Load() }
 
 // Problem says, for people, why Up is false ("" when it is true).
-func (d *Directory) Problem() string {
+func (d *Client) Problem() string {
 	switch {
 	case !d.up.Load():
 		return "unreachable"
@@ -181,10 +193,10 @@ func (d *Directory) Problem() string {
 }
 
 // HasLookupAccount reports whether a lookup account is configured.
-func (d *Directory) HasLookupAccount() bool { return d.cfg.BindDN != "" }
+func (d *Client) HasLookupAccount() bool { return d.cfg.BindDN != "" }
 
 // Dial opens a new connection, trying each URL in turn from the preferred one.
-func (d *Directory) Dial(ctx context.Context) (*ldap.Conn, error) {
+func (d *Client) Dial(ctx context.Context) (*ldap.Conn, error) {
 	var errs []error
 	n := len(d.cfg.URLs)
 	start := int(d.preferred.Load())
@@ -208,7 +220,7 @@ func (d *Directory) Dial(ctx context.Context) (*ldap.Conn, error) {
 // unavailable records that a connection stopped answering: new connections
 // will try the next URL first. The connection most likely came from the
 // preferred URL; when it did not, the next Dial still tries every URL.
-func (d *Directory) unavailable(op string, err error) *UnavailableError {
+func (d *Client) unavailable(op string, err error) *UnavailableError {
 	d.up.Store(false)
 	if n := int32(len(d.cfg.URLs)); n > 1 {
 		p := d.preferred.Load()
@@ -217,7 +229,7 @@ func (d *Directory) unavailable(op string, err error) *UnavailableError {
 	return &UnavailableError{Op: op, Err: err}
 }
 
-func (d *Directory) dialURL(raw string) (*ldap.Conn, error) {
+func (d *Client) dialURL(raw string) (*ldap.Conn, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -257,7 +269,7 @@ func (d *Directory) dialURL(raw string) (*ldap.Conn, error) {
 // go-ldap's bind takes no context: when ctx ends first (the client went
 // away), conn is closed to end the call, and the error wraps ctx.Err(); it
 // is neither the directory's answer nor evidence that it is down.
-func (d *Directory) Bind(ctx context.Context, conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error) {
+func (d *Client) Bind(ctx context.Context, conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error) {
 	var res *ldap.SimpleBindResult
 	err := withContext(ctx, conn, func() (err error) {
 		res, err = conn.SimpleBind(&ldap.SimpleBindRequest{Username: name, Password: password, Controls: controls})
@@ -267,7 +279,7 @@ func (d *Directory) Bind(ctx context.Context, conn *ldap.Conn, name, password st
 		return res, fmt.Errorf("bind: %w", ctx.Err())
 	}
 	if err != nil {
-		if _, ok := ldapResult(err); ok {
+		if _, ok := Answered(err); ok {
 			d.up.Store(true)
 			return res, err
 		}
@@ -289,7 +301,7 @@ const principalAttribute = "msDS-PrincipalName"
 // CORP\alice, or a DN spelling go-ldap cannot parse) goes through
 // user_filter. The Identity's DN is always the directory's own spelling.
 // A name that matches no entry is ErrNoSuchUser, several ErrAmbiguousUser.
-func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) (Identity, error) {
+func (d *Client) FindUser(ctx context.Context, conn *ldap.Conn, name string) (Identity, error) {
 	attrs := []string{d.cfg.UsernameAttribute, principalAttribute}
 	var req *ldap.SearchRequest
 	if isDN(name) {
@@ -320,7 +332,7 @@ func (d *Directory) FindUser(ctx context.Context, conn *ldap.Conn, name string) 
 // Principal reads the msDS-PrincipalName of the entry dn on conn, as a
 // base-object read (Active Directory computes it, and may leave constructed
 // attributes out of subtree searches). "" when the entry has none.
-func (d *Directory) Principal(ctx context.Context, conn *ldap.Conn, dn string) (string, error) {
+func (d *Client) Principal(ctx context.Context, conn *ldap.Conn, dn string) (string, error) {
 	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, d.timeLimit(), false, "(objectClass=*)", []string{principalAttribute}, nil))
 	if err != nil || len(entries) != 1 {
@@ -332,7 +344,7 @@ func (d *Directory) Principal(ctx context.Context, conn *ldap.Conn, dn string) (
 // WhoAmI asks the directory which identity conn is authenticated as
 // (RFC 4532): "dn:<DN>" from OpenLDAP, "u:DOMAIN\user" from Active
 // Directory, "" when anonymous. An error means the directory did not say.
-func (d *Directory) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error) {
+func (d *Client) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -345,7 +357,7 @@ func (d *Directory) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error)
 		return "", fmt.Errorf("who am i: %w", ctx.Err())
 	}
 	if err != nil {
-		if _, ok := ldapResult(err); ok {
+		if _, ok := Answered(err); ok {
 			d.up.Store(true)
 			return "", fmt.Errorf("who am i: %w", err)
 		}
@@ -355,7 +367,7 @@ func (d *Directory) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error)
 	return res.AuthzID, nil
 }
 
-func (d *Directory) timeLimit() int { return int(d.cfg.Timeout / time.Second) }
+func (d *Client) timeLimit() int { return int(d.cfg.Timeout / time.Second) }
 
 // groupsPerSearch bounds how many groups one nested-membership search asks
 // about at once, so that its filter stays a reasonable size.
@@ -366,7 +378,7 @@ const groupsPerSearch = 64
 // MaxGroupDepth levels, each group once (cycles end there). A membership
 // that cannot be read in full is an error (ErrGroupsTooDeep past the depth
 // bound): the caller counts the user as privileged.
-func (d *Directory) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]string, error) {
+func (d *Client) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]string, error) {
 	seen := map[string]bool{}
 	var groups []string
 	frontier := []string{dn}
@@ -402,7 +414,7 @@ func (d *Directory) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]s
 }
 
 // groupFilter is group_filter for one member DN, or the OR of it for several.
-func (d *Directory) groupFilter(members []string) string {
+func (d *Client) groupFilter(members []string) string {
 	if len(members) == 1 {
 		return d.cfg.GroupFilter(members[0])
 	}
@@ -418,7 +430,7 @@ func (d *Directory) groupFilter(members []string) string {
 // ReadEntry proves that the entry dn is visible: a base-object read, with
 // the lookup account or on conn. An entry the identity cannot see is
 // ErrNoSuchEntry.
-func (d *Directory) ReadEntry(ctx context.Context, conn *ldap.Conn, dn string) error {
+func (d *Client) ReadEntry(ctx context.Context, conn *ldap.Conn, dn string) error {
 	entries, err := d.search(ctx, conn, ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, d.timeLimit(), false, "(objectClass=*)", []string{"1.1"}, nil))
 	if err != nil {
@@ -432,7 +444,7 @@ func (d *Directory) ReadEntry(ctx context.Context, conn *ldap.Conn, dn string) e
 
 // search runs req with the lookup account when there is one (retrying once
 // on a fresh connection after a network failure), else on conn.
-func (d *Directory) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
+func (d *Client) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
 	if !d.HasLookupAccount() {
 		if conn == nil {
 			return nil, errors.New("no lookup account and no bound connection")
@@ -467,7 +479,7 @@ func withContext(ctx context.Context, conn *ldap.Conn, call func() error) error 
 // collect runs req on conn and gathers its entries; ctx ends it (go-ldap
 // abandons the search). Our own cancellation is never the directory being
 // down.
-func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
+func (d *Client) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
 	res := conn.SearchAsync(ctx, req, 0)
 	var entries []*ldap.Entry
 	for res.Next() {
@@ -487,7 +499,7 @@ func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.Sear
 		err = nil
 	}
 	if err != nil {
-		if le, ok := ldapResult(err); ok {
+		if le, ok := Answered(err); ok {
 			d.up.Store(true)
 			if le.ResultCode == ldap.LDAPResultNoSuchObject {
 				return nil, nil
@@ -500,7 +512,7 @@ func (d *Directory) collect(ctx context.Context, conn *ldap.Conn, req *ldap.Sear
 	return entries, nil
 }
 
-func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
+func (d *Client) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.lookup != nil && !d.lookup.IsClosing() {
@@ -512,7 +524,7 @@ func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	}
 	if _, err := d.Bind(ctx, conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
 		conn.Close()
-		if _, ok := ldapResult(err); ok {
+		if _, ok := Answered(err); ok {
 			d.lookupRefused.Store(true)
 			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)
 		}
@@ -523,7 +535,7 @@ func (d *Directory) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	return conn, nil
 }
 
-func (d *Directory) dropLookup(conn *ldap.Conn) {
+func (d *Client) dropLookup(conn *ldap.Conn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.lookup == conn {
@@ -534,12 +546,12 @@ func (d *Directory) dropLookup(conn *ldap.Conn) {
 
 // Ping proves the directory answers: with the lookup account, a bind and a
 // rootDSE read; without one, an anonymous rootDSE read on a fresh connection.
-func (d *Directory) Ping(ctx context.Context) error {
+func (d *Client) Ping(ctx context.Context) error {
 	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
 		"(objectClass=*)", []string{"1.1"}, nil)
 	if d.HasLookupAccount() {
 		_, err := d.search(ctx, nil, req)
-		if _, ok := ldapResult(err); ok && !errors.Is(err, ErrLookupAccount) {
+		if _, ok := Answered(err); ok && !errors.Is(err, ErrLookupAccount) {
 			return nil // the directory answered
 		}
 		return err
@@ -550,14 +562,14 @@ func (d *Directory) Ping(ctx context.Context) error {
 	}
 	defer conn.Close()
 	_, err = d.collect(ctx, conn, req)
-	if _, ok := ldapResult(err); ok {
+	if _, ok := Answered(err); ok {
 		return nil // the directory answered, even if it refused an anonymous read
 	}
 	return err
 }
 
 // Close closes the lookup connection and the idle password-check ones.
-func (d *Directory) Close() {
+func (d *Client) Close() {
 	d.pool.close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -592,7 +604,7 @@ func isDN(name string) bool {
 // client binds. After each ping it calls after (nil to skip) with a
 // context bounded by half the interval, then report (nil to skip) with Up
 // and, when Up changed, changed true and the ping's error.
-func (d *Directory) Probe(ctx context.Context, interval time.Duration, after func(context.Context),
+func (d *Client) Probe(ctx context.Context, interval time.Duration, after func(context.Context),
 	report func(up, changed bool, err error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

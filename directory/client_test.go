@@ -1,42 +1,19 @@
-package proxy
+package directory
 
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
-
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
-
-func directoryWithFilter(t *testing.T, url string, timeout time.Duration, filter func(u, name string) string) *Directory {
-	t.Helper()
-	svc, _ := sampledata.LookupService("ldapgate")
-	return newTestDirectory(t, DirectoryConfig{URLs: []string{url}, Timeout: timeout, MaxConnections: 4,
-		BindDN: svc.DN(), BindPassword: svc.Password, BaseDN: sampledata.BaseDN, UserFilter: filter})
-}
-
-// TestFindUserManyMatchesIsAmbiguous: FindUser asks for two entries to
-// tell one match from several; the directory's sizeLimitExceeded for a
-// name matching more is "ambiguous" (49), not "directory unavailable".
-func TestFindUserManyMatchesIsAmbiguous(t *testing.T) {
-	dir := slapdtest.Start(t)
-	everyone := func(string, string) string { return "(objectClass=inetOrgPerson)" }
-	d := directoryWithFilter(t, dir.URL, 5*time.Second, everyone)
-	if _, err := d.FindUser(context.Background(), nil, "anyone"); !errors.Is(err, ErrAmbiguousUser) {
-		t.Fatalf("a name matching %d entries: %v, want ErrAmbiguousUser", len(sampledata.People), err)
-	}
-	if !d.Up() {
-		t.Fatal("the directory answered: it is up")
-	}
-}
 
 // TestLookupHonoursContext: a client that hangs up ends its lookup on a
 // directory that stopped answering, at once rather than after the
@@ -44,8 +21,7 @@ func TestFindUserManyMatchesIsAmbiguous(t *testing.T) {
 // down (our own fault says nothing about the directory).
 func TestLookupHonoursContext(t *testing.T) {
 	dir := slapdtest.Start(t)
-	uid := func(u, _ string) string { return "(uid=" + ldap.EscapeFilter(u) + ")" }
-	d := directoryWithFilter(t, dir.URL, time.Minute, uid)
+	d := sampleClient(t, time.Minute, lookupPassword(), dir.URL)
 	if _, err := d.FindUser(context.Background(), nil, "alice"); err != nil {
 		t.Fatal(err) // the lookup connection is open and bound
 	}
@@ -73,7 +49,7 @@ func TestLookupHonoursContext(t *testing.T) {
 // after runs with every probe.
 func TestProbeReportsTheOneAnswer(t *testing.T) {
 	dir := slapdtest.Start(t)
-	d := sampleDirectory(t, time.Second, lookupPassword(), dir.URL)
+	d := sampleClient(t, time.Second, lookupPassword(), dir.URL)
 	type report struct{ up, changed bool }
 	var mu sync.Mutex
 	var reports []report
@@ -103,5 +79,77 @@ func TestProbeReportsTheOneAnswer(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, saw(report{true, true}), "the probe to see slapd back")
 	if afters.Load() == 0 {
 		t.Fatal("after never ran")
+	}
+}
+
+// TestFailover: a directory URL that refuses connections is skipped in
+// favour of the next one; with every URL dead, a lookup is unavailable,
+// never "no such user".
+func TestFailover(t *testing.T) {
+	dir := slapdtest.Start(t)
+	dead := "ldap://" + testutil.FreeAddr(t) // nothing listens there
+	d := sampleClient(t, 2*time.Second, lookupPassword(), dead, dir.URL)
+	if err := d.Ping(context.Background()); err != nil {
+		t.Fatalf("ping with the first URL dead: %v", err)
+	}
+	id, err := d.FindUser(context.Background(), nil, "alice")
+	if err != nil || id.DN != sampledata.PersonDN("alice") || id.Username != "alice" {
+		t.Fatalf("FindUser: %+v %v", id, err)
+	}
+
+	d2 := sampleClient(t, time.Second, lookupPassword(), dead)
+	if _, err := d2.FindUser(context.Background(), nil, "alice"); !IsUnavailable(err) {
+		t.Fatalf("all URLs dead: %v, want an UnavailableError", err)
+	}
+	if d2.Up() {
+		t.Fatal("Up() after every URL failed")
+	}
+}
+
+// TestHungServer: a directory URL that accepts connections but never
+// answers costs one timeout; after it, new connections go to the next URL
+// first.
+func TestHungServer(t *testing.T) {
+	dir := slapdtest.Start(t)
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hung.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accept, never answer
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	d := sampleClient(t, 300*time.Millisecond, lookupPassword(), "ldap://"+hung.Addr().String(), dir.URL)
+	// The lookup account's first connection lands on the hung server, times
+	// out, and the retry goes to the next URL.
+	if id, err := d.FindUser(context.Background(), nil, "alice"); err != nil || id.Username != "alice" {
+		t.Fatalf("FindUser across a hung first URL: %+v %v", id, err)
+	}
+	// A client's own connection now starts with the URL that answers.
+	conn, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	alice := person(t, "alice")
+	if _, err := d.Bind(context.Background(), conn, alice.DN(), alice.Password, nil); err != nil {
+		t.Fatalf("bind after failover: %v", err)
 	}
 }

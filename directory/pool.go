@@ -1,4 +1,4 @@
-package proxy
+package directory
 
 import (
 	"context"
@@ -29,20 +29,20 @@ func newCheckPool(n int) *checkPool {
 	return &checkPool{slots: make(chan struct{}, n), idle: make(chan *ldap.Conn, n)}
 }
 
-// checkConn is a pooled connection lent to one password check. Exactly one
-// of keep, release or discard must be called.
-type checkConn struct {
+// Lease is a pooled connection lent to one password check. Exactly one of
+// Keep, Release or Discard must be called.
+type Lease struct {
 	*ldap.Conn
 	pool *checkPool
-	// reused is true for a connection that waited in the pool: the
+	// Reused is true for a connection that waited in the pool: the
 	// directory may have closed it meanwhile.
-	reused bool
+	Reused bool
 }
 
 // CheckConn lends a connection for one password check, reusing an idle one
 // or dialling; ErrBusy when MaxConnections are lent already. It does not
 // wait: a client that finds the pool full is told busy at once.
-func (d *Directory) CheckConn(ctx context.Context) (*checkConn, error) {
+func (d *Client) CheckConn(ctx context.Context) (*Lease, error) {
 	p := d.pool
 	select {
 	case p.slots <- struct{}{}:
@@ -50,26 +50,26 @@ func (d *Directory) CheckConn(ctx context.Context) (*checkConn, error) {
 		return nil, ErrBusy
 	}
 	if c := p.takeIdle(); c != nil {
-		return &checkConn{Conn: c, pool: p, reused: true}, nil
+		return &Lease{Conn: c, pool: p, Reused: true}, nil
 	}
 	c, err := d.Dial(ctx)
 	if err != nil {
 		<-p.slots
 		return nil, err
 	}
-	return &checkConn{Conn: c, pool: p}, nil
+	return &Lease{Conn: c, pool: p}, nil
 }
 
-// keep hands the connection to its session (the directory accepted a
+// Keep hands the connection to its session (the directory accepted a
 // password on it) and frees its slot.
-func (c *checkConn) keep() *ldap.Conn {
+func (c *Lease) Keep() *ldap.Conn {
 	<-c.pool.slots
 	return c.Conn
 }
 
-// release returns a connection on which the bind was refused (so it is
+// Release returns a connection on which the bind was refused (so it is
 // anonymous) to the pool.
-func (c *checkConn) release() {
+func (c *Lease) Release() {
 	select {
 	case c.pool.idle <- c.Conn:
 	default:
@@ -78,8 +78,8 @@ func (c *checkConn) release() {
 	<-c.pool.slots
 }
 
-// discard closes a connection that failed.
-func (c *checkConn) discard() {
+// Discard closes a connection that failed.
+func (c *Lease) Discard() {
 	c.Conn.Close()
 	<-c.pool.slots
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
@@ -111,7 +112,7 @@ func (f *adForest) search(w *gldap.ResponseWriter, r *gldap.Request) {
 // CORP is exempt and gets in.
 func TestADWhoAmINamesTheDomain(t *testing.T) {
 	url := startADForest(t)
-	d := newTestDirectory(t, DirectoryConfig{Name: "ad", URLs: []string{url}, BaseDN: adBaseDN,
+	d := newTestDirectory(t, directory.Config{Name: "ad", URLs: []string{url}, BaseDN: adBaseDN,
 		UsernameAttribute: "sAMAccountName", MaxConnections: 4,
 		UserFilter: func(u, _ string) string { return "(sAMAccountName=" + ldap.EscapeFilter(u) + ")" }})
 	var asked []string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/slapdtest"
 )
 
 // BenchmarkProxyOverhead measures, in one run, the same client work against
@@ -20,7 +21,8 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	approve := fakeSF{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
 		return failmode.Verdict{Allowed: true}, nil
 	}}
-	dirURL, addr := startProxyWithDir(b, approve, nil)
+	dirURL := slapdtest.Start(b).URL
+	addr := startProxyAt(b, dirURL, approve, nil)
 	alice, _ := sampledata.Lookup("alice")
 	search := ldap.NewSearchRequest(sampledata.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(uid=grace)", []string{"cn", "mail"}, nil)

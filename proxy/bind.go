@@ -7,6 +7,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
@@ -94,7 +95,7 @@ type attempt struct {
 	first    bool           // the first bind request on this connection
 
 	// id is the entry the directory authenticated; only authenticate sets it.
-	id       Identity
+	id       directory.Identity
 	response []ldap.Control // the directory's bind response controls
 	subject  failmode.Subject
 }

@@ -10,17 +10,33 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/config"
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/demodir"
+	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 // discard is a logger for tests.
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// newTestDirectory builds a Directory from cfg, filling what a test leaves
-// zero (uid filters, a 2s timeout, 8 password-check connections), and
-// closes it when the test ends.
-func newTestDirectory(t testing.TB, cfg DirectoryConfig) *Directory {
+// memoryDirectory starts the in-memory sample directory (internal/demodir)
+// for the test and returns its URL. It stands in for slapd in proxy's
+// tests: directory's contract suite runs the client against both.
+func memoryDirectory(t testing.TB) string {
+	t.Helper()
+	dir, err := demodir.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Stop() })
+	return dir.URL()
+}
+
+// newTestDirectory builds a directory client from cfg, filling what a test
+// leaves zero (uid filters, a 2s timeout, 8 password-check connections),
+// and closes it when the test ends.
+func newTestDirectory(t testing.TB, cfg directory.Config) *directory.Client {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "sample"
@@ -40,7 +56,7 @@ func newTestDirectory(t testing.TB, cfg DirectoryConfig) *Directory {
 	if cfg.GroupFilter == nil {
 		cfg.GroupFilter = func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" }
 	}
-	d, err := NewDirectory(cfg, discard())
+	d, err := directory.New(cfg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +67,7 @@ func newTestDirectory(t testing.TB, cfg DirectoryConfig) *Directory {
 // serveTest runs a section in-process on a free loopback port until the
 // test ends, and returns its address. cfg gets a name, the address, a
 // secure policy and config's size bounds unless it sets its own.
-func serveTest(t testing.TB, cfg Config, d *Directory, sf SecondFactor, rec failmode.Recorder) string {
+func serveTest(t testing.TB, cfg Config, d Directory, sf SecondFactor, rec failmode.Recorder) string {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
@@ -84,4 +100,28 @@ func serveTest(t testing.TB, cfg Config, d *Directory, sf SecondFactor, rec fail
 	})
 	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
 	return cfg.Listen
+}
+
+// sampleDirectory is a client for the sample tree at urls, with the lookup
+// account and the password given.
+func sampleDirectory(t testing.TB, timeout time.Duration, password string, urls ...string) *directory.Client {
+	t.Helper()
+	svc, _ := sampledata.LookupService("ldapgate")
+	return newTestDirectory(t, directory.Config{URLs: urls, Timeout: timeout,
+		BindDN: svc.DN(), BindPassword: password, BaseDN: sampledata.BaseDN})
+}
+
+// lookupPassword is the sample lookup account's password.
+func lookupPassword() string {
+	svc, _ := sampledata.LookupService("ldapgate")
+	return svc.Password
+}
+
+func person(t testing.TB, uid string) sampledata.Person {
+	t.Helper()
+	p, ok := sampledata.Lookup(uid)
+	if !ok {
+		t.Fatalf("no sample person %q", uid)
+	}
+	return p
 }

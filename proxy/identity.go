@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 	}
 	authz, err := s.dir.WhoAmI(ctx, sess.up)
 	if err != nil {
-		if IsUnavailable(err) {
+		if directory.IsUnavailable(err) {
 			return fail(failmode.RuleDirectoryUnavailable, err)
 		}
 		return fail(failmode.RuleIdentityMismatch,
@@ -87,7 +88,7 @@ var errIdentityMismatch = errors.New("identity mismatch")
 // msDS-PrincipalName, domain included (an account of the same name in
 // another domain of the forest is another user). Anonymous (""), an
 // unparsable DN and any other form name nobody.
-func authzNames(authz string, id Identity) bool {
+func authzNames(authz string, id directory.Identity) bool {
 	switch {
 	case strings.HasPrefix(authz, "dn:"):
 		got, err := ldap.ParseDN(authz[len("dn:"):])
@@ -119,13 +120,13 @@ func authzNames(authz string, id Identity) bool {
 func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bindResult {
 	sess := a.sess
 	for retried := false; ; retried = true {
-		var lent *checkConn
+		var lent *directory.Lease
 		up := sess.up
 		if up == nil || up.IsClosing() {
 			sess.closeUpstream()
 			var err error
 			if lent, err = s.dir.CheckConn(ctx); err != nil {
-				if errors.Is(err, ErrBusy) {
+				if errors.Is(err, directory.ErrBusy) {
 					return a.end(failmode.RuleDirectoryBusy, failmode.AuthPrimary, err)
 				}
 				return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
@@ -138,24 +139,24 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 		}
 		if err == nil {
 			if lent != nil {
-				up = lent.keep()
+				up = lent.Keep()
 			}
 			sess.adopt(up)
 			return nil
 		}
-		if le, ok := ldapResult(err); ok {
+		if le, ok := directory.Answered(err); ok {
 			// A refused bind leaves the connection anonymous (RFC 4511
 			// §4.2.1); the client does not keep it.
 			if lent != nil {
-				lent.release()
+				lent.Release()
 			} else {
 				sess.closeUpstream()
 			}
 			return a.directoryRefused(le, a.response)
 		}
 		if lent != nil {
-			lent.discard()
-			if lent.reused && !retried {
+			lent.Discard()
+			if lent.Reused && !retried {
 				continue // the directory closed it while it was idle
 			}
 		} else {

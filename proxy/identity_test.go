@@ -1,14 +1,18 @@
 package proxy
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ldapgate/ldapgate/directory"
+)
 
 func TestAuthzNames(t *testing.T) {
-	alice := Identity{DN: "uid=alice,ou=people,dc=example,dc=com"}
-	adAlice := Identity{DN: "CN=Alice Archer,OU=Staff,DC=corp,DC=example", Principal: `CORP\alice`}
+	alice := directory.Identity{DN: "uid=alice,ou=people,dc=example,dc=com"}
+	adAlice := directory.Identity{DN: "CN=Alice Archer,OU=Staff,DC=corp,DC=example", Principal: `CORP\alice`}
 	tests := []struct {
 		name  string
 		authz string
-		id    Identity
+		id    directory.Identity
 		want  bool
 	}{
 		{"same dn", "dn:uid=alice,ou=people,dc=example,dc=com", alice, true},
@@ -21,7 +25,7 @@ func TestAuthzNames(t *testing.T) {
 		{"anonymous", "", alice, false},
 		{"empty dn", "dn:", alice, false},
 		{"unparsable dn", `dn:uid="alice",ou=people`, alice, false},
-		{"entry dn unparsable", "dn:uid=alice", Identity{DN: "not a dn"}, false},
+		{"entry dn unparsable", "dn:uid=alice", directory.Identity{DN: "not a dn"}, false},
 		{"no prefix", "uid=alice,ou=people,dc=example,dc=com", alice, false},
 		{"ad account", `u:CORP\alice`, adAlice, true},
 		{"ad account case", `u:corp\ALICE`, adAlice, true},
@@ -31,7 +35,7 @@ func TestAuthzNames(t *testing.T) {
 		{"ad account prefix only", `u:CORP\ali`, adAlice, false},
 		{"u: with no principal on the entry", `u:CORP\alice`, alice, false},
 		{"u: domain only", `u:CORP\`, adAlice, false},
-		{"u: account only", `u:\alice`, Identity{DN: alice.DN, Principal: `\alice`}, false},
+		{"u: account only", `u:\alice`, directory.Identity{DN: alice.DN, Principal: `\alice`}, false},
 		{"unknown form", "x:alice", adAlice, false},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
@@ -85,7 +86,7 @@ func (a *attempt) directoryRefused(le *ldap.Error, controls []ldap.Control) *bin
 // lookup account refused) is the directory being unavailable, never the
 // user's password being wrong.
 func lookupRule(err error) failmode.Rule {
-	if errors.Is(err, ErrNoSuchUser) || errors.Is(err, ErrAmbiguousUser) {
+	if errors.Is(err, directory.ErrNoSuchUser) || errors.Is(err, directory.ErrAmbiguousUser) {
 		return failmode.RuleInvalidCredentials
 	}
 	return failmode.RuleDirectoryUnavailable

@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"testing"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 )
 
@@ -33,5 +38,23 @@ func TestOutcomesTable(t *testing.T) {
 	}
 	if got := failmode.PrimaryRules(); len(got) != len(outcomes) {
 		t.Fatalf("failmode.PrimaryRules lists %d rules, the table has %d", len(got), len(outcomes))
+	}
+}
+
+// TestLookupRule: a name that matches no single entry is invalid
+// credentials; a refused lookup account, an unreachable directory or
+// anything else is the directory being unavailable, never the user's
+// password being wrong.
+func TestLookupRule(t *testing.T) {
+	for err, want := range map[error]int{
+		directory.ErrNoSuchUser:                                ldap.LDAPResultInvalidCredentials,
+		fmt.Errorf("x: %w", directory.ErrAmbiguousUser):        ldap.LDAPResultInvalidCredentials,
+		fmt.Errorf("%w: refused", directory.ErrLookupAccount):  ldap.LDAPResultUnavailable,
+		&directory.UnavailableError{Op: "search", Err: io.EOF}: ldap.LDAPResultUnavailable,
+		errors.New("anything else"):                            ldap.LDAPResultUnavailable,
+	} {
+		if code := outcomes[lookupRule(err)].code; code != want {
+			t.Errorf("lookupRule(%v) answers %d, want %d", err, code, want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
+
+	"github.com/ldapgate/ldapgate/directory"
 )
 
 // searchBuffer bounds how many upstream results wait for a slow client.
@@ -53,7 +55,7 @@ func result(err error) (code int, diag, matched string) {
 	if err == nil {
 		return gldap.ResultSuccess, "", ""
 	}
-	if le, ok := ldapResult(err); ok {
+	if le, ok := directory.Answered(err); ok {
 		return int(le.ResultCode), diagnostic(le), le.MatchedDN
 	}
 	return gldap.ResultUnavailable, msgDirectoryDown, ""

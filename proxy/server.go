@@ -64,7 +64,7 @@ type Config struct {
 // Server is one listening section.
 type Server struct {
 	cfg    Config
-	dir    *Directory
+	dir    Directory
 	sf     SecondFactor
 	rec    failmode.Recorder
 	log    *slog.Logger
@@ -80,7 +80,7 @@ type Server struct {
 }
 
 // New builds a server section. rec may be nil.
-func New(cfg Config, dir *Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger) (*Server, error) {
+func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger) (*Server, error) {
 	if dir == nil || sf == nil {
 		return nil, errors.New("proxy: a directory and a second factor are required")
 	}

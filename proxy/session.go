@@ -62,7 +62,7 @@ func (s *session) needsAnonymous(allowAnonymous bool) bool {
 
 // dialAnonymous replaces the upstream connection with a fresh one bound as
 // nobody. The caller holds mu exclusively.
-func (s *session) dialAnonymous(ctx context.Context, d *Directory) error {
+func (s *session) dialAnonymous(ctx context.Context, d Directory) error {
 	s.closeUpstream()
 	conn, err := d.Dial(ctx)
 	if err != nil {

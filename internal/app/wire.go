@@ -12,6 +12,7 @@ import (
 	"github.com/ldapgate/ldapgate/alert"
 	"github.com/ldapgate/ldapgate/authlog"
 	"github.com/ldapgate/ldapgate/config"
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/duoclient"
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
@@ -37,7 +38,7 @@ type app struct {
 	episodes *alert.Episodes
 
 	primaryOnly  *primaryonly.Switch
-	dirs         map[string]*proxy.Directory
+	dirs         map[string]*directory.Client
 	integrations map[string]*integration // by lowercased api_host/integration key
 	servers      []*proxy.Server
 	sections     []section
@@ -54,12 +55,12 @@ type integration struct {
 type section struct {
 	cfg   *config.Server
 	duo   *integration
-	dir   *proxy.Directory
+	dir   *directory.Client
 	proxy *proxy.Server
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*proxy.Directory{}, integrations: map[string]*integration{}}
+	a = &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -165,7 +166,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	return in, nil
 }
 
-func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
+func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
 	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
@@ -207,7 +208,7 @@ func (a *app) newServer(sc *config.Server, dir *proxy.Directory, sf proxy.Second
 	}, dir, sf, rec, a.log)
 }
 
-func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, error) {
+func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if dc.CAFile != "" {
 		pool, err := config.CertPool(dc.CAFile)
@@ -216,7 +217,7 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*proxy.Directory, err
 		}
 		tlsCfg.RootCAs = pool
 	}
-	return proxy.NewDirectory(proxy.DirectoryConfig{
+	return directory.New(directory.Config{
 		Name:              dc.Name,
 		URLs:              dc.URLs,
 		Timeout:           dc.Timeout,
@@ -258,7 +259,7 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 // probeDirectory runs d's probe: each section on d re-reads its secure
 // groups with every probe, and the one "up" answer goes to the log (on a
 // change) and to ldapgate_directory_up.
-func (a *app) probeDirectory(ctx context.Context, d *proxy.Directory) {
+func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
 	d.Probe(ctx, config.DirectoryProbeInterval,
 		func(pctx context.Context) {
 			for _, s := range a.sections {
