@@ -51,47 +51,39 @@ var _ failmode.Recorder = (*Metrics)(nil)
 func New(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		binds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "binds_total",
-			Help: "Bind decisions by server section and outcome (failmode rule or primary outcome).",
-		}, []string{"server", "outcome"}),
-		failmode: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "failmode_decisions_total",
-			Help: "Binds decided by failmode because Duo was unreachable, by server section, failmode (safe|secure) and decision (allow|deny).",
-		}, []string{"server", "failmode", "decision"}),
+		binds: counterVec("binds_total",
+			"Bind decisions by server section and outcome (failmode rule or primary outcome).",
+			"server", "outcome"),
+		failmode: counterVec("failmode_decisions_total",
+			"Binds decided by failmode because Duo was unreachable, by server section, failmode (safe|secure) and decision (allow|deny).",
+			"server", "failmode", "decision"),
 		duoDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "duo_request_duration_seconds",
 			Help:    "Duration of HTTP calls to Duo by endpoint (preauth, auth, check).",
 			Buckets: DuoBuckets,
 		}, []string{"endpoint"}),
-		duoErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "duo_errors_total",
-			Help: "Calls to Duo that ended in an error, by class (unreachable, degraded, misconfigured, untrusted, rejected, local_error, unknown).",
-		}, []string{"class"}),
-		duoState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "duo_state",
-			Help: "1 for the current health state of a Duo integration (api_host/ikey), 0 for the others.",
-		}, []string{"integration", "state"}),
-		directoryUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "directory_up",
-			Help: "1 when the directory answered its latest check, else 0.",
-		}, []string{"directory"}),
-		primaryOnlyUntil: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "primary_only_until_seconds",
-			Help: "Unix time at which primary-only mode (no second factor in safe sections) ends; 0 when off.",
-		}, []string{"server"}),
+		duoErrors: counterVec("duo_errors_total",
+			"Calls to Duo that ended in an error, by class (unreachable, degraded, misconfigured, untrusted, rejected, local_error, unknown).",
+			"class"),
+		duoState: gaugeVec("duo_state",
+			"1 for the current health state of a Duo integration (api_host/ikey), 0 for the others.",
+			"integration", "state"),
+		directoryUp: gaugeVec("directory_up",
+			"1 when the directory answered its latest check, else 0.",
+			"directory"),
+		primaryOnlyUntil: gaugeVec("primary_only_until_seconds",
+			"Unix time at which primary-only mode (no second factor in safe sections) ends; 0 when off.",
+			"server"),
 		connections: newGaugeFuncs(prometheus.NewDesc(
 			namespace+"_connections",
 			"TCP client connections open on the server section's listeners, from accept to close (refused ones excluded).",
 			[]string{"server"}, nil)),
-		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "connections_refused_total",
-			Help: "Client connections refused when accepted, by server section and reason (max_connections, per_ip).",
-		}, []string{"server", "reason"}),
-		connDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "connections_dropped_total",
-			Help: "Client connections ldapgate closed, by server section and reason (idle, write_timeout, request_timeout, buffer_budget, protocol_error, internal_error, other).",
-		}, []string{"server", "reason"}),
+		connRefused: counterVec("connections_refused_total",
+			"Client connections refused when accepted, by server section and reason (max_connections, per_ip).",
+			"server", "reason"),
+		connDropped: counterVec("connections_dropped_total",
+			"Client connections ldapgate closed, by server section and reason (idle, write_timeout, request_timeout, buffer_budget, protocol_error, internal_error, other).",
+			"server", "reason"),
 		conns: map[string]*Conns{},
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -108,6 +100,16 @@ func New(version string) *Metrics {
 		m.directoryUp, m.primaryOnlyUntil, m.connections, m.connRefused, m.connDropped,
 	)
 	return m
+}
+
+// counterVec is a counter named ldapgate_<name> with the given labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+// gaugeVec is a gauge named ldapgate_<name> with the given labels.
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
 }
 
 // Registry returns the private registry, for tests and for registering
