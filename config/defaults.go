@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // Defaults. Every one of them is the choice a security product should make
 // when the administrator said nothing.
@@ -154,51 +157,30 @@ func DefaultDegradedLatencyFor(timeout time.Duration) time.Duration {
 }
 
 // applyDefaults fills what viper's SetDefault cannot reach: fields inside
-// list elements and map values.
+// list elements and map values. cmp.Or keeps a value that is set and
+// takes the default for a zero one.
 func (c *Config) applyDefaults() {
-	if c.Log.Level == "" {
-		c.Log.Level = DefaultLogLevel
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = DefaultLogFormat
-	}
-	if c.Alerts.Timeout == 0 {
-		c.Alerts.Timeout = DefaultAlertTimeout
-	}
+	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
+	c.Alerts.Timeout = cmp.Or(c.Alerts.Timeout, DefaultAlertTimeout)
 	for name, d := range c.Directories {
 		if d == nil {
 			continue
 		}
 		d.Name = name
-		if d.Timeout == 0 {
-			d.Timeout = DefaultDirectoryTimeout
-		}
-		if d.UsernameAttribute == "" {
-			d.UsernameAttribute = DefaultUsernameAttribute
-		}
-		if d.UserFilter == "" {
-			d.UserFilter = DefaultUserFilter
-		}
-		if d.GroupFilter == "" {
-			d.GroupFilter = DefaultGroupFilter
-		}
-		if d.MaxConnections == 0 {
-			d.MaxConnections = DefaultDirectoryMaxConnections
-		}
+		d.Timeout = cmp.Or(d.Timeout, DefaultDirectoryTimeout)
+		d.UsernameAttribute = cmp.Or(d.UsernameAttribute, DefaultUsernameAttribute)
+		d.UserFilter = cmp.Or(d.UserFilter, DefaultUserFilter)
+		d.GroupFilter = cmp.Or(d.GroupFilter, DefaultGroupFilter)
+		d.MaxConnections = cmp.Or(d.MaxConnections, DefaultDirectoryMaxConnections)
 	}
 	for _, s := range c.Servers {
 		if s == nil {
 			continue
 		}
-		if s.Failmode == "" {
-			s.Failmode = DefaultFailmode
-		}
-		if s.Factor == "" {
-			s.Factor = DefaultFactor
-		}
-		if s.IdleTimeout == 0 {
-			s.IdleTimeout = DefaultIdleTimeout
-		}
+		s.Failmode = cmp.Or(s.Failmode, DefaultFailmode)
+		s.Factor = cmp.Or(s.Factor, DefaultFactor)
+		s.IdleTimeout = cmp.Or(s.IdleTimeout, DefaultIdleTimeout)
 		if s.MaxConnectionsPerIP == 0 {
 			s.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 			if s.MaxConnections > 0 {
@@ -206,33 +188,15 @@ func (c *Config) applyDefaults() {
 				s.MaxConnectionsPerIP = min(s.MaxConnectionsPerIP, s.MaxConnections)
 			}
 		}
-		if s.MaxPendingRequests == 0 {
-			s.MaxPendingRequests = DefaultMaxPendingRequests
-		}
-		if s.MaxRequestSize == 0 {
-			s.MaxRequestSize = DefaultMaxRequestSize
-		}
-		if s.WriteTimeout == 0 {
-			s.WriteTimeout = DefaultWriteTimeout
-		}
-		if s.RequestTimeout == 0 {
-			s.RequestTimeout = DefaultRequestTimeout
-		}
+		s.MaxPendingRequests = cmp.Or(s.MaxPendingRequests, DefaultMaxPendingRequests)
+		s.MaxRequestSize = cmp.Or(s.MaxRequestSize, DefaultMaxRequestSize)
+		s.WriteTimeout = cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
+		s.RequestTimeout = cmp.Or(s.RequestTimeout, DefaultRequestTimeout)
 		d := &s.Duo
-		if d.Timeout == 0 {
-			d.Timeout = DefaultDuoTimeout
-		}
-		if d.PushTimeout == 0 {
-			d.PushTimeout = DefaultPushTimeoutFor(d.Timeout)
-		}
-		if d.ProbeInterval == 0 {
-			d.ProbeInterval = DefaultDuoProbeInterval
-		}
-		if d.UnreachableAfter == 0 {
-			d.UnreachableAfter = DefaultDuoUnreachableAfter
-		}
-		if d.DegradedLatency == 0 {
-			d.DegradedLatency = DefaultDegradedLatencyFor(d.Timeout)
-		}
+		d.Timeout = cmp.Or(d.Timeout, DefaultDuoTimeout)
+		d.PushTimeout = cmp.Or(d.PushTimeout, DefaultPushTimeoutFor(d.Timeout))
+		d.ProbeInterval = cmp.Or(d.ProbeInterval, DefaultDuoProbeInterval)
+		d.UnreachableAfter = cmp.Or(d.UnreachableAfter, DefaultDuoUnreachableAfter)
+		d.DegradedLatency = cmp.Or(d.DegradedLatency, DefaultDegradedLatencyFor(d.Timeout))
 	}
 }
