@@ -137,7 +137,7 @@ func decide(p Policy, s Subject, o Outcome) Decision {
 	case Unreachable:
 		if o.Stage != StagePreauth {
 			// Duo was reachable for preauth; losing it mid-login is degradation.
-			return degraded(cause)
+			return refuse(Degraded, cause)
 		}
 		switch {
 		case p.Mode == Safe && s.SecureGroup:
@@ -150,26 +150,29 @@ func decide(p Policy, s Subject, o Outcome) Decision {
 			return Decision{Rule: RuleFailmodeDeny, Failmode: true, Diagnostic: MsgUnavailable,
 				Reason: fmt.Sprintf("failmode secure: denied (duo %s)", cause)}
 		}
-	case Degraded:
-		return degraded(cause)
-	case Misconfigured:
-		return Decision{Rule: RuleMisconfigured, Diagnostic: MsgUnavailable,
-			Reason: fmt.Sprintf("denied: duo %s; failmode is never invoked for misconfiguration", cause)}
-	case Untrusted:
-		return Decision{Rule: RuleUntrusted, Diagnostic: MsgUnavailable,
-			Reason: fmt.Sprintf("denied: duo %s; failmode is never invoked for an untrusted certificate", cause)}
-	case Local:
-		return Decision{Rule: RuleLocalError, Diagnostic: MsgUnavailable,
-			Reason: fmt.Sprintf("denied: %s; ldapgate's own fault, not evidence about duo, so failmode is never invoked", cause)}
-	case Rejected:
-		return Decision{Rule: RuleRejected, Diagnostic: MsgDenied,
-			Reason: fmt.Sprintf("denied: duo %s; duo refused this request for this user", cause)}
+	case Degraded, Misconfigured, Untrusted, Local, Rejected:
+		return refuse(o.Class, cause)
 	}
 	return Decision{Rule: RuleUnknown, Diagnostic: MsgUnavailable,
 		Reason: fmt.Sprintf("denied: unrecognised second-factor outcome (%s)", cause)}
 }
 
-func degraded(cause string) Decision {
-	return Decision{Rule: RuleDegraded, Diagnostic: MsgUnavailable,
-		Reason: fmt.Sprintf("denied: duo %s; failmode is not invoked when duo is reachable", cause)}
+// refusals are the classes denied whatever the policy: none is evidence
+// that Duo is unreachable, so failmode never decides them. Each has its
+// rule, the client's diagnostic and the reason, %s standing for the cause.
+var refusals = map[Class]struct {
+	rule       Rule
+	diagnostic string
+	reason     string
+}{
+	Degraded:      {RuleDegraded, MsgUnavailable, "denied: duo %s; failmode is not invoked when duo is reachable"},
+	Misconfigured: {RuleMisconfigured, MsgUnavailable, "denied: duo %s; failmode is never invoked for misconfiguration"},
+	Untrusted:     {RuleUntrusted, MsgUnavailable, "denied: duo %s; failmode is never invoked for an untrusted certificate"},
+	Local:         {RuleLocalError, MsgUnavailable, "denied: %s; ldapgate's own fault, not evidence about duo, so failmode is never invoked"},
+	Rejected:      {RuleRejected, MsgDenied, "denied: duo %s; duo refused this request for this user"},
+}
+
+func refuse(class Class, cause string) Decision {
+	r := refusals[class]
+	return Decision{Rule: r.rule, Diagnostic: r.diagnostic, Reason: fmt.Sprintf(r.reason, cause)}
 }
