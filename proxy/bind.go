@@ -37,11 +37,7 @@ func (s *Server) handleBind(w *gldap.ResponseWriter, r *gldap.Request) {
 		resp.SetDiagnosticMessage(res.diag)
 	}
 	if len(res.controls) > 0 {
-		ctrls := make([]gldap.Control, len(res.controls))
-		for i, c := range res.controls {
-			ctrls[i] = c
-		}
-		resp.SetControls(ctrls...)
+		resp.SetControls(toGLDAPControls(res.controls)...)
 	}
 	if err := w.Write(resp); err != nil {
 		s.log.Debug("write bind response", "conn", sess.id, "err", err)

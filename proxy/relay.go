@@ -61,76 +61,35 @@ func result(err error) (code int, diag, matched string) {
 	return gldap.ResultUnavailable, msgDirectoryDown, ""
 }
 
-func (s *Server) handleSearch(w *gldap.ResponseWriter, r *gldap.Request) {
-	done := r.NewSearchDoneResponse(gldap.WithResponseCode(gldap.ResultOperationsError))
-	defer func() { _ = w.Write(done) }()
-	msg, err := r.GetSearchMessage()
-	if err != nil {
-		done.SetResultCode(gldap.ResultProtocolError)
-		return
-	}
-	code, diag := s.withUpstream(r, func(up *ldap.Conn) {
-		req := ldap.NewSearchRequest(msg.BaseDN, int(msg.Scope), msg.DerefAliases, int(msg.SizeLimit), int(msg.TimeLimit),
-			msg.TypesOnly, msg.Filter, msg.Attributes, toLDAPControls(msg.Controls))
-		res := up.SearchAsync(r.Context(), req, searchBuffer)
-		for res.Next() {
-			switch {
-			case res.Entry() != nil:
-				e := res.Entry()
-				entry := r.NewSearchResponseEntry(e.DN)
-				for _, a := range e.Attributes {
-					vals := make([]string, len(a.ByteValues))
-					for i, v := range a.ByteValues {
-						vals[i] = string(v)
-					}
-					entry.AddAttribute(a.Name, vals)
-				}
-				if err := w.Write(entry); err != nil {
-					return
-				}
-			case res.Referral() != "":
-				if err := w.Write(r.NewSearchResponseReference(res.Referral())); err != nil {
-					return
-				}
-			}
-		}
-		c, d, m := result(res.Err())
-		done.SetResultCode(c)
-		done.SetDiagnosticMessage(d)
-		done.SetMatchedDN(m)
-		if ctrls := res.Controls(); len(ctrls) > 0 {
-			done.SetControls(toGLDAPControls(ctrls)...)
-		}
-	})
-	if code != 0 {
-		done.SetResultCode(code)
-		done.SetDiagnosticMessage(diag)
-	}
+// reply is the answer of a relayed operation, whatever its kind.
+type reply interface {
+	gldap.Response
+	SetResultCode(int)
+	SetDiagnosticMessage(string)
+	SetMatchedDN(string)
+	SetControls(...gldap.Control)
 }
 
-func (s *Server) handleModify(w *gldap.ResponseWriter, r *gldap.Request) {
-	resp := r.NewModifyResponse(gldap.WithResponseCode(gldap.ResultOperationsError))
+// relay is the one skeleton of a relayed operation. resp starts as
+// operationsError and is written whatever happens; a request that did not
+// parse (parseErr) is a protocolError; op runs on the client's upstream
+// connection when withUpstream allows it, and its error and controls become
+// the answer; otherwise resp carries withUpstream's refusal.
+func (s *Server) relay(w *gldap.ResponseWriter, r *gldap.Request, resp reply, parseErr error,
+	op func(up *ldap.Conn) ([]ldap.Control, error)) {
 	defer func() { _ = w.Write(resp) }()
-	msg, err := r.GetModifyMessage()
-	if err != nil {
+	if parseErr != nil {
 		resp.SetResultCode(gldap.ResultProtocolError)
 		return
 	}
 	code, diag := s.withUpstream(r, func(up *ldap.Conn) {
-		req := ldap.NewModifyRequest(msg.DN, toLDAPControls(msg.Controls))
-		for _, c := range msg.Changes {
-			req.Changes = append(req.Changes, ldap.Change{
-				Operation:    uint(c.Operation),
-				Modification: ldap.PartialAttribute{Type: c.Modification.Type, Vals: c.Modification.Vals},
-			})
-		}
-		res, err := up.ModifyWithResult(req)
+		ctrls, err := op(up)
 		c, d, m := result(err)
 		resp.SetResultCode(c)
 		resp.SetDiagnosticMessage(d)
 		resp.SetMatchedDN(m)
-		if res != nil && len(res.Controls) > 0 {
-			resp.SetControls(toGLDAPControls(res.Controls)...)
+		if len(ctrls) > 0 {
+			resp.SetControls(toGLDAPControls(ctrls)...)
 		}
 	})
 	if code != 0 {
@@ -139,61 +98,92 @@ func (s *Server) handleModify(w *gldap.ResponseWriter, r *gldap.Request) {
 	}
 }
 
-// generic relays an operation whose answer is a plain LDAPResult.
-func (s *Server) generic(w *gldap.ResponseWriter, r *gldap.Request, app int, parse func() (func(*ldap.Conn) error, error)) {
-	resp := r.NewResponse(gldap.WithApplicationCode(app), gldap.WithResponseCode(gldap.ResultOperationsError),
-		gldap.WithDiagnosticMessage(""), gldap.WithMatchedDN(""))
-	defer func() { _ = w.Write(resp) }()
-	op, err := parse()
-	if err != nil {
-		resp.SetResultCode(gldap.ResultProtocolError)
-		return
+func (s *Server) handleSearch(w *gldap.ResponseWriter, r *gldap.Request) {
+	msg, err := r.GetSearchMessage()
+	s.relay(w, r, r.NewSearchDoneResponse(gldap.WithResponseCode(gldap.ResultOperationsError)), err,
+		func(up *ldap.Conn) ([]ldap.Control, error) {
+			req := ldap.NewSearchRequest(msg.BaseDN, int(msg.Scope), msg.DerefAliases, int(msg.SizeLimit), int(msg.TimeLimit),
+				msg.TypesOnly, msg.Filter, msg.Attributes, toLDAPControls(msg.Controls))
+			res := up.SearchAsync(r.Context(), req, searchBuffer)
+			for res.Next() {
+				var err error
+				switch {
+				case res.Entry() != nil:
+					err = w.Write(searchEntry(r, res.Entry()))
+				case res.Referral() != "":
+					err = w.Write(r.NewSearchResponseReference(res.Referral()))
+				}
+				if err != nil {
+					return nil, err // the client is gone
+				}
+			}
+			return res.Controls(), res.Err()
+		})
+}
+
+// searchEntry is an upstream entry as the client's search answer.
+func searchEntry(r *gldap.Request, e *ldap.Entry) *gldap.SearchResponseEntry {
+	entry := r.NewSearchResponseEntry(e.DN)
+	for _, a := range e.Attributes {
+		vals := make([]string, len(a.ByteValues))
+		for i, v := range a.ByteValues {
+			vals[i] = string(v)
+		}
+		entry.AddAttribute(a.Name, vals)
 	}
-	code, diag := s.withUpstream(r, func(up *ldap.Conn) {
-		c, d, m := result(op(up))
-		resp.SetResultCode(c)
-		resp.SetDiagnosticMessage(d)
-		resp.SetMatchedDN(m)
-	})
-	if code != 0 {
-		resp.SetResultCode(code)
-		resp.SetDiagnosticMessage(diag)
-	}
+	return entry
+}
+
+func (s *Server) handleModify(w *gldap.ResponseWriter, r *gldap.Request) {
+	msg, err := r.GetModifyMessage()
+	s.relay(w, r, r.NewModifyResponse(gldap.WithResponseCode(gldap.ResultOperationsError)), err,
+		func(up *ldap.Conn) ([]ldap.Control, error) {
+			req := ldap.NewModifyRequest(msg.DN, toLDAPControls(msg.Controls))
+			for _, c := range msg.Changes {
+				req.Changes = append(req.Changes, ldap.Change{
+					Operation:    uint(c.Operation),
+					Modification: ldap.PartialAttribute{Type: c.Modification.Type, Vals: c.Modification.Vals},
+				})
+			}
+			res, err := up.ModifyWithResult(req)
+			if res != nil {
+				return res.Controls, err
+			}
+			return nil, err
+		})
+}
+
+// generic relays an operation whose answer is a plain LDAPResult; parseErr
+// is the request's parse error.
+func (s *Server) generic(w *gldap.ResponseWriter, r *gldap.Request, app int, parseErr error, op func(*ldap.Conn) error) {
+	s.relay(w, r, r.NewResponse(gldap.WithApplicationCode(app), gldap.WithResponseCode(gldap.ResultOperationsError),
+		gldap.WithDiagnosticMessage(""), gldap.WithMatchedDN("")), parseErr,
+		func(up *ldap.Conn) ([]ldap.Control, error) { return nil, op(up) })
 }
 
 func (s *Server) handleAdd(w *gldap.ResponseWriter, r *gldap.Request) {
-	s.generic(w, r, gldap.ApplicationAddResponse, func() (func(*ldap.Conn) error, error) {
-		msg, err := r.GetAddMessage()
-		if err != nil {
-			return nil, err
-		}
+	msg, err := r.GetAddMessage()
+	s.generic(w, r, gldap.ApplicationAddResponse, err, func(up *ldap.Conn) error {
 		req := ldap.NewAddRequest(msg.DN, toLDAPControls(msg.Controls))
 		for _, a := range msg.Attributes {
 			req.Attribute(a.Type, a.Vals)
 		}
-		return func(up *ldap.Conn) error { return up.Add(req) }, nil
+		return up.Add(req)
 	})
 }
 
 func (s *Server) handleDelete(w *gldap.ResponseWriter, r *gldap.Request) {
-	s.generic(w, r, gldap.ApplicationDelResponse, func() (func(*ldap.Conn) error, error) {
-		msg, err := r.GetDeleteMessage()
-		if err != nil {
-			return nil, err
-		}
-		req := ldap.NewDelRequest(msg.DN, toLDAPControls(msg.Controls))
-		return func(up *ldap.Conn) error { return up.Del(req) }, nil
+	msg, err := r.GetDeleteMessage()
+	s.generic(w, r, gldap.ApplicationDelResponse, err, func(up *ldap.Conn) error {
+		return up.Del(ldap.NewDelRequest(msg.DN, toLDAPControls(msg.Controls)))
 	})
 }
 
 func (s *Server) handleModifyDN(w *gldap.ResponseWriter, r *gldap.Request) {
-	s.generic(w, r, gldap.ApplicationModifyDNResponse, func() (func(*ldap.Conn) error, error) {
-		msg, err := r.GetModifyDNMessage()
-		if err != nil {
-			return nil, err
-		}
-		req := ldap.NewModifyDNWithControlsRequest(msg.DN, msg.NewRDN, msg.DeleteOldRDN, msg.NewSuperior, toLDAPControls(msg.Controls))
-		return func(up *ldap.Conn) error { return up.ModifyDN(req) }, nil
+	msg, err := r.GetModifyDNMessage()
+	s.generic(w, r, gldap.ApplicationModifyDNResponse, err, func(up *ldap.Conn) error {
+		return up.ModifyDN(ldap.NewModifyDNWithControlsRequest(msg.DN, msg.NewRDN, msg.DeleteOldRDN, msg.NewSuperior,
+			toLDAPControls(msg.Controls)))
 	})
 }
 
@@ -201,21 +191,16 @@ func (s *Server) handleModifyDN(w *gldap.ResponseWriter, r *gldap.Request) {
 var errCompareFalse = &ldap.Error{ResultCode: ldap.LDAPResultCompareFalse}
 
 func (s *Server) handleCompare(w *gldap.ResponseWriter, r *gldap.Request) {
-	s.generic(w, r, gldap.ApplicationCompareResponse, func() (func(*ldap.Conn) error, error) {
-		msg, err := r.GetCompareMessage()
-		if err != nil {
-			return nil, err
+	msg, err := r.GetCompareMessage()
+	s.generic(w, r, gldap.ApplicationCompareResponse, err, func(up *ldap.Conn) error {
+		ok, err := up.Compare(msg.DN, msg.AttributeDesc, msg.AssertionValue)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			return &ldap.Error{ResultCode: ldap.LDAPResultCompareTrue}
 		}
-		return func(up *ldap.Conn) error {
-			ok, err := up.Compare(msg.DN, msg.AttributeDesc, msg.AssertionValue)
-			switch {
-			case err != nil:
-				return err
-			case ok:
-				return &ldap.Error{ResultCode: ldap.LDAPResultCompareTrue}
-			}
-			return errCompareFalse
-		}, nil
+		return errCompareFalse
 	})
 }
 
@@ -254,8 +239,7 @@ func (s *Server) handleDefault(w *gldap.ResponseWriter, r *gldap.Request) {
 		return
 	}
 	resp := r.NewExtendedResponse(gldap.WithResponseCode(gldap.ResultOperationsError))
-	defer func() { _ = w.Write(resp) }()
-	code, diag := s.withUpstream(r, func(up *ldap.Conn) {
+	s.relay(w, r, resp, nil, func(up *ldap.Conn) ([]ldap.Control, error) {
 		var value *ber.Packet
 		if msg.HasValue {
 			value = ber.NewString(ber.ClassContext, ber.TypePrimitive, 1, msg.Value, "value")
@@ -263,12 +247,8 @@ func (s *Server) handleDefault(w *gldap.ResponseWriter, r *gldap.Request) {
 		req := ldap.NewExtendedRequest(string(msg.Name), value)
 		req.Controls = toLDAPControls(msg.Controls)
 		res, err := up.Extended(req)
-		c, d, m := result(err)
-		resp.SetResultCode(c)
-		resp.SetDiagnosticMessage(d)
-		resp.SetMatchedDN(m)
 		if res == nil {
-			return
+			return nil, err
 		}
 		if res.Name != "" {
 			resp.SetResponseName(gldap.ExtendedOperationName(res.Name))
@@ -276,14 +256,8 @@ func (s *Server) handleDefault(w *gldap.ResponseWriter, r *gldap.Request) {
 		if res.Value != nil {
 			resp.SetResponseValue(res.Value.Data.Bytes())
 		}
-		if len(res.Controls) > 0 {
-			resp.SetControls(toGLDAPControls(res.Controls)...)
-		}
+		return res.Controls, err
 	})
-	if code != 0 {
-		resp.SetResultCode(code)
-		resp.SetDiagnosticMessage(diag)
-	}
 }
 
 func toGLDAPControls(in []ldap.Control) []gldap.Control {

@@ -125,26 +125,22 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		gldap.WithMaxRequestSize(s.cfg.MaxRequestSize),
 		gldap.WithMaxBufferedBytes(s.cfg.MaxBufferedBytes),
 	}
-	if s.cfg.IdleTimeout > 0 {
-		opts = append(opts, gldap.WithIdleTimeout(s.cfg.IdleTimeout))
-	}
-	if s.cfg.MaxConnections > 0 {
-		opts = append(opts, gldap.WithMaxConnections(s.cfg.MaxConnections))
-	}
-	if s.cfg.MaxConnectionsPerIP > 0 {
-		opts = append(opts, gldap.WithMaxConnectionsPerIP(s.cfg.MaxConnectionsPerIP))
-	}
-	if s.cfg.MaxPendingRequests > 0 {
-		opts = append(opts, gldap.WithMaxPendingRequests(s.cfg.MaxPendingRequests))
-	}
-	if s.cfg.WriteTimeout > 0 {
-		opts = append(opts, gldap.WithWriteTimeout(s.cfg.WriteTimeout))
-	}
-	if s.cfg.RequestTimeout > 0 {
-		opts = append(opts, gldap.WithRequestTimeout(s.cfg.RequestTimeout))
-	}
-	if s.cfg.OnConnEvent != nil {
-		opts = append(opts, gldap.WithConnectionEvents(s.cfg.OnConnEvent))
+	// The bounds a section leaves at zero are not set (gldap's own default).
+	for _, o := range []struct {
+		set bool
+		opt gldap.Option
+	}{
+		{s.cfg.IdleTimeout > 0, gldap.WithIdleTimeout(s.cfg.IdleTimeout)},
+		{s.cfg.MaxConnections > 0, gldap.WithMaxConnections(s.cfg.MaxConnections)},
+		{s.cfg.MaxConnectionsPerIP > 0, gldap.WithMaxConnectionsPerIP(s.cfg.MaxConnectionsPerIP)},
+		{s.cfg.MaxPendingRequests > 0, gldap.WithMaxPendingRequests(s.cfg.MaxPendingRequests)},
+		{s.cfg.WriteTimeout > 0, gldap.WithWriteTimeout(s.cfg.WriteTimeout)},
+		{s.cfg.RequestTimeout > 0, gldap.WithRequestTimeout(s.cfg.RequestTimeout)},
+		{s.cfg.OnConnEvent != nil, gldap.WithConnectionEvents(s.cfg.OnConnEvent)},
+	} {
+		if o.set {
+			opts = append(opts, o.opt)
+		}
 	}
 	srv, err := gldap.NewServer(opts...)
 	if err != nil {
