@@ -24,15 +24,11 @@ type authority struct {
 // 127.0.0.1, ::1, localhost and the extra hostnames (IPs or DNS names).
 func newAuthority(label string, hostnames []string) (*authority, error) {
 	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	caSerial, err := serial()
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
+	caKey, caDER, ca, err := issue(&x509.Certificate{
 		SerialNumber:          caSerial,
 		Subject:               pkix.Name{Organization: []string{"duosim"}, CommonName: fmt.Sprintf("duosim %s CA %x (simulator, NOT Duo)", label, caSerial.Bytes()[:4])},
 		NotBefore:             now.Add(-time.Hour),
@@ -41,20 +37,11 @@ func newAuthority(label string, hostnames []string) (*authority, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
+	}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
 
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	leafSerial, err := serial()
 	if err != nil {
 		return nil, err
@@ -79,11 +66,7 @@ func newAuthority(label string, hostnames []string) (*authority, error) {
 			leafTmpl.DNSNames = append(leafTmpl.DNSNames, h)
 		}
 	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
+	leafKey, leafDER, leaf, err := issue(leafTmpl, ca, caKey)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +74,27 @@ func newAuthority(label string, hostnames []string) (*authority, error) {
 		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		leaf:  tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey, Leaf: leaf},
 	}, nil
+}
+
+// issue makes a fresh P-256 key and a certificate for it from tmpl, signed
+// by parent's key, or by its own key when parent is nil (a CA).
+func issue(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, der, cert, nil
 }
 
 func serial() (*big.Int, error) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,14 +61,7 @@ const (
 var faults = []Fault{FaultNone, FaultRefuse, FaultHang, FaultServerError, FaultUnauthorized, FaultBadCert, FaultRateLimit, FaultAuthHang, FaultAuthError, FaultSlow, FaultCheckHang, FaultPreauthError}
 
 // Valid reports whether f is one of the Fault constants.
-func (f Fault) Valid() bool {
-	for _, k := range faults {
-		if f == k {
-			return true
-		}
-	}
-	return false
-}
+func (f Fault) Valid() bool { return slices.Contains(faults, f) }
 
 // ParseFault accepts a fault name; "", "none" and "clear" mean FaultNone.
 func ParseFault(s string) (Fault, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -37,16 +38,7 @@ var behaviors = []Behavior{BehaviorApprove, BehaviorDeny, BehaviorPasscodeOnly, 
 
 // Valid reports whether b is one of the Behavior constants or empty (approve).
 func (b Behavior) Valid() bool {
-	return b == "" || b.known()
-}
-
-func (b Behavior) known() bool {
-	for _, k := range behaviors {
-		if b == k {
-			return true
-		}
-	}
-	return false
+	return b == "" || slices.Contains(behaviors, b)
 }
 
 func (b Behavior) orDefault() Behavior {
