@@ -43,11 +43,10 @@ func startADForest(t *testing.T) string {
 	_ = mux.Search(f.search)
 	_ = mux.ExtendedOperation(f.whoAmI, gldap.ExtendedOperationWhoAmI)
 	_ = srv.Router(mux)
-	addr := testutil.FreeAddr(t)
-	go func() { _ = srv.Run(addr) }()
+	go func() { _ = srv.Run("127.0.0.1:0") }()
 	t.Cleanup(func() { _ = srv.Stop() })
-	testutil.WaitFor(t, 5*time.Second, func() bool { return srv.Ready() }, "the AD-like directory")
-	return "ldap://" + addr
+	testutil.WaitFor(t, 5*time.Second, func() bool { return srv.Addr() != nil }, "the AD-like directory")
+	return "ldap://" + srv.Addr().String()
 }
 
 func (f *adForest) bind(w *gldap.ResponseWriter, r *gldap.Request) {

@@ -64,15 +64,15 @@ func newTestDirectory(t testing.TB, cfg directory.Config) *directory.Client {
 	return d
 }
 
-// serveTest runs a section in-process on a free loopback port until the
-// test ends, and returns its address. cfg gets a name, the address, a
+// serveTest runs a section in-process on loopback port 0 until the test
+// ends, and returns the address the kernel gave it. cfg gets a name, the address, a
 // secure policy and config's size bounds unless it sets its own.
 func serveTest(t testing.TB, cfg Config, d Directory, sf SecondFactor, rec failmode.Recorder) string {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
-	cfg.Listen = testutil.FreeAddr(t)
+	cfg.Listen = "127.0.0.1:0"
 	if cfg.Policy == nil {
 		cfg.Policy = func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }
 	}
@@ -99,7 +99,7 @@ func serveTest(t testing.TB, cfg Config, d Directory, sf SecondFactor, rec failm
 		}
 	})
 	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
-	return cfg.Listen
+	return srv.Addr().String()
 }
 
 // sampleDirectory is a client for the sample tree at urls, with the lookup
