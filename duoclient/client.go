@@ -208,7 +208,6 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(failmode.StagePreauth, d, ferr.Class)
 		return failmode.Verdict{}, ferr
 	}
 	msg := clean(pre.Response.Status_Msg)
@@ -252,7 +251,6 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(failmode.StageAuth, d, ferr.Class)
 		return failmode.Verdict{}, ferr
 	}
 	msg = clean(res.Response.Status_Msg)
@@ -283,7 +281,6 @@ func (c *Client) Check(ctx context.Context) error {
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		c.report(failmode.StageCheck, d, ferr.Class)
 		return ferr
 	}
 	c.report(failmode.StageCheck, d, failmode.Allowed)
@@ -291,7 +288,8 @@ func (c *Client) Check(ctx context.Context) error {
 }
 
 // call runs one library call bounded by budget and the caller's ctx, and
-// classifies any failure, including a well-formed FAIL answer.
+// classifies any failure, including a well-formed FAIL answer. It reports a
+// failure to the observer itself; the caller reports how an answer is read.
 func (c *Client) call(ctx context.Context, stage failmode.Stage, budget time.Duration,
 	do func(*authapi.AuthApi) (*duoapi.StatResult, error)) (time.Duration, *failmode.Error) {
 	start := time.Now()
@@ -306,13 +304,17 @@ func (c *Client) call(ctx context.Context, stage failmode.Stage, budget time.Dur
 	})
 	st, err := do(authapi.NewAuthApi(api))
 	elapsed := time.Since(start)
-	if err != nil {
-		return elapsed, classify(stage, err, timing{parent: ctx, call: callCtx, start: start, budget: budget, phase: c.timeout})
+	var ferr *failmode.Error
+	switch {
+	case err != nil:
+		ferr = classify(stage, err, timing{parent: ctx, call: callCtx, start: start, budget: budget, phase: c.timeout})
+	case st.Stat != "OK":
+		ferr = classifyStat(stage, st)
 	}
-	if st.Stat != "OK" {
-		return elapsed, classifyStat(stage, st)
+	if ferr != nil {
+		c.report(stage, elapsed, ferr.Class)
 	}
-	return elapsed, nil
+	return elapsed, ferr
 }
 
 func (c *Client) report(stage failmode.Stage, d time.Duration, class failmode.Class) {
