@@ -47,7 +47,6 @@ type step struct {
 
 type part struct {
 	title string
-	intro []string
 	steps []step
 }
 
