@@ -3,8 +3,9 @@
 //
 // Each Server has its own temporary directory (slapd.conf, an mdb database,
 // the slapd log) and its own port on 127.0.0.1. slapd runs in the foreground
-// in its own process group and is killed when the test ends, or when the test
-// binary dies. A missing slapd fails the test: run `make test`, which
+// in its own process group and is killed when the test ends (Start), when
+// the caller says so (Launch, for one server shared by a package's tests),
+// or when the test binary dies. A missing slapd fails the test: run `make test`, which
 // installs slapd and ldap-utils.
 package slapdtest
 
@@ -121,15 +122,54 @@ func FindSlapd() (string, error) {
 // come up.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s, err := launch(t.TempDir(), opts)
+	if err != nil {
+		t.Fatalf("slapdtest: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("slapdtest: slapd log of %s:\n%s", s.URL, tail(s.Log(), 8<<10))
+		}
+	})
+	return s
+}
+
+// Launch is Start for a caller without a test: a TestMain, or a sync.Once,
+// that shares one slapd among many tests. Its Dir is a new temporary
+// directory. The caller must call stop, which kills slapd and removes Dir;
+// it is idempotent. Tests sharing the server must not change the directory
+// or stop it.
+func Launch(opts ...Option) (s *Server, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "slapdtest-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("slapdtest: %v", err)
+	}
+	s, err = launch(dir, opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("slapdtest: %v", err)
+	}
+	var once sync.Once
+	return s, func() {
+		once.Do(func() {
+			s.Stop()
+			os.RemoveAll(dir)
+		})
+	}, nil
+}
+
+// launch sets up a slapd in dir and starts it; on error nothing is left
+// running.
+func launch(dir string, opts []Option) (*Server, error) {
 	slapd, err := FindSlapd()
 	if err != nil {
-		t.Fatalf("slapdtest: %v: run `make test` (or `make deps` as root), which installs slapd and ldap-utils", err)
+		return nil, fmt.Errorf("%v: run `make test` (or `make deps` as root), which installs slapd and ldap-utils", err)
 	}
 	o := options{logLevel: "none", startTimeout: 20 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	dir := t.TempDir()
 	s := &Server{
 		Dir:          dir,
 		BaseDN:       sampledata.BaseDN,
@@ -141,32 +181,25 @@ func Start(t testing.TB, opts ...Option) *Server {
 		opts:         o,
 	}
 	if err := s.setup(); err != nil {
-		t.Fatalf("slapdtest: %v", err)
+		return nil, err
 	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("slapdtest: slapd log of %s:\n%s", s.URL, tail(s.Log(), 8<<10))
-		}
-	})
-
 	// A port picked by listening on :0 may be taken by someone else before
 	// slapd binds it; pick another then.
 	for attempt := 1; ; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("slapdtest: %v", err)
+			return nil, err
 		}
 		s.mu.Lock()
-		err = s.startLocked(port)
+		err = s.startLocked(port) // stops slapd again on failure
 		s.mu.Unlock()
 		if err == nil {
-			return s
+			return s, nil
 		}
 		if attempt < 5 && strings.Contains(s.Log(), "Address already in use") {
 			continue
 		}
-		t.Fatalf("slapdtest: %v", err)
+		return nil, err
 	}
 }
 

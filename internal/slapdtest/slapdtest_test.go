@@ -238,6 +238,32 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestLaunch: a server started without a test serves the sample directory
+// until stop, which kills it and removes its directory, and may be called
+// twice.
+func TestLaunch(t *testing.T) {
+	t.Parallel()
+	s, stop, err := Launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	alice := person(t, "alice")
+	if err := dial(t, s, 5*time.Second).Bind(alice.DN(), alice.Password); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	stop()
+	stop()
+	c, err := net.DialTimeout("tcp", s.URL[len("ldap://"):], time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("the port still accepts connections after stop")
+	}
+	if _, err := os.Stat(s.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Dir is still there after stop: %v", err)
+	}
+}
+
 func TestPauseResume(t *testing.T) {
 	t.Parallel()
 	s := Start(t)
