@@ -8,12 +8,15 @@ import (
 	"os"
 )
 
-// ErrNoCertificate means a PEM file named by a ca_file key holds no certificate.
-var ErrNoCertificate = errors.New("no PEM certificate found")
+// ErrNoCertificate means a file named by a ca_file key holds no certificate.
+var ErrNoCertificate = errors.New("no certificate found (neither PEM nor DER)")
 
-// CertPool reads the PEM file a ca_file key names into a pool. Unlike
-// x509.CertPool.AppendCertsFromPEM it refuses a CERTIFICATE block that does
-// not parse, so a truncated bundle is an error rather than fewer roots.
+// CertPool reads the file a ca_file key names into a pool: PEM (one or more
+// CERTIFICATE blocks), or DER (one certificate, or several concatenated, as
+// a Windows .cer export). Unlike x509.CertPool.AppendCertsFromPEM it
+// refuses a CERTIFICATE block that does not parse, so a truncated bundle is
+// an error rather than fewer roots; a file that is neither says how to
+// convert it.
 func CertPool(file string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -38,7 +41,13 @@ func CertPool(file string) (*x509.CertPool, error) {
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%s: %w", file, ErrNoCertificate)
+		certs, err := x509.ParseCertificates(data)
+		if err != nil || len(certs) == 0 {
+			return nil, fmt.Errorf("%s: %w; %s", file, ErrNoCertificate, caHint(file))
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
 	}
 	return pool, nil
 }

@@ -64,7 +64,10 @@ func (c *Config) validate(p *Problems) {
 		p.add("servers", ErrRequired, "at least one server section is required")
 	}
 	names := map[string]int{}
-	listens := map[string]int{}
+	var listens []listener
+	if c.Health.Listen != "" {
+		listens = append(listens, listener{"health.listen", c.Health.Listen})
+	}
 	integrations := map[string]int{}
 	for i, s := range c.Servers {
 		path := fmt.Sprintf("servers[%d]", i)
@@ -77,10 +80,9 @@ func (c *Config) validate(p *Problems) {
 			p.add(path+".name", ErrInvalid, "duplicates servers[%d].name %q", j, s.Name)
 		}
 		names[s.Name] = i
-		if j, dup := listens[s.Listen]; dup && s.Listen != "" {
-			p.add(path+".listen", ErrInvalid, "duplicates servers[%d].listen %q", j, s.Listen)
+		if s.Listen != "" {
+			listens = append(listens, listener{path + ".listen", s.Listen})
 		}
-		listens[s.Listen] = i
 		// Sections that share a Duo integration share its client and its
 		// health state, so they must agree on every setting of it.
 		key := strings.ToLower(s.Duo.APIHost) + "/" + s.Duo.IntegrationKey
@@ -97,6 +99,8 @@ func (c *Config) validate(p *Problems) {
 			p.add(path+".directory", ErrInvalid, "no directory named %q", s.Directory)
 		}
 	}
+	checkListenCollisions(p, listens)
+	checkLogFile(p, "auth_log", c.AuthLog)
 }
 
 func (d *Directory) validate(p *Problems, path string) {
@@ -121,7 +125,7 @@ func (d *Directory) validate(p *Problems, path string) {
 		}
 	}
 	checkRange(p, path+".timeout", d.Timeout, MinDirectoryTimeout, MaxDirectoryTimeout)
-	checkFile(p, path+".ca_file", d.CAFile)
+	checkCAFile(p, path+".ca_file", d.CAFile)
 	if d.BindDN != "" {
 		checkDN(p, path+".bind_dn", d.BindDN)
 		if d.BindPassword == "" {
@@ -210,6 +214,7 @@ func (s *Server) validate(p *Problems, path string) {
 	}
 	checkFile(p, path+".tls.cert_file", s.TLS.CertFile)
 	checkFile(p, path+".tls.key_file", s.TLS.KeyFile)
+	checkKeyPair(p, path+".tls", s.TLS.CertFile, s.TLS.KeyFile)
 	s.Duo.validate(p, path+".duo", s.Name)
 }
 
@@ -228,7 +233,7 @@ func (d *Duo) validate(p *Problems, path, server string) {
 	if d.SecretKey == "" {
 		p.add(path+".secret_key", ErrRequired, "is required (secret_key, secret_key_file or %s)", EnvName("servers", server, "duo_secret_key"))
 	}
-	checkFile(p, path+".ca_file", d.CAFile)
+	checkCAFile(p, path+".ca_file", d.CAFile)
 	d.validateDurations(p, path)
 	if d.UnreachableAfter < 1 {
 		p.add(path+".unreachable_after", ErrInvalid, "must be at least 1")

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,13 +13,26 @@ import (
 // runCLI runs the program in-process and returns its output and exit code.
 func runCLI(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	err := Run(context.Background(), args, &out, &out)
+	return runCLICtx(t, context.Background(), args...)
+}
+
+// runCLICtx is runCLI with a context (serve runs until it ends). A panic in
+// the program is reported as output starting "panic:" and exit code 99
+// rather than ending the test binary.
+func runCLICtx(t *testing.T, ctx context.Context, args ...string) (out string, code int) {
+	t.Helper()
+	var buf bytes.Buffer
+	defer func() {
+		if r := recover(); r != nil {
+			out, code = fmt.Sprintf("%spanic: %v", buf.String(), r), 99
+		}
+	}()
+	err := Run(ctx, args, &buf, &buf)
 	if err != nil {
-		out.WriteString(err.Error())
-		return out.String(), ExitCode(err)
+		buf.WriteString(err.Error())
+		return buf.String(), ExitCode(err)
 	}
-	return out.String(), 0
+	return buf.String(), 0
 }
 
 func writeConfig(t *testing.T, body string) string {

@@ -59,8 +59,8 @@ type section struct {
 	proxy *proxy.Server
 }
 
-func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
+func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
 	defer func() {
 		if err != nil {
 			a.close()
