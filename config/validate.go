@@ -85,7 +85,7 @@ func (c *Config) validate(p *Problems) {
 		}
 		// Sections that share a Duo integration share its client and its
 		// health state, so they must agree on every setting of it.
-		key := strings.ToLower(s.Duo.APIHost) + "/" + s.Duo.IntegrationKey
+		key := failmode.Integration(s.Duo.APIHost, s.Duo.IntegrationKey)
 		if j, shared := integrations[key]; shared && s.Duo.APIHost != "" {
 			if a, b := c.Servers[j].Duo, s.Duo; !sameIntegration(a, b) {
 				p.add(path+".duo", ErrInvalid, "shares integration %s with servers[%d] but its settings differ; make them identical", key, j)

@@ -163,7 +163,7 @@ func New(cfg Config) (*Client, error) {
 
 // Integration identifies the integration as "api_host/ikey": a stable key for
 // health state and metrics. It holds no secret.
-func (c *Client) Integration() string { return c.host + "/" + c.ikey }
+func (c *Client) Integration() string { return failmode.Integration(c.host, c.ikey) }
 
 // String prints the integration, never the secret.
 func (c *Client) String() string { return "duoclient.Client(" + c.Integration() + ")" }
@@ -273,18 +273,28 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 // Degraded for rate limiting, Local for this process's own fault). A 400
 // is Misconfigured here: the check carries no user input.
 func (c *Client) Check(ctx context.Context) error {
+	_, err := c.CheckTime(ctx)
+	return err
+}
+
+// CheckTime is Check that also returns the time Duo reported in its answer
+// (whole seconds), for clock-skew reports: Duo refuses requests whose Date
+// header is minutes away from its clock.
+func (c *Client) CheckTime(ctx context.Context) (time.Time, error) {
+	var duoTime int64
 	d, ferr := c.call(ctx, failmode.StageCheck, c.timeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
 		r, err := api.Check()
 		if err != nil {
 			return nil, err
 		}
+		duoTime = r.Response.Time
 		return &r.StatResult, nil
 	})
 	if ferr != nil {
-		return ferr
+		return time.Time{}, ferr
 	}
 	c.report(failmode.StageCheck, d, failmode.Allowed)
-	return nil
+	return time.Unix(duoTime, 0), nil
 }
 
 // call runs one library call bounded by budget and the caller's ctx, and

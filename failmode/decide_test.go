@@ -249,3 +249,9 @@ func TestCauseText(t *testing.T) {
 		}
 	}
 }
+
+func TestIntegrationName(t *testing.T) {
+	if got := Integration("API-X.DuoSecurity.com", "DIABC"); got != "api-x.duosecurity.com/DIABC" {
+		t.Fatalf("Integration = %q", got)
+	}
+}

@@ -117,7 +117,7 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 // integration, creating them on first use. config.Validate guarantees that
 // sections sharing one agree on its settings.
 func (a *app) integration(dc config.Duo) (*integration, error) {
-	key := strings.ToLower(dc.APIHost) + "/" + dc.IntegrationKey
+	key := failmode.Integration(dc.APIHost, dc.IntegrationKey)
 	if in, ok := a.integrations[key]; ok {
 		return in, nil
 	}
