@@ -87,7 +87,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.handlerWG.Done()
 	}()
 
-	now := time.Now()
+	now := s.now()
 	// Read the whole request first ("hang" reads the request, then stalls).
 	params, paramErr := readParams(w, r)
 
@@ -184,7 +184,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == pathPing {
-		writeOK(w, map[string]int64{"time": time.Now().Unix()})
+		writeOK(w, map[string]int64{"time": s.now().Unix()})
 		return
 	}
 	if snap.fault == FaultUnauthorized {
@@ -202,7 +202,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 	switch r.URL.Path {
 	case pathCheck:
-		writeOK(w, map[string]int64{"time": time.Now().Unix()})
+		writeOK(w, map[string]int64{"time": s.now().Unix()})
 	case pathPreauth:
 		s.preauth(w, params)
 	case pathAuth:

@@ -108,6 +108,11 @@ type Options struct {
 	PushDelay time.Duration
 	// SlowDelay is the FaultSlow delay; default DefaultSlowDelay.
 	SlowDelay time.Duration
+	// ClockOffset sets the simulator's clock this far from the machine's:
+	// the time /ping and /check report and the clock signatures' Date
+	// headers are checked against (beyond MaxClockSkew, as with Duo,
+	// requests fail). For testing clock-skew reports; default 0.
+	ClockOffset time.Duration
 	// Logger receives a start-up line, fault changes (Info) and one line per
 	// request (Debug). Nil discards.
 	Logger *slog.Logger
@@ -166,14 +171,16 @@ type Sim struct {
 	active    int
 	slowDelay time.Duration
 	pushDelay time.Duration
-	users     []User
-	byName    map[string]User
-	byID      map[string]User
-	conns     map[*trackedConn]struct{}
-	calls     Calls
-	reqs      []Request // ring buffer
-	reqNext   int
-	txns      map[string]*txn
+	// offset is Options.ClockOffset: now() is the simulator's clock.
+	offset  time.Duration
+	users   []User
+	byName  map[string]User
+	byID    map[string]User
+	conns   map[*trackedConn]struct{}
+	calls   Calls
+	reqs    []Request // ring buffer
+	reqNext int
+	txns    map[string]*txn
 
 	serveWG   sync.WaitGroup
 	handlerWG sync.WaitGroup
@@ -197,6 +204,7 @@ func New(opts Options) (*Sim, error) {
 		release:   make(chan struct{}),
 		slowDelay: opts.SlowDelay,
 		pushDelay: opts.PushDelay,
+		offset:    opts.ClockOffset,
 		conns:     make(map[*trackedConn]struct{}),
 		txns:      make(map[string]*txn),
 	}
@@ -546,3 +554,6 @@ func (c *trackedConn) Close() error {
 	})
 	return c.Conn.Close()
 }
+
+// now is the simulator's clock: the machine's, moved by Options.ClockOffset.
+func (s *Sim) now() time.Time { return time.Now().Add(s.offset) }
