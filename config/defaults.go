@@ -200,3 +200,8 @@ func (c *Config) applyDefaults() {
 		d.DegradedLatency = cmp.Or(d.DegradedLatency, DefaultDegradedLatencyFor(d.Timeout))
 	}
 }
+
+// MaxDuoClockSkew is how far this machine's clock may be from Duo's before
+// `ldapgate check --online` fails: Duo refuses signed requests whose Date
+// is minutes off (300s), so a minute is the warning before logins break.
+const MaxDuoClockSkew = time.Minute

@@ -121,27 +121,11 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	if in, ok := a.integrations[key]; ok {
 		return in, nil
 	}
-	var roots *x509.CertPool
-	if dc.CAFile != "" {
-		var err error
-		if roots, err = config.CertPool(dc.CAFile); err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-	}
 	in := &integration{}
-	client, err := duoclient.New(duoclient.Config{
-		APIHost:        dc.APIHost,
-		IntegrationKey: dc.IntegrationKey,
-		SecretKey:      dc.SecretKey.Reveal(),
-		RootCAs:        roots,
-		Timeout:        dc.Timeout,
-		PushTimeout:    dc.PushTimeout,
-		UserAgent:      "ldapgate/" + Version(),
-		// Every call to Duo feeds the health state and the metrics.
-		Observe: func(stage failmode.Stage, d time.Duration, class failmode.Class) {
-			in.tracker.Observe(stage, d, class)
-			a.metrics.ObserveDuo(in.client.Integration(), stage, d, class)
-		},
+	// Every call to Duo feeds the health state and the metrics.
+	client, err := newDuoClient(dc, func(stage failmode.Stage, d time.Duration, class failmode.Class) {
+		in.tracker.Observe(stage, d, class)
+		a.metrics.ObserveDuo(in.client.Integration(), stage, d, class)
 	})
 	if err != nil {
 		return nil, err
@@ -164,6 +148,28 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 	a.integrations[key] = in
 	a.metrics.SetDuoState(id, duostate.OK)
 	return in, nil
+}
+
+// newDuoClient builds the client of one Duo integration; observe (nil for
+// none) hears of every call.
+func newDuoClient(dc config.Duo, observe func(failmode.Stage, time.Duration, failmode.Class)) (*duoclient.Client, error) {
+	var roots *x509.CertPool
+	if dc.CAFile != "" {
+		var err error
+		if roots, err = config.CertPool(dc.CAFile); err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+	}
+	return duoclient.New(duoclient.Config{
+		APIHost:        dc.APIHost,
+		IntegrationKey: dc.IntegrationKey,
+		SecretKey:      dc.SecretKey.Reveal(),
+		RootCAs:        roots,
+		Timeout:        dc.Timeout,
+		PushTimeout:    dc.PushTimeout,
+		UserAgent:      "ldapgate/" + Version(),
+		Observe:        observe,
+	})
 }
 
 func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
