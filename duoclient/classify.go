@@ -29,6 +29,7 @@ import (
 //	  EADDRNOTAVAIL (no local port), EPERM,
 //	  EACCES (local policy refused the socket)     Local          Local          Local
 //	certificate does not verify                    Untrusted      Untrusted      Untrusted
+//	the HTTPS proxy refused CONNECT (any non-200)  Misconfigured  Misconfigured  Misconfigured
 //	HTTP 400 or FAIL 400xx, the status and the
 //	  code not disagreeing (400 + 40103 does)      Rejected       Rejected       Misconfigured
 //	HTTP 429, FAIL 429xx                           Degraded       Degraded       Degraded
@@ -116,6 +117,10 @@ func classify(stage failmode.Stage, err error, tm timing) *failmode.Error {
 	}
 	if detail, ok := certProblem(err); ok {
 		return fe(failmode.Untrusted, detail)
+	}
+	var pe *ProxyRefusedError
+	if errors.As(err, &pe) {
+		return fe(failmode.Misconfigured, pe.Error())
 	}
 	var se *StatusError
 	if errors.As(err, &se) {
@@ -280,6 +285,9 @@ func netProblem(err error) (string, bool) {
 	switch {
 	case errors.Is(err, http.ErrSchemeMismatch), errors.As(err, &record):
 		return "not a TLS server", true
+	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
+		// The HTTPS proxy itself cannot be reached: the path to Duo is down.
+		return "HTTPS proxy unreachable: " + opErr.Err.Error(), true
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused", true
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):

@@ -57,6 +57,11 @@ type Config struct {
 	PushTimeout time.Duration
 	// UserAgent is sent ahead of the library's own, e.g. "ldapgate/1.2.3".
 	UserAgent string
+	// Proxy chooses the HTTPS proxy for a request; nil is
+	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY; never for
+	// loopback hosts). A proxy that refuses the CONNECT is Misconfigured,
+	// with its answer in the error.
+	Proxy func(*http.Request) (*url.URL, error)
 	// Observe, when non-nil, is called after every HTTP call to Duo with the
 	// stage it served (failmode.StagePreauth, StageAuth, StageCheck), its
 	// duration and
@@ -142,7 +147,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	var tr *http.Transport
+	proxy := cfg.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
 	base := duoapi.NewDuoApi(cfg.IntegrationKey, cfg.SecretKey, cfg.APIHost, cfg.UserAgent,
+		duoapi.SetProxy(proxy),
 		duoapi.SetTransport(func(t *http.Transport) {
 			configureTransport(t, cfg)
 			tr = t

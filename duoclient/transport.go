@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,7 @@ func configureTransport(t *http.Transport, cfg Config) {
 	t.DialContext = dialContext(cfg.Timeout)
 	t.TLSHandshakeTimeout = cfg.Timeout
 	t.ResponseHeaderTimeout = max(cfg.Timeout, cfg.PushTimeout)
+	t.OnProxyConnectResponse = proxyRefusal
 	t.IdleConnTimeout = 90 * time.Second
 	t.MaxIdleConns = 64
 	t.MaxIdleConnsPerHost = 16
@@ -97,6 +99,27 @@ func configureTransport(t *http.Transport, cfg Config) {
 	if cfg.RootCAs != nil {
 		t.TLSClientConfig.RootCAs = cfg.RootCAs
 	}
+}
+
+// ProxyRefusedError means the HTTPS proxy (HTTPS_PROXY) answered our
+// CONNECT to Duo with something other than 200: a proxy policy or
+// credentials problem of ours, never evidence about Duo.
+type ProxyRefusedError struct {
+	Proxy  string // the proxy's URL, password redacted
+	Status string // its answer, e.g. "407 Proxy Authentication Required"
+}
+
+func (e *ProxyRefusedError) Error() string {
+	return "HTTPS proxy " + e.Proxy + " refused CONNECT: " + e.Status
+}
+
+// proxyRefusal types a proxy's refusal of CONNECT: net/http would return
+// only its status text, which nothing may classify.
+func proxyRefusal(_ context.Context, proxy *url.URL, _ *http.Request, res *http.Response) error {
+	if res.StatusCode == http.StatusOK {
+		return nil
+	}
+	return &ProxyRefusedError{Proxy: proxy.Redacted(), Status: res.Status}
 }
 
 // dialContext dials Duo with a resolver of its own per dial, so that a local
