@@ -118,6 +118,9 @@ status is 1 when any failed.`,
 			if _, err := fmt.Fprintf(out, "%s: ok (%d directories, %d server sections)\n", path, len(cfg.Directories), len(cfg.Servers)); err != nil {
 				return err
 			}
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(out, "warning: %s\n", w)
+			}
 			if online && !checkOnline(cmd.Context(), cfg, out) {
 				return exitStatus(1) // each failure is printed already
 			}

@@ -41,6 +41,9 @@ const maxPDU = 16 << 20
 // cancelled or one part fails.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ber.MaxPacketLengthBytes = maxPDU
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "key", w.Path, "warning", w.Msg)
+	}
 	a, err := assemble(cfg, log)
 	if err != nil {
 		return err

@@ -146,3 +146,29 @@ func TestDERCAFileIsAccepted(t *testing.T) {
 		t.Fatalf("a DER CA file: code %d\n%s", code, out)
 	}
 }
+
+// TestSecretFilesReadableByOthersWarn: a secret file other users can read
+// is valid (the service still starts) but check warns, naming the key.
+func TestSecretFilesReadableByOthersWarn(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "duo.secret")
+	write(t, secret, []byte("do-not-print-me\n"))
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(goodConfig, `secret_key: "do-not-print-me"}`, `secret_key_file: `+secret+`}`, 1)
+	out, code := runCLI(t, "check", "--config", writeConfig(t, cfg))
+	if code != 0 {
+		t.Fatalf("check refused a readable secret file (it should warn): %d\n%s", code, out)
+	}
+	want := "warning: servers[0].duo.secret_key_file: " + secret + " is readable by its group and every user (mode 0644)"
+	if !strings.Contains(out, want) || strings.Contains(out, "do-not-print-me") {
+		t.Fatalf("output lacks %q (or shows the secret):\n%s", want, out)
+	}
+	if err := os.Chmod(secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := runCLI(t, "check", "--config", writeConfig(t, cfg)); strings.Contains(out, "warning") {
+		t.Fatalf("a 0600 secret file warned:\n%s", out)
+	}
+}
