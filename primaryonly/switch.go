@@ -326,9 +326,6 @@ func entry(name string, mode failmode.Mode, until, now time.Time) Entry {
 	return e
 }
 
-// FormatDuration is human.Duration, kept for the callers outside this
-// package that print the switch's durations: 30m, 1h, 1h30m, 1m30s.
-func FormatDuration(d time.Duration) string { return human.Duration(d) }
 
 // ruleError is a refusal with an exact, operator-facing message and a
 // sentinel for errors.Is.

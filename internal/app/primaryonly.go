@@ -12,6 +12,7 @@ import (
 
 	"github.com/ldapgate/ldapgate/admin"
 	"github.com/ldapgate/ldapgate/config"
+	"github.com/ldapgate/ldapgate/internal/human"
 	"github.com/ldapgate/ldapgate/primaryonly"
 )
 
@@ -56,7 +57,7 @@ itself, and does not survive a restart of ldapgate. Every bind it allows is logg
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if forDur > primaryonly.MaxDuration {
-				return usageError{fmt.Errorf("refused: %s exceeds the %s maximum", primaryonly.FormatDuration(forDur), primaryonly.FormatDuration(primaryonly.MaxDuration))}
+				return usageError{fmt.Errorf("refused: %s exceeds the %s maximum", human.Duration(forDur), human.Duration(primaryonly.MaxDuration))}
 			}
 			return call(c, admin.Request{Op: admin.OpEnable, Servers: servers, For: forDur.String()})
 		},
@@ -91,7 +92,7 @@ func printPrimaryOnly(w io.Writer, entries []primaryonly.Entry) error {
 		state := "off"
 		if !e.Until.IsZero() {
 			state = fmt.Sprintf("on until %s (%s left)", e.Until.Local().Format(time.RFC3339),
-				primaryonly.FormatDuration(time.Until(e.Until).Round(time.Second)))
+				human.Duration(time.Until(e.Until).Round(time.Second)))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Server, e.Failmode, state)
 	}
