@@ -326,7 +326,6 @@ func entry(name string, mode failmode.Mode, until, now time.Time) Entry {
 	return e
 }
 
-
 // ruleError is a refusal with an exact, operator-facing message and a
 // sentinel for errors.Is.
 type ruleError struct {
