@@ -22,6 +22,20 @@ type Config struct {
 	Alerts      Alerts                `mapstructure:"alerts"`
 	Directories map[string]*Directory `mapstructure:"directories"`
 	Servers     []*Server             `mapstructure:"servers"`
+	Check       Check                 `mapstructure:"check"`
+
+	// file is the path Load read (for the audit of its permissions), and
+	// inline the key paths of secrets written in it rather than in a
+	// *_file or the environment.
+	file   string
+	inline []string
+}
+
+// Check configures `ldapgate check`'s security audit.
+type Check struct {
+	// Accept lists finding IDs the operator has reviewed and accepts: the
+	// audit no longer reports them (see Audit).
+	Accept []string `mapstructure:"accept"`
 }
 
 // Log configures the operational log (stderr).

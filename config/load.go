@@ -23,7 +23,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, os.LookupEnv)
+	c, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	c.file = path
+	return c, nil
 }
 
 // Parse is Load for configuration already in memory (tests, the demo's
@@ -147,7 +152,7 @@ func (c *Config) resolveSecrets(lookupEnv func(string) (string, bool), p *Proble
 			continue
 		}
 		path := "directories." + name
-		resolveSecret(&d.BindPassword, d.BindPasswordFile, EnvName("directories", name, "bind_password"),
+		c.resolveSecret(&d.BindPassword, d.BindPasswordFile, EnvName("directories", name, "bind_password"),
 			path+".bind_password", lookupEnv, p)
 	}
 	for i, s := range c.Servers {
@@ -155,17 +160,20 @@ func (c *Config) resolveSecrets(lookupEnv func(string) (string, bool), p *Proble
 			continue
 		}
 		path := fmt.Sprintf("servers[%d].duo", i)
-		resolveSecret(&s.Duo.SecretKey, s.Duo.SecretKeyFile, EnvName("servers", s.Name, "duo_secret_key"),
+		c.resolveSecret(&s.Duo.SecretKey, s.Duo.SecretKeyFile, EnvName("servers", s.Name, "duo_secret_key"),
 			path+".secret_key", lookupEnv, p)
 	}
 }
 
-func resolveSecret(dst *Secret, file, env, path string, lookupEnv func(string) (string, bool), p *Problems) {
+func (c *Config) resolveSecret(dst *Secret, file, env, path string, lookupEnv func(string) (string, bool), p *Problems) {
 	if v, ok := lookupEnv(env); ok && v != "" {
 		*dst = Secret(v)
 		return
 	}
 	if file == "" {
+		if *dst != "" {
+			c.inline = append(c.inline, path)
+		}
 		return
 	}
 	if *dst != "" {

@@ -101,6 +101,7 @@ func (c *Config) validate(p *Problems) {
 	}
 	checkListenCollisions(p, listens)
 	checkLogFile(p, "auth_log", c.AuthLog)
+	c.validateAccept(p)
 }
 
 func (d *Directory) validate(p *Problems, path string) {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -23,16 +22,11 @@ import (
 // directory URL is dialled on its own (with its TLS details) and, with a
 // lookup account, bound as it; each secure group is read as the lookup
 // account; each Duo integration gets a signed /auth/v2/check, and Duo's
-// clock is compared with ours. One line per result, "ok" or "fail" and
-// why; the result is false when any failed.
-func checkOnline(ctx context.Context, cfg *config.Config, out io.Writer) bool {
-	ok := true
+// clock is compared with ours. One result each, in order.
+func checkOnline(ctx context.Context, cfg *config.Config) []onlineResult {
+	var results []onlineResult
 	report := func(good bool, subject, format string, args ...any) {
-		word := "ok  "
-		if !good {
-			word, ok = "fail", false
-		}
-		fmt.Fprintf(out, "%s %s: %s\n", word, subject, fmt.Sprintf(format, args...))
+		results = append(results, onlineResult{OK: good, Subject: subject, Detail: fmt.Sprintf(format, args...)})
 	}
 	names := make([]string, 0, len(cfg.Directories))
 	for name := range cfg.Directories {
@@ -51,7 +45,22 @@ func checkOnline(ctx context.Context, cfg *config.Config, out io.Writer) bool {
 		seen[id] = true
 		checkDuo(ctx, sc.Duo, fmt.Sprintf("servers[%d].duo (%s)", i, id), report)
 	}
-	return ok
+	return results
+}
+
+// onlineResult is one line of check --online.
+type onlineResult struct {
+	OK      bool   `json:"ok"`
+	Subject string `json:"subject"`
+	Detail  string `json:"detail"`
+}
+
+func (r onlineResult) String() string {
+	word := "ok  "
+	if !r.OK {
+		word = "fail"
+	}
+	return word + " " + r.Subject + ": " + r.Detail
 }
 
 type reporter func(good bool, subject, format string, args ...any)

@@ -95,43 +95,6 @@ func newVersionCommand() *cobra.Command {
 	}
 }
 
-func newCheckCommand() *cobra.Command {
-	var path string
-	var online bool
-	cmd := &cobra.Command{
-		Use:   "check --config FILE [--online]",
-		Short: "Validate a configuration file; every problem is named by its key path",
-		Long: `Validate a configuration file; every problem is named by its key path.
-
-With --online, also prove that every outside party answers: each directory
-URL is dialled (TLS details shown) and bound with the lookup account, each
-secure group is read, and each Duo integration gets a signed /auth/v2/check
-with its clock compared to this machine's. One line per result; the exit
-status is 1 when any failed.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if _, err := fmt.Fprintf(out, "%s: ok (%d directories, %d server sections)\n", path, len(cfg.Directories), len(cfg.Servers)); err != nil {
-				return err
-			}
-			for _, w := range cfg.Warnings() {
-				fmt.Fprintf(out, "warning: %s\n", w)
-			}
-			if online && !checkOnline(cmd.Context(), cfg, out) {
-				return exitStatus(1) // each failure is printed already
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&path, "config", "c", "/etc/ldapgate/config.yaml", "configuration file")
-	cmd.Flags().BoolVar(&online, "online", false, "also connect to every directory URL and Duo integration")
-	return cmd
-}
-
 // newLogger builds the operational logger (stderr) from the config.
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	var level slog.Level

@@ -41,8 +41,8 @@ const maxPDU = 16 << 20
 // cancelled or one part fails.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ber.MaxPacketLengthBytes = maxPDU
-	for _, w := range cfg.Warnings() {
-		log.Warn("configuration", "key", w.Path, "warning", w.Msg)
+	for _, f := range cfg.Audit() {
+		log.Warn("configuration finding (ldapgate check)", "id", f.ID, "severity", f.Severity, "key", f.Path, "finding", f.Message)
 	}
 	a, err := assemble(cfg, log)
 	if err != nil {

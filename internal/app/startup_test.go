@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -148,7 +149,7 @@ func TestDERCAFileIsAccepted(t *testing.T) {
 }
 
 // TestSecretFilesReadableByOthersWarn: a secret file other users can read
-// is valid (the service still starts) but check warns, naming the key.
+// is valid (the service still starts) but the audit reports it by key.
 func TestSecretFilesReadableByOthersWarn(t *testing.T) {
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "duo.secret")
@@ -161,14 +162,49 @@ func TestSecretFilesReadableByOthersWarn(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("check refused a readable secret file (it should warn): %d\n%s", code, out)
 	}
-	want := "warning: servers[0].duo.secret_key_file: " + secret + " is readable by its group and every user (mode 0644)"
+	want := "finding: high secret-file-readable servers[0].duo.secret_key_file: " + secret + " is readable by its group and every user (mode 0644)"
 	if !strings.Contains(out, want) || strings.Contains(out, "do-not-print-me") {
 		t.Fatalf("output lacks %q (or shows the secret):\n%s", want, out)
 	}
 	if err := os.Chmod(secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := runCLI(t, "check", "--config", writeConfig(t, cfg)); strings.Contains(out, "warning") {
+	if out, _ := runCLI(t, "check", "--config", writeConfig(t, cfg)); strings.Contains(out, "finding") {
 		t.Fatalf("a 0600 secret file warned:\n%s", out)
+	}
+}
+
+// TestCheckStrictAndJSON: findings do not fail check unless --strict;
+// --format json carries problems and findings for CI, with the same
+// exit status as text.
+func TestCheckStrictAndJSON(t *testing.T) {
+	weak := writeConfig(t, strings.Replace(goodConfig, "    directory: corp\n", "    directory: corp\n    exempt_primary_bind: true\n", 1))
+	if out, code := runCLI(t, "check", "--config", weak); code != 0 || !strings.Contains(out, "finding: high exempt-primary-bind servers[0].exempt_primary_bind") {
+		t.Fatalf("a finding without --strict: exit %d\n%s", code, out)
+	}
+	if _, code := runCLI(t, "check", "--config", weak, "--strict"); code != 1 {
+		t.Fatalf("a finding with --strict: exit %d, want 1", code)
+	}
+	out, code := runCLI(t, "check", "--config", weak, "--format", "json")
+	var rep struct {
+		Valid    bool
+		Findings []struct{ ID, Severity, Path, Message string }
+		Problems []struct{ Path, Message string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || !rep.Valid || len(rep.Findings) != 1 ||
+		rep.Findings[0].ID != "exempt-primary-bind" || rep.Findings[0].Severity != "high" || rep.Findings[0].Path != "servers[0].exempt_primary_bind" {
+		t.Fatalf("json: exit %d, %v\n%s", code, err, out)
+	}
+	bad := writeConfig(t, strings.Replace(goodConfig, "    directory: corp\n", "    directory: corp\n    failmode: open\n", 1))
+	out, code = runCLI(t, "check", "--config", bad, "--format", "json")
+	rep.Problems = nil
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&rep); err != nil || code != 1 || rep.Valid || len(rep.Problems) != 1 ||
+		rep.Problems[0].Path != "servers[0].failmode" {
+		t.Fatalf("json of an invalid file: exit %d, %v\n%s", code, err, out)
+	}
+	accepted := writeConfig(t, strings.Replace(goodConfig, "    directory: corp\n", "    directory: corp\n    exempt_primary_bind: true\n", 1)+
+		"check: {accept: [exempt-primary-bind]}\n")
+	if out, code := runCLI(t, "check", "--config", accepted, "--strict"); code != 0 || strings.Contains(out, "finding") {
+		t.Fatalf("an accepted finding: exit %d\n%s", code, out)
 	}
 }
