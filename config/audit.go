@@ -12,6 +12,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/dn"
 )
 
 // Finding is one result of the security audit: something a valid
@@ -147,13 +148,17 @@ func readers(perm os.FileMode) string {
 // base DN or one of its ancestors, or an entry whose RDN is a container
 // (ou, o, dc, c, l, st, or AD's CN=Users/CN=Computers containers). A DN
 // that does not parse is validation's problem.
-func wideDN(dn, base string) bool {
-	parsed, err := ldap.ParseDN(dn)
+func wideDN(exempt, base string) bool {
+	parsed, err := ldap.ParseDN(exempt)
 	if err != nil || len(parsed.RDNs) == 0 {
 		return false
 	}
-	if b, err := ldap.ParseDN(base); err == nil && (parsed.EqualFold(b) || parsed.AncestorOfFold(b)) {
-		return true
+	e, err := dn.Parse(exempt)
+	if err != nil {
+		return false
+	}
+	if b, err := dn.Parse(base); err == nil && b.Under(e) {
+		return true // the base DN or above
 	}
 	first := parsed.RDNs[0].Attributes[0]
 	switch strings.ToLower(first.Type) {

@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/dn"
 	"github.com/ldapgate/ldapgate/internal/human"
 )
 
@@ -281,8 +282,8 @@ func checkCount(p *Problems, path string, n, lo, hi int, zero string) {
 	p.add(path, ErrInvalid, "%d is out of range; allowed %s", n, allowed)
 }
 
-func checkDN(p *Problems, path, dn string) {
-	if _, err := ldap.ParseDN(dn); err != nil || strings.TrimSpace(dn) == "" {
+func checkDN(p *Problems, path, s string) {
+	if _, err := dn.Parse(strings.TrimSpace(s)); err != nil {
 		p.add(path, ErrInvalid, "not a valid DN")
 	}
 }

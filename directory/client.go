@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/internal/dn"
 )
 
 // Config describes an upstream directory and how to find users in it.
@@ -378,10 +380,10 @@ const groupsPerSearch = 64
 // MaxGroupDepth levels, each group once (cycles end there). A membership
 // that cannot be read in full is an error (ErrGroupsTooDeep past the depth
 // bound): the caller counts the user as privileged.
-func (d *Client) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]string, error) {
+func (d *Client) Groups(ctx context.Context, conn *ldap.Conn, entry string) ([]string, error) {
 	seen := map[string]bool{}
 	var groups []string
-	frontier := []string{dn}
+	frontier := []string{entry}
 	for depth := 0; len(frontier) > 0; depth++ {
 		if depth > 0 && !d.cfg.NestedGroups {
 			break
@@ -400,6 +402,9 @@ func (d *Client) Groups(ctx context.Context, conn *ldap.Conn, dn string) ([]stri
 			frontier = frontier[n:]
 			for _, g := range entries {
 				key := strings.ToLower(g.DN)
+				if d, err := dn.Parse(g.DN); err == nil {
+					key = d.String() // one group however the directory spells it
+				}
 				if seen[key] {
 					continue
 				}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/jimlambrt/gldap"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/dn"
 )
 
 // identify works out what the authenticated entry is allowed: its DN
@@ -20,12 +20,12 @@ func (s *Server) identify(ctx context.Context, a *attempt) *bindResult {
 		sess.closeUpstream()
 		return a.end(rule, stage, err)
 	}
-	dn, perr := ldap.ParseDN(a.id.DN)
+	entry, perr := dn.Parse(a.id.DN)
 	if perr != nil {
 		return fail(failmode.RuleLookupFailed, failmode.AuthPrimary, perr)
 	}
 	a.subject = failmode.Subject{
-		ExemptDN:    s.isExempt(dn),
+		ExemptDN:    s.isExempt(entry),
 		PrimaryBind: a.first && s.cfg.ExemptPrimaryBind,
 	}
 	if a.subject.ExemptDN {

@@ -125,3 +125,8 @@ func person(t testing.TB, uid string) sampledata.Person {
 	}
 	return p
 }
+
+// testDirectoryConfig is a directory config for tests that never dial it.
+func testDirectoryConfig() directory.Config {
+	return directory.Config{URLs: []string{"ldap://127.0.0.1:1"}, BaseDN: sampledata.BaseDN}
+}

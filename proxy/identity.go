@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/go-ldap/ldap/v3"
-
 	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/dn"
 )
 
 // authenticate checks the password and decides who the directory
@@ -83,20 +82,14 @@ func (s *Server) authenticate(ctx context.Context, a *attempt) *bindResult {
 var errIdentityMismatch = errors.New("identity mismatch")
 
 // authzNames reports whether a Who Am I authzid names the entry id:
-// "dn:<DN>" when the DNs are equal (attribute types and values compared
-// without case), "u:DOMAIN\account" when it is the entry's
-// msDS-PrincipalName, domain included (an account of the same name in
-// another domain of the forest is another user). Anonymous (""), an
-// unparsable DN and any other form name nobody.
+// "dn:<DN>" when the DNs are equal (dn.Equal), "u:DOMAIN\account" when it
+// is the entry's msDS-PrincipalName, domain included (an account of the
+// same name in another domain of the forest is another user). Anonymous
+// (""), an unparsable DN and any other form name nobody.
 func authzNames(authz string, id directory.Identity) bool {
 	switch {
 	case strings.HasPrefix(authz, "dn:"):
-		got, err := ldap.ParseDN(authz[len("dn:"):])
-		if err != nil || len(got.RDNs) == 0 {
-			return false
-		}
-		want, err := ldap.ParseDN(id.DN)
-		return err == nil && len(want.RDNs) > 0 && got.EqualFold(want)
+		return dn.Equal(authz[len("dn:"):], id.DN)
 	case strings.HasPrefix(authz, "u:"):
 		principal := authz[len("u:"):]
 		domain, account, ok := strings.Cut(principal, `\`)

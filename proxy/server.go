@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/hashicorp/go-hclog"
 	"github.com/jimlambrt/gldap"
 
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/dn"
 )
 
 // Config is one server section as the proxy needs it.
@@ -68,8 +68,8 @@ type Server struct {
 	sf     SecondFactor
 	rec    failmode.Recorder
 	log    *slog.Logger
-	secure []*ldap.DN
-	exempt []*ldap.DN
+	secure []dn.DN
+	exempt []dn.DN
 
 	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
 	// groupCheck is the latest CheckSecureGroups outcome; nil before one.
@@ -251,9 +251,10 @@ func (s *Server) closeSession(id int) {
 	sess.mu.Unlock()
 }
 
-func (s *Server) isExempt(dn *ldap.DN) bool {
+// isExempt reports whether the entry is an exempt DN or under one.
+func (s *Server) isExempt(entry dn.DN) bool {
 	for _, e := range s.exempt {
-		if e.EqualFold(dn) || e.AncestorOfFold(dn) {
+		if entry.Under(e) {
 			return true
 		}
 	}
@@ -262,12 +263,12 @@ func (s *Server) isExempt(dn *ldap.DN) bool {
 
 func (s *Server) inSecureGroup(groups []string) bool {
 	for _, g := range groups {
-		gdn, err := ldap.ParseDN(g)
+		gdn, err := dn.Parse(g)
 		if err != nil {
 			return true // unparseable: count as privileged
 		}
 		for _, sg := range s.secure {
-			if sg.EqualFold(gdn) {
+			if sg.Equal(gdn) {
 				return true
 			}
 		}
@@ -275,14 +276,14 @@ func (s *Server) inSecureGroup(groups []string) bool {
 	return false
 }
 
-func parseDNs(in []string) ([]*ldap.DN, error) {
-	out := make([]*ldap.DN, 0, len(in))
+func parseDNs(in []string) ([]dn.DN, error) {
+	out := make([]dn.DN, 0, len(in))
 	for _, raw := range in {
-		dn, err := ldap.ParseDN(strings.TrimSpace(raw))
+		d, err := dn.Parse(strings.TrimSpace(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", raw, err)
 		}
-		out = append(out, dn)
+		out = append(out, d)
 	}
 	return out, nil
 }
