@@ -375,8 +375,8 @@ func (d *Client) timeLimit() int { return int(d.cfg.Timeout / time.Second) }
 // about at once, so that its filter stays a reasonable size.
 const groupsPerSearch = 64
 
-// Groups returns the DNs of the groups dn is a member of: those group_filter
-// finds for dn and, with nested groups, the groups those are members of, to
+// Groups returns the DNs of the groups entry is a member of: those group_filter
+// finds for entry and, with nested groups, the groups those are members of, to
 // MaxGroupDepth levels, each group once (cycles end there). A membership
 // that cannot be read in full is an error (ErrGroupsTooDeep past the depth
 // bound): the caller counts the user as privileged.
