@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ldapgate/ldapgate/health"
 	"github.com/ldapgate/ldapgate/internal/human"
 	"github.com/ldapgate/ldapgate/primaryonly"
 )
@@ -49,7 +50,8 @@ const (
 
 // Request is one command.
 type Request struct {
-	// Op is "primary-only.enable", "primary-only.disable" or "primary-only.status".
+	// Op is "primary-only.enable", "primary-only.disable", "primary-only.status"
+	// or "status" (status.go).
 	Op string `json:"op"`
 	// Servers names server sections; empty means every safe section (enable)
 	// or every section (disable, status).
@@ -64,6 +66,8 @@ type Response struct {
 	OK          bool                `json:"ok"`
 	Error       string              `json:"error,omitempty"`
 	PrimaryOnly []primaryonly.Entry `json:"primary_only,omitempty"`
+	// Status answers OpProgramStatus (status.go).
+	Status *health.Status `json:"status,omitempty"`
 }
 
 // Server serves the admin socket. Create it with NewServer.
@@ -73,6 +77,8 @@ type Server struct {
 	log  *slog.Logger
 	// allowed reports whether a peer uid may use the socket; replaced in tests.
 	allowed func(uid uint32) bool
+	// statusFn answers OpProgramStatus; nil refuses it (WithStatus).
+	statusFn StatusFunc
 }
 
 // NewServer returns a server for the socket at path that controls sw. log may
@@ -205,6 +211,8 @@ func (s *Server) handle(line []byte, p peer) Response {
 		return fail(fmt.Errorf("bad request: %w", err))
 	}
 	switch req.Op {
+	case OpProgramStatus:
+		return s.programStatus(req)
 	case OpStatus:
 		if req.For != "" {
 			return fail(errors.New(`"for" applies only to ` + OpEnable))
@@ -239,7 +247,7 @@ func (s *Server) handle(line []byte, p peer) Response {
 		return Response{OK: true, PrimaryOnly: entries}
 	}
 	s.log.Warn("admin socket unknown op", "op", req.Op, "peer_uid", p.uid, "peer_pid", p.pid)
-	return fail(fmt.Errorf("unknown op %q: want %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus))
+	return fail(fmt.Errorf("unknown op %q: want %s, %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus, OpProgramStatus))
 }
 
 func (s *Server) status(servers []string) Response {

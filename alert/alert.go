@@ -16,18 +16,28 @@ const (
 	KindDuoState    = "duo_state"    // a Duo integration changed state (From, To)
 	KindPrimaryOnly = "primary_only" // primary-only mode was switched on or off
 	KindFailmode    = "failmode"     // a failmode episode began or ended on a server
+	// KindDirectory: a directory became unusable (no URL serves, or the
+	// lookup account is refused) or usable again (From, To: up, down).
+	KindDirectory = "directory"
+	// KindDirectoryURL: one URL of a directory went down or came back while
+	// another URL still served (Directory, URL, From, To: up, down).
+	KindDirectoryURL = "directory_url"
 )
 
 // Event is one operator alert, posted as this JSON object. It never carries
 // a password, DN or username.
 type Event struct {
 	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"` // duo_state | primary_only | failmode
+	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | directory | directory_url
 	Integration string    `json:"integration,omitempty"`
 	Server      string    `json:"server,omitempty"`
 	From        string    `json:"from,omitempty"`
 	To          string    `json:"to,omitempty"`
 	Msg         string    `json:"msg"`
+	// Directory names a directories section; URL is one of its URLs as
+	// scheme://host[:port], never with a user or password.
+	Directory string `json:"directory,omitempty"`
+	URL       string `json:"url,omitempty"`
 }
 
 // Notifier takes an alert. Notify must not block.

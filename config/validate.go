@@ -122,6 +122,11 @@ func (d *Directory) validate(p *Problems, path string) {
 			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "must be ldap://host[:port] or ldaps://host[:port]")
 			continue
 		}
+		if u.User != nil {
+			// It would reach logs, metric labels and /status; the lookup
+			// account has keys of its own.
+			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "must not carry a user or password; use bind_dn and bind_password")
+		}
 		if d.StartTLS && u.Scheme == "ldaps" {
 			p.add(fmt.Sprintf("%s.urls[%d]", path, i), ErrInvalid, "start_tls cannot be used with ldaps://")
 		}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,10 +134,12 @@ type Client struct {
 
 	pool *checkPool
 
-	up atomic.Bool
-	// lookupRefused is true while the directory refuses the lookup
-	// account's bind: it answers, but no one can be authenticated.
-	lookupRefused atomic.Bool
+	// urls is the state of each configured URL (urls.go); Up is true while
+	// one of them serves.
+	urls []*urlState
+	// origins maps each connection Dial made (a weak.Pointer) to the
+	// index of its URL, so what happens on it is credited to that URL.
+	origins sync.Map
 	// preferred is the index of the URL new connections try first: the
 	// last one that accepted a connection, moved on when a connection to it
 	// stops answering, so that a hung server costs one timeout, not one per
@@ -170,72 +171,91 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		log = slog.Default()
 	}
 	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections)}
-	d.up.Store(true)
+	now := time.Now()
+	for i, raw := range cfg.URLs {
+		s, err := newURLState(i, raw, now)
+		if err != nil {
+			return nil, err
+		}
+		d.urls = append(d.urls, s)
+	}
 	return d, nil
 }
 
 // Name is the directory's section name.
 func (d *Client) Name() string { return d.cfg.Name }
 
-// Up reports whether the directory can be used to authenticate users: the
-// last operation reached it, and it accepts the lookup account (when there
-// is one). Readiness, /status and ldapgate_directory_up all read this one
-// answer; Problem says why it is false.
-func (d *Client) Up() bool { return d.up.Load() && !d.lookupRefused.Load() }
+// Up reports whether the directory can be used to authenticate users: some
+// URL serves (the latest dial, operation or probe on it reached it, and it
+// accepts the lookup account when there is one). Readiness, /status and
+// ldapgate_directory_up all read this one answer; Problem says why it is
+// false, URLs how each URL is.
+func (d *Client) Up() bool {
+	up, _ := d.serving()
+	return up
+}
 
 // Problem says, for people, why Up is false ("" when it is true).
 func (d *Client) Problem() string {
-	switch {
-	case !d.up.Load():
-		return "unreachable"
-	case d.lookupRefused.Load():
+	switch up, refused := d.serving(); {
+	case up:
+		return ""
+	case refused:
 		return "refuses the lookup account (bind_dn/bind_password)"
 	}
-	return ""
+	return "unreachable"
 }
 
 // HasLookupAccount reports whether a lookup account is configured.
 func (d *Client) HasLookupAccount() bool { return d.cfg.BindDN != "" }
 
-// Dial opens a new connection, trying each URL in turn from the preferred one.
+// Dial opens a new connection, trying each URL in turn from the preferred
+// one; each URL tried records whether it could be reached. A ctx that ends
+// first ends the dial and records nothing.
 func (d *Client) Dial(ctx context.Context) (*ldap.Conn, error) {
 	var errs []error
-	n := len(d.cfg.URLs)
+	n := len(d.urls)
 	start := int(d.preferred.Load())
 	for k := range n {
 		if err := ctx.Err(); err != nil {
 			return nil, &UnavailableError{Op: "dial", Err: err}
 		}
 		i := (start + k) % n
-		conn, err := d.dialURL(d.cfg.URLs[i])
+		conn, err := d.dialURL(ctx, i)
 		if err == nil {
 			d.preferred.Store(int32(i))
-			d.up.Store(true)
+			d.remember(conn, i)
+			d.reached(i, nil)
 			return conn, nil
 		}
+		if ctx.Err() != nil {
+			return nil, &UnavailableError{Op: "dial", Err: ctx.Err()}
+		}
+		d.reached(i, err)
 		errs = append(errs, err)
 	}
-	d.up.Store(false)
 	return nil, &UnavailableError{Op: "dial", Err: errors.Join(errs...)}
 }
 
-// unavailable records that a connection stopped answering: new connections
-// will try the next URL first. The connection most likely came from the
-// preferred URL; when it did not, the next Dial still tries every URL.
-func (d *Client) unavailable(op string, err error) *UnavailableError {
-	d.up.Store(false)
-	if n := int32(len(d.cfg.URLs)); n > 1 {
+// unavailable records that conn stopped answering: its URL is down, and
+// new connections try the next URL first, so that a hung server costs one
+// timeout, not one per bind.
+func (d *Client) unavailable(conn *ldap.Conn, op string, err error) *UnavailableError {
+	n := int32(len(d.urls))
+	if i, ok := d.origin(conn); ok {
+		d.reached(i, fmt.Errorf("%s: %w", op, err))
+		d.preferred.CompareAndSwap(int32(i), (int32(i)+1)%n)
+	} else if n > 1 {
 		p := d.preferred.Load()
 		d.preferred.CompareAndSwap(p, (p+1)%n)
 	}
 	return &UnavailableError{Op: op, Err: err}
 }
 
-func (d *Client) dialURL(raw string) (*ldap.Conn, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
+// dialURL connects to URL i; ctx ends the connect, the TLS handshake and
+// StartTLS. Failures are go-ldap network errors (code 200), never answers.
+func (d *Client) dialURL(ctx context.Context, i int) (*ldap.Conn, error) {
+	u := d.urls[i].u
 	var tlsCfg *tls.Config
 	if u.Scheme == "ldaps" || d.cfg.StartTLS {
 		if d.cfg.TLS != nil {
@@ -246,17 +266,29 @@ func (d *Client) dialURL(raw string) (*ldap.Conn, error) {
 		tlsCfg.ServerName = u.Hostname()
 	}
 	dialer := &net.Dialer{Timeout: d.cfg.Timeout, KeepAlive: 30 * time.Second}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(dialer)}
+	addr := u.Host
+	if u.Port() == "" {
+		port := ldap.DefaultLdapPort
+		if u.Scheme == "ldaps" {
+			port = ldap.DefaultLdapsPort
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	var nc net.Conn
+	var err error
 	if u.Scheme == "ldaps" {
-		opts = append(opts, ldap.DialWithTLSConfig(tlsCfg))
+		nc, err = (&tls.Dialer{NetDialer: dialer, Config: tlsCfg}).DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = dialer.DialContext(ctx, "tcp", addr)
 	}
-	conn, err := ldap.DialURL(raw, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", u.Host, err)
+		return nil, fmt.Errorf("%s: %w", u.Host, ldap.NewError(ldap.ErrorNetwork, err))
 	}
+	conn := ldap.NewConn(nc, u.Scheme == "ldaps")
+	conn.Start()
 	conn.SetTimeout(d.cfg.Timeout)
 	if d.cfg.StartTLS {
-		if err := conn.StartTLS(tlsCfg); err != nil {
+		if err := withContext(ctx, conn, func() error { return conn.StartTLS(tlsCfg) }); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("%s: starttls: %w", u.Host, err)
 		}
@@ -282,12 +314,12 @@ func (d *Client) Bind(ctx context.Context, conn *ldap.Conn, name, password strin
 	}
 	if err != nil {
 		if _, ok := Answered(err); ok {
-			d.up.Store(true)
+			d.answered(conn)
 			return res, err
 		}
-		return res, d.unavailable("bind", err)
+		return res, d.unavailable(conn, "bind", err)
 	}
-	d.up.Store(true)
+	d.answered(conn)
 	return res, nil
 }
 
@@ -360,12 +392,12 @@ func (d *Client) WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error) {
 	}
 	if err != nil {
 		if _, ok := Answered(err); ok {
-			d.up.Store(true)
+			d.answered(conn)
 			return "", fmt.Errorf("who am i: %w", err)
 		}
-		return "", d.unavailable("who am i", err)
+		return "", d.unavailable(conn, "who am i", err)
 	}
-	d.up.Store(true)
+	d.answered(conn)
 	return res.AuthzID, nil
 }
 
@@ -505,15 +537,15 @@ func (d *Client) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchR
 	}
 	if err != nil {
 		if le, ok := Answered(err); ok {
-			d.up.Store(true)
+			d.answered(conn)
 			if le.ResultCode == ldap.LDAPResultNoSuchObject {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("search %q: %w", req.BaseDN, err)
 		}
-		return nil, d.unavailable("search", err)
+		return nil, d.unavailable(conn, "search", err)
 	}
-	d.up.Store(true)
+	d.answered(conn)
 	return entries, nil
 }
 
@@ -527,15 +559,20 @@ func (d *Client) lookupConn(ctx context.Context) (*ldap.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	i, known := d.origin(conn)
 	if _, err := d.Bind(ctx, conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
 		conn.Close()
 		if _, ok := Answered(err); ok {
-			d.lookupRefused.Store(true)
+			if known {
+				d.lookupAccepted(i, false)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)
 		}
 		return nil, err
 	}
-	d.lookupRefused.Store(false)
+	if known {
+		d.lookupAccepted(i, true)
+	}
 	d.lookup = conn
 	return conn, nil
 }
@@ -552,8 +589,7 @@ func (d *Client) dropLookup(conn *ldap.Conn) {
 // Ping proves the directory answers: with the lookup account, a bind and a
 // rootDSE read; without one, an anonymous rootDSE read on a fresh connection.
 func (d *Client) Ping(ctx context.Context) error {
-	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
-		"(objectClass=*)", []string{"1.1"}, nil)
+	req := rootDSE()
 	if d.HasLookupAccount() {
 		_, err := d.search(ctx, nil, req)
 		if _, ok := Answered(err); ok && !errors.Is(err, ErrLookupAccount) {
@@ -604,23 +640,33 @@ func isDN(name string) bool {
 	return err == nil && len(dn.RDNs) > 0
 }
 
-// Probe runs Ping every interval until ctx ends (the first at once), so
-// that Up notices an outage or a refused lookup account even when no
-// client binds. After each ping it calls after (nil to skip) with a
-// context bounded by half the interval, then report (nil to skip) with Up
-// and, when Up changed, changed true and the ping's error.
+// Probe checks the directory every interval until ctx ends (the first at
+// once), so that Up and URLs notice an outage or a refused lookup account
+// even when no client binds: with a lookup account it pings the shared
+// lookup connection (a broken one is replaced now, not at the next
+// lookup), then every URL at once on fresh connections of its own, each
+// given the directory's timeout, so that a down secondary is seen while
+// the primary serves. Then it calls after (nil to skip) with a context
+// bounded by half the interval, then report (nil to skip) with Up, whether
+// Up changed since the last report, and the pings' errors joined (nil when
+// every URL serves).
 func (d *Client) Probe(ctx context.Context, interval time.Duration, after func(context.Context),
 	report func(up, changed bool, err error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := true
 	for {
-		pctx, cancel := context.WithTimeout(ctx, interval/2)
-		err := d.Ping(pctx)
-		if after != nil {
-			after(pctx)
+		if d.HasLookupAccount() {
+			pctx, cancel := context.WithTimeout(ctx, interval/2)
+			_ = d.Ping(pctx) // pingAll, next, has the last word on each URL
+			cancel()
 		}
-		cancel()
+		err := d.pingAll(ctx)
+		if after != nil {
+			pctx, cancel := context.WithTimeout(ctx, interval/2)
+			after(pctx)
+			cancel()
+		}
 		if ctx.Err() != nil {
 			return
 		}

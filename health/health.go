@@ -9,9 +9,12 @@
 //     {"ready":false,"sections":[{"name":"corp","ready":false,"reason":"duo unreachable: check: connection refused","duo_state":"unreachable","directory_up":true}]}.
 //     Load balancers should take a not-ready instance out of rotation; a
 //     not-ready instance keeps answering binds by its failmode.
+//     GET /readyz?server=NAME answers the same for that section alone (a
+//     load balancer with one backend per section's port); an unknown NAME
+//     is 404.
 //   - GET /status: JSON for operators: version, uptime and every section's
 //     Section (Duo state and its latest error, primary-only mode,
-//     directory, connections, bind counts by outcome).
+//     directory and each of its URLs, connections, bind counts by outcome).
 //   - GET /metrics: the Prometheus handler given to New.
 //
 // Other methods get 405, other paths 404. The listener carries no secret, DN
@@ -47,6 +50,9 @@ type Section struct {
 	DirectoryUp      bool           `json:"directory_up"`
 	// DirectoryProblem says why DirectoryUp is false.
 	DirectoryProblem string `json:"directory_problem,omitempty"`
+	// DirectoryURLs is each URL of the directory with its own state:
+	// DirectoryUp stays true while one of them serves.
+	DirectoryURLs []DirectoryURL `json:"directory_urls"`
 	// SecureGroups says why secure-group membership cannot be established
 	// ("" when it can): every user then counts as privileged.
 	SecureGroups string            `json:"secure_groups_problem,omitempty"`
@@ -270,8 +276,13 @@ func Readiness(sections []Section) ReadyStatus {
 	return rs
 }
 
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	rs := Readiness(s.src())
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	secs, err := pick(s.src(), r.URL.Query()["server"])
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, ReadyStatus{Reason: err.Error(), Sections: []SectionReady{}})
+		return
+	}
+	rs := Readiness(secs)
 	select {
 	case <-s.drain:
 		rs.Ready, rs.Reason = false, "shutting down"
@@ -293,16 +304,7 @@ type Status struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	secs := s.src()
-	if secs == nil {
-		secs = []Section{}
-	}
-	writeJSON(w, http.StatusOK, Status{
-		Version:       s.version,
-		UptimeSeconds: s.now().Sub(s.started).Round(time.Millisecond).Seconds(),
-		Started:       s.started.UTC(),
-		Sections:      secs,
-	})
+	writeJSON(w, http.StatusOK, NewStatus(s.version, s.started, s.now(), s.src()))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

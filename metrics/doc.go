@@ -13,6 +13,7 @@
 // | ldapgate_duo_errors_total                 | counter   | class                         | Calls to Duo that ended in an error, by class: unreachable, degraded, misconfigured, untrusted, unknown. Allowed and denied answers are not errors. |
 // | ldapgate_duo_state                        | gauge     | integration, state            | 1 for the current health state of a Duo integration (ok, degraded, unreachable, misconfigured), 0 for the others. integration is "api_host/ikey": an integration key identifies, it is not a secret. |
 // | ldapgate_directory_up                     | gauge     | directory                     | 1 when the directory (LDAP upstream) answered its latest check, else 0. |
+// | ldapgate_directory_url_up                 | gauge     | directory, url                | 1 when that URL of the directory serves (answered its latest check, accepts the lookup account), else 0. url is scheme://host[:port], never a user or password. ldapgate_directory_up stays 1 while any URL serves. |
 // | ldapgate_connections                      | gauge     | server                        | TCP client connections open on the server section's listeners now, from accept to close, whether or not they sent anything (refused ones are not counted). |
 // | ldapgate_connections_refused_total        | counter   | server, reason                | Connections refused when accepted, with a busy notice: reason max_connections (the section is full) or per_ip (max_connections_per_ip from that address). |
 // | ldapgate_connections_dropped_total        | counter   | server, reason                | Connections ldapgate closed itself: idle (idle_timeout), write_timeout (the client did not read its answers), request_timeout (a request began but did not arrive in time), protocol_error (malformed, unknown or oversized request), internal_error (a handler panicked), other. Clients that close, and shutdown, are not counted. |
@@ -26,7 +27,8 @@
 //
 // Suggested alerts: increase(ldapgate_failmode_decisions_total{decision="allow"}[5m]) > 0;
 // ldapgate_duo_state{state=~"unreachable|misconfigured"} == 1;
-// ldapgate_directory_up == 0; ldapgate_primary_only_until_seconds > 0;
+// ldapgate_directory_up == 0; ldapgate_directory_url_up == 0 (a domain
+// controller is down while others serve); ldapgate_primary_only_until_seconds > 0;
 // a rising rate(ldapgate_connections_refused_total[5m]) or
 // rate(ldapgate_connections_dropped_total{reason=~"write_timeout|request_timeout"}[5m])
 // (someone is trying to exhaust the proxy);

@@ -33,6 +33,7 @@ type Metrics struct {
 	duoErrors        *prometheus.CounterVec
 	duoState         *prometheus.GaugeVec
 	directoryUp      *prometheus.GaugeVec
+	directoryURLUp   *prometheus.GaugeVec
 	primaryOnlyUntil *prometheus.GaugeVec
 	connections      *gaugeFuncs
 	connRefused      *prometheus.CounterVec
@@ -71,6 +72,9 @@ func New(version string) *Metrics {
 		directoryUp: gaugeVec("directory_up",
 			"1 when the directory answered its latest check, else 0.",
 			"directory"),
+		directoryURLUp: gaugeVec("directory_url_up",
+			"1 when the directory URL (scheme://host:port) serves: it answered its latest check and accepts the lookup account, else 0.",
+			"directory", "url"),
 		primaryOnlyUntil: gaugeVec("primary_only_until_seconds",
 			"Unix time at which primary-only mode (no second factor in safe sections) ends; 0 when off.",
 			"server"),
@@ -97,7 +101,7 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
 		m.binds, m.failmode, m.duoDuration, m.duoErrors, m.duoState,
-		m.directoryUp, m.primaryOnlyUntil, m.connections, m.connRefused, m.connDropped,
+		m.directoryUp, m.directoryURLUp, m.primaryOnlyUntil, m.connections, m.connRefused, m.connDropped,
 	)
 	return m
 }

@@ -16,7 +16,11 @@ func (a *app) alert(e alert.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	a.log.Warn(e.Msg, "alert", e.Kind, "integration", e.Integration, "server", e.Server)
+	attrs := []any{"alert", e.Kind, "integration", e.Integration, "server", e.Server}
+	if e.Directory != "" {
+		attrs = append(attrs, "directory", e.Directory, "url", e.URL)
+	}
+	a.log.Warn(e.Msg, attrs...)
 	a.events.Notice(e.Kind, e.Server, e.Msg)
 	a.notify.Notify(e)
 }

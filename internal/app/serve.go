@@ -49,6 +49,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer a.close()
+	started := time.Now()
 
 	g, ctx := errgroup.WithContext(ctx)
 	// The LDAP listeners outlive the signal by the lame-duck delay, while
@@ -81,10 +82,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		g.Go(func() error { a.webhook.Run(ctx); return nil })
 	}
 	if cfg.Admin.Socket != "" {
-		g.Go(func() error { return admin.NewServer(cfg.Admin.Socket, a.primaryOnly, log).Serve(ctx) })
+		status := func() health.Status { return health.NewStatus(Version(), started, time.Now(), a.healthSections()) }
+		g.Go(func() error {
+			return admin.NewServer(cfg.Admin.Socket, a.primaryOnly, log).WithStatus(status).Serve(ctx)
+		})
 	}
 	if cfg.Health.Listen != "" {
-		hs := health.New(cfg.Health.Listen, Version(), time.Now(), a.healthSections, a.metrics.Handler(), log)
+		hs := health.New(cfg.Health.Listen, Version(), started, a.healthSections, a.metrics.Handler(), log)
 		hs.LameDuck = cfg.Health.LameDuck
 		g.Go(func() error { return hs.ListenAndServe(ctx) })
 	}

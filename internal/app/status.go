@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/health"
 )
 
@@ -19,6 +20,7 @@ func (a *app) healthSections() []health.Section {
 			Directory:        s.dir.Name(),
 			DirectoryUp:      s.dir.Up(),
 			DirectoryProblem: s.dir.Problem(),
+			DirectoryURLs:    directoryURLs(s.dir),
 			SecureGroups:     s.proxy.SecureGroupsProblem(),
 			Listening:        s.proxy.Ready(),
 			// The count ldapgate_connections reports: TCP connections,
@@ -30,6 +32,16 @@ func (a *app) healthSections() []health.Section {
 			sec.PrimaryOnlyUntil = &until
 		}
 		out = append(out, sec)
+	}
+	return out
+}
+
+// directoryURLs is each URL of d and its state, for /status.
+func directoryURLs(d *directory.Client) []health.DirectoryURL {
+	urls := d.URLs()
+	out := make([]health.DirectoryURL, len(urls))
+	for i, u := range urls {
+		out[i] = health.DirectoryURL{URL: u.URL, Up: u.Up, Since: u.Since.UTC(), Checked: u.Checked.UTC(), Error: u.Err}
 	}
 	return out
 }

@@ -92,6 +92,9 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 		}
 		a.dirs[name] = d
 		a.metrics.SetDirectoryUp(name, true)
+		for _, u := range d.URLs() {
+			a.metrics.SetDirectoryURLUp(name, u.URL, u.Up)
+		}
 	}
 
 	recorder := recorders{a.events, a.metrics, a.binds, a.episodes}
@@ -263,9 +266,10 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 }
 
 // probeDirectory runs d's probe: each section on d re-reads its secure
-// groups with every probe, and the one "up" answer goes to the log (on a
-// change) and to ldapgate_directory_up.
+// groups with every probe, and what the probe found goes to the metrics,
+// the log and the alerts (directoryProbed).
 func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
+	last := d.URLs()
 	d.Probe(ctx, config.DirectoryProbeInterval,
 		func(pctx context.Context) {
 			for _, s := range a.sections {
@@ -274,13 +278,5 @@ func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
 				}
 			}
 		},
-		func(up, changed bool, err error) {
-			switch {
-			case changed && up:
-				a.log.Info("directory usable again", "directory", d.Name())
-			case changed:
-				a.log.Error("directory not usable", "directory", d.Name(), "problem", d.Problem(), "err", err)
-			}
-			a.metrics.SetDirectoryUp(d.Name(), up)
-		})
+		func(up, changed bool, err error) { last = a.directoryProbed(d, last, up, changed, err) })
 }
