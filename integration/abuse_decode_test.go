@@ -30,7 +30,7 @@ const abuseRSSKill = 3 << 30
 // rss is ldapgate's resident set size (VmRSS), in bytes.
 func (e *env) rss() int64 {
 	e.t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", e.proc().Pid))
 	if err != nil {
 		e.t.Fatalf("reading ldapgate's status: %v", err)
 	}
@@ -53,7 +53,7 @@ func (e *env) rss() int64 {
 // /proc/PID/stat in clock ticks of 10ms.
 func (e *env) cpuTime() time.Duration {
 	e.t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", e.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", e.proc().Pid))
 	if err != nil {
 		return 0
 	}
@@ -99,6 +99,7 @@ type usage struct {
 // returned function is called, which returns the peaks. Past abuseRSSKill
 // (either) it kills ldapgate.
 func (e *env) watch() (peak func() usage) {
+	proc := e.proc()
 	var maxRSS, maxHeap, cpu atomic.Int64
 	done := make(chan struct{})
 	stopped := make(chan struct{})
@@ -107,7 +108,7 @@ func (e *env) watch() (peak func() usage) {
 			m.Store(v)
 		}
 		if v > abuseRSSKill {
-			_ = e.cmd.Process.Kill()
+			_ = proc.Kill()
 		}
 	}
 	go func() {
@@ -122,7 +123,7 @@ func (e *env) watch() (peak func() usage) {
 				return
 			case <-tick.C:
 			}
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.cmd.Process.Pid))
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", proc.Pid))
 			if err != nil {
 				return
 			}
@@ -193,7 +194,7 @@ func deepSearch(messageID byte, nots int, value []byte) []byte {
 // refuses them from a linear scan — protocolError under their message ID,
 // then a Notice of Disconnection — stays small, and serves a bind meanwhile.
 func TestAbuseDeepNesting(t *testing.T) {
-	e := start(t, []section{secureSection})
+	e := start(t, []section{secureSection}, withProcess()) // its memory and CPU are the point
 	addr := e.addr["secure"]
 	pdu := deepSearch(5, 986, bytes.Repeat([]byte("v"), 3<<20))
 	if len(pdu) < 3<<20 {
@@ -277,7 +278,7 @@ func TestAbuseDeepNesting(t *testing.T) {
 // and send nothing more (500 of them took 2.1 GB). ldapgate allocates
 // nothing for what hasn't arrived, and still serves a bind.
 func TestAbuseAnnouncedLength(t *testing.T) {
-	e := start(t, []section{secureSection})
+	e := start(t, []section{secureSection}, withProcess()) // its memory is the point
 	addr := e.addr["secure"]
 	base := e.rss()
 	peak := e.watch()

@@ -166,7 +166,7 @@ func TestNonDNNames(t *testing.T) {
 // TestFailmodeTable drives every row of the failmode table through both
 // failmodes, for an ordinary user and a secure-group member.
 func TestFailmodeTable(t *testing.T) {
-	e := start(t, []section{secureSection, safeSection})
+	e := startParallel(t, []section{secureSection, safeSection}) // waits out Duo timeouts
 	const allow, deny = 0, ldap.LDAPResultInvalidCredentials
 	tests := []struct {
 		fault duosim.Fault

@@ -39,7 +39,7 @@ type demoRun struct {
 func startDemo(t *testing.T, env ...string) *demoRun {
 	t.Helper()
 	d := &demoRun{t: t, out: &testutil.SyncBuffer{}, errOut: &testutil.SyncBuffer{}, exited: make(chan struct{}), base: testutil.FreePortRange(t, 6)}
-	d.cmd = exec.Command(gateBin, "demo", "--base-port", strconv.Itoa(d.base))
+	d.cmd = exec.Command(gateBinary(t), "demo", "--base-port", strconv.Itoa(d.base))
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.errOut
 	if err := d.cmd.Start(); err != nil {
@@ -269,7 +269,7 @@ func TestDemoTour(t *testing.T) {
 			t.Errorf("the tour does not say where ldapwhoami comes from")
 		}
 		ran := d.walk()
-		checkTourCoverage(t, ran, gateBin+" try")
+		checkTourCoverage(t, ran, gateBinary(t)+" try")
 		for _, r := range ran {
 			if strings.HasPrefix(r, "ldapwhoami") || strings.HasPrefix(r, "ldapsearch") {
 				t.Errorf("tour without ldap-utils uses %q", r)
@@ -295,11 +295,11 @@ func checkTourCoverage(t *testing.T, ran []string, clients ...string) {
 
 func TestDemoOutageWithoutDemo(t *testing.T) {
 	base := testutil.FreePortRange(t, 6)
-	out, err := exec.Command(gateBin, "demo", "outage", "on", "--base-port", strconv.Itoa(base)).CombinedOutput()
+	out, err := exec.Command(gateBinary(t), "demo", "outage", "on", "--base-port", strconv.Itoa(base)).CombinedOutput()
 	if code := exitStatus(err); code != 1 || !strings.Contains(string(out), "--base-port") {
 		t.Fatalf("status %d: %s", code, out)
 	}
-	out, err = exec.Command(gateBin, "demo", "outage", "sideways").CombinedOutput()
+	out, err = exec.Command(gateBinary(t), "demo", "outage", "sideways").CombinedOutput()
 	if code := exitStatus(err); code != 2 || !strings.Contains(string(out), "misconfigure") {
 		t.Fatalf("status %d: %s", code, out)
 	}
@@ -315,13 +315,13 @@ func TestDuoSimStandalone(t *testing.T) {
 	}
 	api, control := testutil.FreeAddr(t), testutil.FreeAddr(t)
 
-	out, err := exec.Command(gateBin, "duo-sim", "--listen", api, "--control", "0.0.0.0:0", "--users", users).CombinedOutput()
+	out, err := exec.Command(gateBinary(t), "duo-sim", "--listen", api, "--control", "0.0.0.0:0", "--users", users).CombinedOutput()
 	if code := exitStatus(err); code != 2 || !strings.Contains(string(out), "--control-allow-remote") {
 		t.Fatalf("remote control address: status %d: %s", code, out)
 	}
 
 	stdout, stderr := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
-	cmd := exec.Command(gateBin, "duo-sim", "--listen", api, "--control", control, "--users", users)
+	cmd := exec.Command(gateBinary(t), "duo-sim", "--listen", api, "--control", control, "--users", users)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -401,11 +401,11 @@ func TestDuoSimStandalone(t *testing.T) {
 }
 
 func TestTryErrors(t *testing.T) {
-	out, err := exec.Command(gateBin, "try", "--dn", "x").CombinedOutput()
+	out, err := exec.Command(gateBinary(t), "try", "--dn", "x").CombinedOutput()
 	if code := exitStatus(err); code != 2 {
 		t.Errorf("no --url: status %d: %s", code, out)
 	}
-	out, err = exec.Command(gateBin, "try", "--url", "ldap://"+testutil.FreeAddr(t), "--dn", "x", "--password", "y").CombinedOutput()
+	out, err = exec.Command(gateBinary(t), "try", "--url", "ldap://"+testutil.FreeAddr(t), "--dn", "x", "--password", "y").CombinedOutput()
 	if code := exitStatus(err); code != 1 || !strings.Contains(string(out), "can't contact LDAP server") {
 		t.Errorf("nothing listening: status %d: %s", code, out)
 	}

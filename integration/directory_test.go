@@ -14,7 +14,9 @@ import (
 // (52), never "invalid credentials", never a Duo call; ldapgate recovers
 // with the directory.
 func TestDirectoryDown(t *testing.T) {
-	e := start(t, []section{secureSection, safeSection})
+	// its own slapd: it stops and pauses it; in parallel: a paused slapd is
+	// waited out
+	e := startParallel(t, []section{secureSection, safeSection}, withOwnSlapd())
 	alice := person(t, "alice")
 	if err := e.bind("secure", alice.DN(), alice.Password); err != nil {
 		t.Fatal(err)

@@ -98,7 +98,7 @@ func (e *env) bindUntil(sectionName string, p sampledata.Person, limit time.Dura
 // and auth answer. Probes keep timing out, but logins prove Duo answers: the
 // state never becomes unreachable and bob is never let in.
 func TestDuoStateCheckHangsWhileLoginsWork(t *testing.T) {
-	e := start(t, []section{safeSection}, withDuo("probe_interval", "1s"))
+	e := startParallel(t, []section{safeSection}, withDuo("probe_interval", "1s"))
 	bob := person(t, "bob")
 	e.waitDuoState("safe", "ok")
 	checks := e.duo.Calls().Check
@@ -127,7 +127,7 @@ func TestDuoStateCheckHangsWhileLoginsWork(t *testing.T) {
 // unreachable and bob is never let in.
 func TestDuoStateSlowDuoIsNotAnOutage(t *testing.T) {
 	const slow = 6 * time.Second
-	e := start(t, []section{safeSection}, withDuo("probe_interval", "1s"),
+	e := startParallel(t, []section{safeSection}, withDuo("probe_interval", "1s"),
 		withDuo("timeout", "10s"), withDuo("push_timeout", "20s"))
 	bob := person(t, "bob")
 	e.waitDuoState("safe", "ok")
@@ -179,7 +179,7 @@ func TestDuoStateSlowDuoIsNotAnOutage(t *testing.T) {
 // 5xx), but the state settles: the number of announced changes stays within
 // the documented bound and does not grow with the probes.
 func TestDuoStateCheckOKPreauthFailsDoesNotFlap(t *testing.T) {
-	e := start(t, []section{safeSection}, withDuo("probe_interval", "1s"))
+	e := startParallel(t, []section{safeSection}, withDuo("probe_interval", "1s"))
 	bob := person(t, "bob")
 	e.waitDuoState("safe", "ok")
 	checks := e.duo.Calls().Check

@@ -2,13 +2,17 @@ package integration
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,31 +20,83 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ldapgate/ldapgate/duosim"
+	"github.com/ldapgate/ldapgate/internal/app"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
-// gateBin is the ldapgate binary under test, built once by TestMain with the
-// race detector so that the integration tests also hunt data races.
-var gateBin string
+// Most tests run ldapgate in this process, with app.Run, against one slapd
+// shared by the package, one after the other. Tests that need ldapgate as
+// a process of its own (its /proc entry, a descriptor limit, a signal:
+// withProcess) run the binary; tests that change, stop or specially
+// configure the directory (withSlapd, withOwnSlapd) get a slapd of their
+// own. Tests that spend their time waiting on timers (Duo timeouts, probe
+// intervals, a lame-duck delay) start with startParallel, and wait
+// alongside each other once the serial tests are done.
+
+var (
+	// gateBin is the ldapgate binary, built with the race detector by
+	// gateBinary the first time a test needs it.
+	gateBin  string
+	gateDir  string
+	gateErr  error
+	gateOnce sync.Once
+
+	// shared is the slapd of every test without withSlapd/withOwnSlapd,
+	// started by sharedSlapd on first use and stopped by TestMain.
+	shared     *slapdtest.Server
+	sharedStop func()
+	sharedErr  error
+	sharedOnce sync.Once
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ldapgate-it-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gateBin = filepath.Join(dir, "ldapgate")
-	build := exec.Command("go", "build", "-race", "-o", gateBin, "../cmd/ldapgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ldapgate:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if sharedStop != nil {
+		sharedStop()
+	}
+	if gateDir != "" {
+		os.RemoveAll(gateDir)
+	}
 	os.Exit(code)
+}
+
+// gateBinary returns the ldapgate binary, building it with the race
+// detector (so that the process tests hunt data races too) on first use.
+func gateBinary(t testing.TB) string {
+	t.Helper()
+	gateOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ldapgate-it-")
+		if err != nil {
+			gateErr = err
+			return
+		}
+		gateDir = dir
+		bin := filepath.Join(dir, "ldapgate")
+		out, err := exec.Command("go", "build", "-race", "-o", bin, "../cmd/ldapgate").CombinedOutput()
+		if err != nil {
+			gateErr = fmt.Errorf("building ldapgate: %v\n%s", err, out)
+			return
+		}
+		gateBin = bin
+	})
+	if gateErr != nil {
+		t.Fatal(gateErr)
+	}
+	return gateBin
+}
+
+// sharedSlapd returns the package's shared slapd, starting it on first use.
+// Tests using it only read the directory: what one test wrote, or a stop,
+// would be seen by the next.
+func sharedSlapd(t testing.TB) *slapdtest.Server {
+	t.Helper()
+	sharedOnce.Do(func() { shared, sharedStop, sharedErr = slapdtest.Launch() })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return shared
 }
 
 // section is one server section of a test configuration.
@@ -81,16 +137,24 @@ const (
 
 // env is one running world: slapd, the Duo simulator, ldapgate.
 type env struct {
-	t           *testing.T
-	slapd       *slapdtest.Server
-	duo         *duosim.Sim
-	addr        map[string]string // section name → host:port
-	authLog     string
-	health      string // host:port of the health listener
+	t *testing.T
+	// slapd is the package's shared server unless the test asked for its
+	// own (withSlapd, withOwnSlapd): only then may it write to it or stop it.
+	slapd   *slapdtest.Server
+	duo     *duosim.Sim
+	addr    map[string]string // section name → host:port
+	authLog string
+	health  string // host:port of the health listener
+	// adminSocket is a path in the test's directory.
 	adminSocket string
-	cmd         *exec.Cmd
-	stderr      *testutil.SyncBuffer
-	exited      chan struct{}
+	// cmd is the ldapgate process with withProcess, nil when ldapgate runs
+	// in this process; use proc.
+	cmd *exec.Cmd
+	// stderr is everything ldapgate wrote: its JSON log (and, as a
+	// process, its stdout).
+	stderr *testutil.SyncBuffer
+	log    *gateLog
+	exited chan struct{} // closed once ldapgate has stopped
 	// nofile, when > 0, is the descriptor limit ldapgate runs under.
 	nofile int
 }
@@ -98,8 +162,12 @@ type env struct {
 // setup is what options may change before the world starts.
 type setup struct {
 	slapd []slapdtest.Option
-	cfg   map[string]any // the generated configuration, before it is written
-	duo   map[string]any // extra keys for every section's duo block
+	// ownSlapd gives the test a slapd of its own (withSlapd, withOwnSlapd).
+	ownSlapd bool
+	// process runs ldapgate as a process of its own (withProcess).
+	process bool
+	cfg     map[string]any // the generated configuration, before it is written
+	duo     map[string]any // extra keys for every section's duo block
 	// lameDuck is health.lame_duck.
 	lameDuck time.Duration
 	// lookupPassword, when set, replaces the lookup account's password.
@@ -110,6 +178,20 @@ type setup struct {
 	dirKeys map[string]any
 }
 
+// withProcess runs ldapgate as a process of its own, the race-enabled
+// binary, rather than in this one: for tests that read its /proc entry
+// (descriptors, memory, CPU), signal it or limit it. proc fails a test
+// that needs it without this option.
+func withProcess() option {
+	return func(s *setup) { s.process = true }
+}
+
+// withOwnSlapd gives the test a slapd of its own instead of the shared
+// one: for tests that write to the directory, or stop or pause it.
+func withOwnSlapd() option {
+	return func(s *setup) { s.ownSlapd = true }
+}
+
 // withDirectory sets a key of every directory block.
 func withDirectory(key string, value any) option {
 	return func(s *setup) { s.dirKeys[key] = value }
@@ -117,9 +199,10 @@ func withDirectory(key string, value any) option {
 
 // withNoFile runs ldapgate under RLIMIT_NOFILE n, soft and hard alike (Go
 // raises its soft limit to the hard one at start), through util-linux's
-// prlimit, so a test can run the process out of descriptors.
+// prlimit, so a test can run the process out of descriptors. It implies
+// withProcess.
 func withNoFile(n int) option {
-	return func(s *setup) { s.nofile = n }
+	return func(s *setup) { s.nofile, s.process = n, true }
 }
 
 // withLookupPassword gives the lookup account a password of the test's
@@ -145,20 +228,31 @@ func withConfig(key string, value any) option {
 	return func(s *setup) { s.cfg[key] = value }
 }
 
-// withSlapd passes options to the directory under test.
+// withSlapd passes options to the directory under test, which is then the
+// test's own.
 func withSlapd(opts ...slapdtest.Option) option {
-	return func(s *setup) { s.slapd = append(s.slapd, opts...) }
+	return func(s *setup) { s.slapd, s.ownSlapd = append(s.slapd, opts...), true }
 }
 
 // start brings up slapd, the simulator and ldapgate with the given sections.
 func start(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, addr: map[string]string{}, stderr: &testutil.SyncBuffer{}, exited: make(chan struct{})}
+	e.log = &gateLog{out: e.stderr, addrs: map[string]string{}}
 	su := &setup{cfg: map[string]any{}, duo: map[string]any{}, dirKeys: map[string]any{}}
 	for _, o := range opts {
 		o(su)
 	}
-	e.slapd = slapdtest.Start(t, su.slapd...)
+	if su.ownSlapd {
+		e.slapd = slapdtest.Start(t, su.slapd...)
+	} else {
+		e.slapd = sharedSlapd(t)
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("shared slapd log (errors only):\n%s", tail(e.slapd.Log(), 40))
+			}
+		})
+	}
 	users := make([]duosim.User, 0, len(sampledata.People))
 	for _, p := range sampledata.People {
 		users = append(users, duosim.User{Name: p.UID, Behavior: duosim.Behavior(p.DuoBehavior), Passcodes: p.Passcodes})
@@ -176,7 +270,6 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		t.Fatal(err)
 	}
 	e.authLog = filepath.Join(dir, "auth.log")
-	e.health = testutil.FreeAddr(t)
 
 	directory := func(lookup bool) map[string]any {
 		d := map[string]any{
@@ -201,9 +294,11 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		return d
 	}
 	var servers []map[string]any
-	for _, s := range sections {
-		addr := testutil.FreeAddr(t)
-		e.addr[s.Name] = addr
+	for i, s := range sections {
+		// Port 0: ldapgate logs the port it got (see gateLog). One
+		// loopback address per section, as configuration refuses two
+		// sections with the same listen string, port 0 or not.
+		addr := fmt.Sprintf("127.0.0.%d:0", i+1)
 		dirName := "sample"
 		if s.NoLookupAccount {
 			dirName = "nolookup"
@@ -256,7 +351,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 	cfg := map[string]any{
 		"log":         map[string]any{"level": "debug", "format": "json"},
 		"auth_log":    e.authLog,
-		"health":      map[string]any{"listen": e.health, "lame_duck": su.lameDuck.String()},
+		"health":      map[string]any{"listen": "127.0.0.1:0", "lame_duck": su.lameDuck.String()},
 		"admin":       map[string]any{"socket": e.adminSocket},
 		"directories": map[string]any{"sample": directory(true), "nolookup": directory(false)},
 		"servers":     servers,
@@ -273,19 +368,70 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 		t.Fatal(err)
 	}
 	e.nofile = su.nofile
-	e.startGate(cfgFile)
+	if su.process {
+		e.startProcess(cfgFile)
+	} else {
+		e.startInProcess(cfgFile)
+	}
+	e.awaitListeners(sections)
 	return e
 }
 
-func (e *env) startGate(cfgFile string) {
+// startParallel is start for a test that mostly waits on timers: it marks
+// the test parallel and runs ldapgate as a process (withProcess). Not in
+// this process: serve sets go-asn1-ber's process-wide MaxPacketLengthBytes
+// (internal/app/serve.go), a data race with every LDAP client and server
+// already running in the test binary, so an in-process ldapgate may only
+// start while no other test runs.
+func startParallel(t *testing.T, sections []section, opts ...option) *env {
+	t.Helper()
+	t.Parallel()
+	return start(t, sections, append(opts, withProcess())...)
+}
+
+// startInProcess runs ldapgate's serve in this process until the test
+// ends, then cancels it and waits (bounded) for it to return.
+func (e *env) startInProcess(cfgFile string) {
 	t := e.t
-	cmd := exec.Command(gateBin, "serve", "--config", cfgFile)
+	ctx, cancel := context.WithCancel(context.Background())
+	var runErr error // set before exited is closed
+	go func() {
+		defer close(e.exited)
+		runErr = app.Run(ctx, []string{"serve", "--config", cfgFile}, e.log, e.log)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-e.exited:
+			if runErr != nil {
+				t.Errorf("ldapgate's serve returned %v", runErr)
+			}
+		case <-time.After(10 * time.Second):
+			var stacks bytes.Buffer
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Errorf("ldapgate's serve did not return within 10s of its context ending; goroutines:\n%s", stacks.String())
+		}
+		if t.Failed() {
+			t.Logf("ldapgate output:\n%s", e.stderr.String())
+		}
+	})
+}
+
+// startProcess runs the ldapgate binary (under prlimit with withNoFile)
+// until the test ends, then stops it with SIGINT.
+func (e *env) startProcess(cfgFile string) {
+	t := e.t
+	bin := gateBinary(t)
+	cmd := exec.Command(bin, "serve", "--config", cfgFile)
 	if e.nofile > 0 {
 		// prlimit execs the binary: the PID stays ldapgate's.
-		cmd = exec.Command("prlimit", fmt.Sprintf("--nofile=%d:%d", e.nofile, e.nofile), "--", gateBin, "serve", "--config", cfgFile)
+		cmd = exec.Command("prlimit", fmt.Sprintf("--nofile=%d:%d", e.nofile, e.nofile), "--", bin, "serve", "--config", cfgFile)
 	}
-	cmd.Stderr = e.stderr
-	cmd.Stdout = e.stderr
+	cmd.Stderr = e.log
+	cmd.Stdout = e.log
+	// The race runtime otherwise sleeps a second at exit, for reports
+	// still being written; a race is reported when it happens.
+	cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +453,115 @@ func (e *env) startGate(cfgFile string) {
 			t.Errorf("the race detector reported a data race in ldapgate:\n%s", e.stderr.String())
 		}
 	})
-	for name, addr := range e.addr {
-		e.waitListening(name, addr)
+}
+
+// awaitListeners waits for ldapgate to log the address of every section
+// and of the health listener, and for its start-up Duo probe.
+func (e *env) awaitListeners(sections []section) {
+	t := e.t
+	t.Helper()
+	names := []string{"health"}
+	for _, s := range sections {
+		names = append(names, s.Name)
 	}
-	e.waitListening("health", e.health)
+	testutil.WaitFor(t, 20*time.Second, func() bool {
+		select {
+		case <-e.exited:
+			t.Fatalf("ldapgate stopped before it listened:\n%s", e.stderr.String())
+		default:
+		}
+		return e.log.has(names...)
+	}, "ldapgate to log the address of every listener")
+	for _, name := range names {
+		addr := e.log.addr(name)
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+			t.Fatalf("%s logged address %q, not the one it got", name, addr)
+		}
+		if name == "health" {
+			e.health = addr
+		} else {
+			e.addr[name] = addr
+		}
+	}
 	// The Duo state machine probes once at start; let that happen before a
 	// test switches the simulator into a fault, so every test starts from
 	// a known "ok".
-	testutil.WaitFor(e.t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
+	testutil.WaitFor(t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
+}
+
+// gateLog is where ldapgate writes its log. It keeps everything in out and
+// reads the JSON lines for the address of every listener: "listening" with
+// the section's name as server, and "health listener up".
+type gateLog struct {
+	out *testutil.SyncBuffer
+
+	mu      sync.Mutex
+	partial []byte            // a line not yet ended
+	addrs   map[string]string // section name, or "health" → host:port
+}
+
+func (l *gateLog) Write(p []byte) (int, error) {
+	_, _ = l.out.Write(p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(l.partial[:i])
+		l.partial = append(l.partial[:0], l.partial[i+1:]...)
+	}
+	return len(p), nil
+}
+
+func (l *gateLog) line(b []byte) {
+	var rec map[string]any
+	if json.Unmarshal(b, &rec) != nil {
+		return
+	}
+	addr, _ := rec["addr"].(string)
+	server, _ := rec["server"].(string)
+	switch rec["msg"] {
+	case "listening":
+		if server != "" && addr != "" {
+			l.addrs[server] = addr
+		}
+	case "health listener up":
+		if addr != "" {
+			l.addrs["health"] = addr
+		}
+	}
+}
+
+// has reports whether every named listener has logged its address.
+func (l *gateLog) has(names ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range names {
+		if l.addrs[n] == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *gateLog) addr(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addrs[name]
+}
+
+// proc is the ldapgate process, for tests that read its /proc entry or
+// signal it. It fails the test when ldapgate runs in this process: start
+// it withProcess() then.
+func (e *env) proc() *os.Process {
+	e.t.Helper()
+	if e.cmd == nil {
+		e.t.Fatal("this test watches or signals the ldapgate process, but ldapgate runs inside the test binary: start it withProcess()")
+	}
+	return e.cmd.Process
 }
 
 // healDuo clears the simulator's fault and waits until no section sees Duo
@@ -331,26 +578,6 @@ func (e *env) healDuo() {
 			st := e.duoState(name)
 			return st == "ok" || st == "degraded"
 		}, "duo to be reachable again for "+name)
-	}
-}
-
-func (e *env) waitListening(name, addr string) {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-e.exited:
-			e.t.Fatalf("ldapgate exited before section %s listened:\n%s", name, e.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("section %s never listened on %s:\n%s", name, addr, e.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -414,7 +641,7 @@ func (e *env) waitEvents(n int) []map[string]any {
 // openFDs counts the ldapgate process's open file descriptors.
 func (e *env) openFDs() int {
 	e.t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.cmd.Process.Pid))
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.proc().Pid))
 	if err != nil {
 		e.t.Fatalf("reading ldapgate's fds: %v", err)
 	}

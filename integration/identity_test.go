@@ -57,7 +57,7 @@ func setMail(t *testing.T, e *env, p sampledata.Person, mail string) {
 // asked about nobody: not alice (that would let her approve bob's login),
 // and not bob either, since the name is ambiguous.
 func TestQuotedDNCannotBorrowAnotherIdentity(t *testing.T) {
-	e := start(t, []section{lookupSection, noLookupSection})
+	e := start(t, []section{lookupSection, noLookupSection}, withOwnSlapd()) // alice's mail changes
 	alice, bob := person(t, "alice"), person(t, "bob")
 	quoted := `uid="bob",` + sampledata.PeopleDN
 	setMail(t, e, alice, quoted)

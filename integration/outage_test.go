@@ -79,7 +79,7 @@ func (e *env) readyz() int { return e.getJSON("/readyz", nil) }
 // /readyz flips to 503 and back; every change is alerted.
 func TestOutageStateMachine(t *testing.T) {
 	hook := newHookReceiver(t)
-	e := start(t, []section{secureSection, safeSection}, withDuo("probe_interval", probeInterval),
+	e := startParallel(t, []section{secureSection, safeSection}, withDuo("probe_interval", probeInterval),
 		withConfig("alerts", map[string]any{"webhook_url": hook.URL}))
 	alice, adam := person(t, "alice"), person(t, "adam")
 	e.waitDuoState("safe", "ok")
@@ -180,10 +180,10 @@ func TestOutageStateMachine(t *testing.T) {
 
 // TestPrimaryOnly drives the emergency switch through the CLI.
 func TestPrimaryOnly(t *testing.T) {
-	e := start(t, []section{secureSection, safeSection}, withDuo("probe_interval", probeInterval))
+	e := startParallel(t, []section{secureSection, safeSection}, withDuo("probe_interval", probeInterval))
 	bob, adam := person(t, "bob"), person(t, "adam")
 	cli := func(args ...string) (string, error) {
-		out, err := exec.Command(gateBin, append([]string{"primary-only", "--socket", e.adminSocket}, args...)...).CombinedOutput()
+		out, err := exec.Command(gateBinary(t), append([]string{"primary-only", "--socket", e.adminSocket}, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := cli("enable", "--server", "secure"); err == nil || !strings.Contains(out, "applies only to safe sections") {
@@ -373,10 +373,11 @@ func (h *hookReceiver) count(kind string) int {
 // TestLameDuck: on SIGTERM /readyz turns 503 at once while binds are still
 // served, then ldapgate stops by itself.
 func TestLameDuck(t *testing.T) {
-	e := start(t, []section{secureSection}, withLameDuck(3*time.Second))
+	// a process of its own: SIGTERM and the exit code are the point
+	e := startParallel(t, []section{secureSection}, withLameDuck(3*time.Second), withProcess())
 	alice := person(t, "alice")
 	testutil.WaitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusOK }, "ready")
-	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := e.proc().Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 5*time.Second, func() bool { return e.readyz() == http.StatusServiceUnavailable }, "/readyz to turn 503 while draining")

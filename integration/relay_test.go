@@ -16,7 +16,7 @@ import (
 // TestRelayAfterBind: operations are refused before a bind and relayed
 // unchanged after one.
 func TestRelayAfterBind(t *testing.T) {
-	e := start(t, []section{secureSection})
+	e := start(t, []section{secureSection}, withOwnSlapd()) // modifies, adds and deletes entries
 	alice, adam, bob := person(t, "alice"), person(t, "adam"), person(t, "bob")
 	peopleSearch := func(attrs ...string) *ldap.SearchRequest {
 		return ldap.NewSearchRequest(sampledata.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
@@ -195,7 +195,7 @@ func TestOpenLDAPClients(t *testing.T) {
 // TestNoLeaks: connections, whatever they end in, leave no file descriptor
 // behind in ldapgate.
 func TestNoLeaks(t *testing.T) {
-	e := start(t, []section{secureSection})
+	e := start(t, []section{secureSection}, withProcess()) // counts its descriptors
 	alice, bob := person(t, "alice"), person(t, "bob")
 	// Warm up: the lookup account's shared connection and the Duo client's
 	// keep-alive connection are long-lived by design.
