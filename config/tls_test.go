@@ -122,6 +122,8 @@ func TestTLSConfigAccepted(t *testing.T) {
 	}{
 		{"LDAPS only", strings.Replace(withServerKeys(`ldaps_listen: "127.0.0.1:1636"`, fmt.Sprintf("tls: {cert_file: %q, key_file: %q}", f.cert, f.key)),
 			"    listen: \"127.0.0.1:1389\"\n", "", 1), tls.VersionTLS12},
+		{"both listeners on port 0", strings.Replace(withServerKeys(`ldaps_listen: "127.0.0.1:0"`, fmt.Sprintf("tls: {cert_file: %q, key_file: %q}", f.cert, f.key)),
+			`listen: "127.0.0.1:1389"`, `listen: "127.0.0.1:0"`, 1), tls.VersionTLS12},
 		{"both listeners, TLS 1.3 as a YAML number", withServerKeys(`ldaps_listen: "127.0.0.1:1636"`,
 			fmt.Sprintf("tls: {cert_file: %q, key_file: %q, min_version: 1.3, require: true}", f.cert, f.key)), tls.VersionTLS13},
 	} {

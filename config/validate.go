@@ -78,8 +78,8 @@ func (c *Config) validate(p *Problems) {
 		}
 		names[s.Name] = i
 		for _, l := range []struct{ key, addr string }{{"listen", s.Listen}, {"ldaps_listen", s.LDAPSListen}} {
-			if l.addr == "" {
-				continue
+			if l.addr == "" || strings.HasSuffix(l.addr, ":0") {
+				continue // port 0: the kernel gives each its own
 			}
 			if prev, dup := listens[l.addr]; dup {
 				p.add(path+"."+l.key, ErrInvalid, "duplicates %s %q", prev, l.addr)

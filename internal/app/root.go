@@ -106,8 +106,18 @@ func newCheckCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d directories, %d server sections)\n", path, len(cfg.Directories), len(cfg.Servers))
-			return err
+			out := cmd.OutOrStdout()
+			if _, err := fmt.Fprintf(out, "%s: ok (%d directories, %d server sections)\n", path, len(cfg.Directories), len(cfg.Servers)); err != nil {
+				return err
+			}
+			// Warnings do not fail the check: the file is valid, but a
+			// password would cross the network in cleartext.
+			for _, w := range cfg.Warnings() {
+				if _, err := fmt.Fprintf(out, "warning: %s\n", w); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/ldapgate/config.yaml", "configuration file")

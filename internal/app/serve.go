@@ -73,6 +73,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, d := range a.dirs {
 		g.Go(func() error { a.probeDirectory(ctx, d); return nil })
 	}
+	for _, c := range a.certs {
+		// Changed certificate files are picked up even while no
+		// handshake looks at them (a bad pair is logged at once).
+		g.Go(func() error { c.Run(ctx); return nil })
+	}
 	g.Go(func() error { a.primaryOnly.Run(ctx); return nil })
 	if a.webhook != nil {
 		g.Go(func() error { a.webhook.Run(ctx); return nil })
@@ -84,6 +89,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		hs := health.New(cfg.Health.Listen, Version(), time.Now(), a.healthSections, a.metrics.Handler(), log)
 		hs.LameDuck = cfg.Health.LameDuck
 		g.Go(func() error { return hs.ListenAndServe(ctx) })
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("cleartext passwords", "key", w.Path, "warning", w.Msg)
 	}
 	log.Info("ldapgate started", "version", Version(), "servers", len(a.servers), "duo_integrations", len(a.integrations))
 	err = g.Wait()
