@@ -2,14 +2,15 @@ package config
 
 import (
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/ldapgate/ldapgate/internal/certfile"
 )
 
-// ErrNoCertificate means a PEM file named by a ca_file key holds no certificate.
-var ErrNoCertificate = errors.New("no PEM certificate found")
+// ErrNoCertificate means a PEM file named by a ca_file (or cert_file) key
+// holds no certificate.
+var ErrNoCertificate = certfile.ErrNoCertificate
 
 // CertPool reads the PEM file a ca_file key names into a pool. Unlike
 // x509.CertPool.AppendCertsFromPEM it refuses a CERTIFICATE block that does
@@ -19,26 +20,13 @@ func CertPool(file string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
+	certs, err := certfile.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("%s: %w", file, ErrNoCertificate)
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, nil
 }

@@ -65,22 +65,8 @@ func Load(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, &Error{Part: Cert, File: certFile, Err: err}
 	}
-	n := 0
-	for rest := certPEM; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return tls.Certificate{}, &Error{Part: Cert, File: certFile, Err: fmt.Errorf("certificate %d: %w", n+1, err)}
-		}
-		n++
-	}
-	if n == 0 {
-		return tls.Certificate{}, &Error{Part: Cert, File: certFile, Err: ErrNoCertificate}
+	if _, err := ParseCertificates(certPEM); err != nil {
+		return tls.Certificate{}, &Error{Part: Cert, File: certFile, Err: err}
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
@@ -94,6 +80,32 @@ func Load(certFile, keyFile string) (tls.Certificate, error) {
 		return tls.Certificate{}, &Error{Part: Pair, File: certFile, Err: err}
 	}
 	return pair, nil
+}
+
+// ParseCertificates returns the certificates of the CERTIFICATE blocks in
+// PEM data. Unlike x509.CertPool.AppendCertsFromPEM it refuses a block that
+// does not parse, so a truncated bundle is an error rather than fewer
+// certificates; no certificate at all is ErrNoCertificate.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, ErrNoCertificate
+	}
+	return certs, nil
 }
 
 func hasKey(data []byte) bool {
