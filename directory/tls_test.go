@@ -36,6 +36,13 @@ func verifying(ca *testca.CA) *tls.Config {
 	return &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 }
 
+func (tg target) String() string {
+	if tg.StartTLS {
+		return tg.URL + " with StartTLS"
+	}
+	return tg.URL
+}
+
 // lookupOver is a lookup-account client reaching dir as tg says.
 func lookupOver(t *testing.T, tg target, serverName string) *Client {
 	t.Helper()
@@ -71,11 +78,7 @@ func TestDirectoryCertificateVerified(t *testing.T) {
 		{URL: dir.LDAPSURL, TLS: verifying(ca)},
 		{URL: dir.URL, TLS: verifying(ca), StartTLS: true},
 	} {
-		name := tg.URL
-		if tg.StartTLS {
-			name += " with StartTLS"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tg.String(), func(t *testing.T) {
 			// go-ldap's StartTLS keeps only the text of the handshake
 			// error, so its cause is checked on LDAPS alone.
 			err := usable(lookupOver(t, tg, ""))
@@ -135,11 +138,7 @@ func TestMutualTLS(t *testing.T) {
 		{URL: dir.LDAPSURL, TLS: verifying(ca)},
 		{URL: dir.URL, TLS: verifying(ca), StartTLS: true},
 	} {
-		name := tg.URL
-		if tg.StartTLS {
-			name += " with StartTLS"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tg.String(), func(t *testing.T) {
 			err := usable(lookupOver(t, tg, ""))
 			if err == nil || !IsUnavailable(err) || errors.Is(err, ErrLookupAccount) {
 				t.Fatalf("without a client certificate: %v, want an outage", err)

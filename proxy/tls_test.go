@@ -27,12 +27,11 @@ var allowAll = fakeSF{verify: func(context.Context, failmode.Attempt) (failmode.
 // tlsWorld is a section serving the in-memory directory with a
 // certificate from its own CA, kept by a certfile.Reloader.
 type tlsWorld struct {
-	ca       *testca.CA
-	dir      string // where the certificate files are
-	reloader *certfile.Reloader
-	srv      *Server
-	plain    string // listen's address, "" when the section has none
-	ldaps    string // ldaps_listen's address, "" when none
+	ca    *testca.CA
+	dir   string // where the certificate files are
+	srv   *Server
+	plain string // listen's address, "" when the section has none
+	ldaps string // ldaps_listen's address, "" when none
 }
 
 // serveTLS runs cfg (with a certificate for 127.0.0.1 and min TLS
@@ -42,11 +41,11 @@ func serveTLS(t *testing.T, cfg Config, minVersion uint16) *tlsWorld {
 	t.Helper()
 	w := &tlsWorld{ca: testca.New(t, "proxy test CA"), dir: t.TempDir()}
 	certFile, keyFile := w.ca.Loopback(t).Write(t, w.dir, "server")
-	var err error
-	if w.reloader, err = certfile.New(certFile, keyFile, 20*time.Millisecond, discard()); err != nil {
+	certs, err := certfile.New(certFile, keyFile, 20*time.Millisecond, discard())
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.TLS = &tls.Config{GetCertificate: w.reloader.GetCertificate, MinVersion: minVersion}
+	cfg.TLS = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: minVersion}
 	if cfg.Name == "" {
 		cfg.Name = "tls"
 	}
@@ -60,21 +59,7 @@ func serveTLS(t *testing.T, cfg Config, minVersion uint16) *tlsWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.srv.ListenAndServe(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ListenAndServe: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("proxy did not stop")
-		}
-	})
-	testutil.WaitFor(t, 5*time.Second, w.srv.Ready, "every listener of the section to be up")
+	runTest(t, w.srv)
 	if a := w.srv.Addr(); a != nil {
 		w.plain = a.String()
 	}
