@@ -199,6 +199,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 			for _, o := range opened {
 				_ = o.Close()
 			}
+			if ctx.Err() != nil {
+				return nil // stopped before it was listening
+			}
 			return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, l.addr, err)
 		}
 		opened = append(opened, nl)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -276,5 +277,36 @@ func TestLDAPWhoAmIOverTLS(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+os.DevNull, "LDAPTLS_REQCERT=demand", "LDAPCONF=/dev/null", "LDAPRC=/dev/null")
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("ldapwhoami trusted a certificate of an unknown CA:\n%s", out)
+	}
+}
+
+// TestListenFailureServesNothing: a section whose LDAPS address is taken
+// fails to start, naming it, and its plaintext listener is closed again.
+func TestListenFailureServesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	plain := testutil.FreeAddr(t)
+	ca := testca.New(t, "proxy test CA")
+	cfg := Config{Name: "tls", Listen: plain, LDAPSListen: taken.Addr().String(),
+		TLS:    &tls.Config{Certificates: []tls.Certificate{ca.Loopback(t).TLS(t)}, MinVersion: tls.VersionTLS12},
+		Policy: func() failmode.Policy { return failmode.Policy{Mode: failmode.Secure} }, MaxRequestSize: config.DefaultMaxRequestSize,
+		MaxBufferedBytes: config.BufferedRequestsFactor * config.DefaultMaxRequestSize}
+	srv, err := New(cfg, sampleDirectory(t, 2*time.Second, lookupPassword(), memoryDirectory(t)), allowAll, nil, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.ListenAndServe(context.Background())
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Fatalf("ListenAndServe with ldaps_listen taken: %v, want an error naming it", err)
+	}
+	if srv.Ready() {
+		t.Fatal("a section that failed to listen says it is ready")
+	}
+	if c, err := net.Dial("tcp", plain); err == nil {
+		c.Close()
+		t.Fatalf("the plaintext listener %s stayed open after the section failed", plain)
 	}
 }
