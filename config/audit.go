@@ -49,7 +49,7 @@ var findings = map[string]struct {
 	"exempt-primary-bind":                 {High, "exempt_primary_bind lets every client's first bind on a new connection skip the second factor, whoever it is; use exempt_dns for the service accounts that need it"},
 	"exempt-dn-too-wide":                  {High, "exempts more than one account from the second factor: name each service account's own DN"},
 	"allow-anonymous":                     {Medium, "anonymous clients may search the directory through this section"},
-	"cleartext-client-listener":           {Medium, "passwords may arrive in cleartext: set tls.require (StartTLS) or listen on loopback only"},
+	"cleartext-client-listener":           {Medium, "clients may send passwords in cleartext: give the section a certificate and set tls.require (clients use StartTLS), serve only ldaps_listen, or listen on loopback only"},
 	"cleartext-directory":                 {Medium, "passwords cross the network to the directory in cleartext: use ldaps:// or start_tls"},
 	"secret-file-readable":                {High, "a secret file other users can read; chmod 600 it, owned by the user ldapgate runs as"},
 	"inline-secret-readable":              {High, "a secret written inline in a configuration file other users can read; move it to a *_file or the environment, or chmod 600 the file"},
@@ -89,7 +89,7 @@ func (c *Config) Audit() []Finding {
 		path := "directories." + name
 		secretFile(add, path+".bind_password_file", d.BindPasswordFile)
 		for i, raw := range d.URLs {
-			if u, err := url.Parse(raw); err == nil && u.Scheme == "ldap" && !d.StartTLS && !loopbackHost(u.Hostname()) {
+			if u, err := url.Parse(raw); err == nil && u.Scheme == "ldap" && !d.StartTLS && !isLoopback(u.Hostname()) {
 				add("cleartext-directory", fmt.Sprintf("%s.urls[%d]", path, i), raw)
 			}
 		}
@@ -113,7 +113,7 @@ func (c *Config) Audit() []Finding {
 		if s.AllowAnonymous {
 			add("allow-anonymous", path+".allow_anonymous", "")
 		}
-		if !s.TLS.Require && !loopbackListen(s.Listen) {
+		if s.Listen != "" && !s.TLS.Require && !loopbackListen(s.Listen) {
 			add("cleartext-client-listener", path+".listen", s.Listen)
 		}
 		secretFile(add, path+".duo.secret_key_file", s.Duo.SecretKeyFile)
@@ -173,15 +173,7 @@ func wideDN(exempt, base string) bool {
 
 func loopbackListen(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	return err == nil && loopbackHost(host)
-}
-
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && isLoopback(host)
 }
 
 // validateAccept refuses a check.accept entry that names no finding: a typo

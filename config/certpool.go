@@ -2,14 +2,16 @@ package config
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/ldapgate/ldapgate/internal/certfile"
 )
 
-// ErrNoCertificate means a file named by a ca_file key holds no certificate.
-var ErrNoCertificate = errors.New("no certificate found (neither PEM nor DER)")
+// ErrNoCertificate means a file named by a ca_file (or cert_file) key holds
+// no certificate, neither PEM nor DER.
+var ErrNoCertificate = certfile.ErrNoCertificate
 
 // CertPool reads the file a ca_file key names into a pool: PEM (one or more
 // CERTIFICATE blocks), or DER (one certificate, or several concatenated, as
@@ -22,32 +24,16 @@ func CertPool(file string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
+	certs, err := certfile.ParseCertificates(data)
+	if errors.Is(err, ErrNoCertificate) {
+		return nil, fmt.Errorf("%s: %w; %s", file, err, caHint(file))
 	}
-	if n == 0 {
-		certs, err := x509.ParseCertificates(data)
-		if err != nil || len(certs) == 0 {
-			return nil, fmt.Errorf("%s: %w; %s", file, ErrNoCertificate, caHint(file))
-		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, nil
 }

@@ -74,6 +74,14 @@ type Directory struct {
 	StartTLS bool `mapstructure:"start_tls"`
 	// CAFile holds PEM roots for ldaps:// and StartTLS; empty uses the system roots.
 	CAFile string `mapstructure:"ca_file"`
+	// TLSServerName is the name the directory's certificate must carry,
+	// for URLs that name it by IP address; empty: each URL's host.
+	// Verification is always on.
+	TLSServerName string `mapstructure:"tls_server_name"`
+	// CertFile and KeyFile are a client certificate for directories that
+	// demand mutual TLS; both or neither.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
 
 	// BindDN and BindPassword are the lookup account: it resolves non-DN bind
 	// names and reads usernames and group membership.
@@ -108,11 +116,14 @@ const MaxGroupNesting = 8
 // Server is one listening section: a port, a directory, a Duo integration
 // and a failmode policy.
 type Server struct {
-	Name      string `mapstructure:"name"`
-	Listen    string `mapstructure:"listen"`
-	Directory string `mapstructure:"directory"`
-	TLS       TLS    `mapstructure:"tls"`
-	Duo       Duo    `mapstructure:"duo"`
+	Name   string `mapstructure:"name"`
+	Listen string `mapstructure:"listen"`
+	// LDAPSListen serves the section with implicit TLS (LDAPS) as well as,
+	// or instead of, Listen; it needs tls.cert_file and tls.key_file.
+	LDAPSListen string `mapstructure:"ldaps_listen"`
+	Directory   string `mapstructure:"directory"`
+	TLS         TLS    `mapstructure:"tls"`
+	Duo         Duo    `mapstructure:"duo"`
 
 	Failmode          string   `mapstructure:"failmode"`
 	SecureGroups      []string `mapstructure:"secure_groups"`
@@ -155,14 +166,24 @@ func (s *Server) Mode() failmode.Mode { return s.mode }
 // DefaultFactor is the section's factor as parsed by validation.
 func (s *Server) DefaultFactor() failmode.Factor { return s.factor }
 
-// TLS lets clients upgrade with StartTLS on a server section.
+// TLS is a server section's certificate: clients upgrade with StartTLS on
+// listen, and ldaps_listen speaks TLS from the first byte.
 type TLS struct {
 	CertFile string `mapstructure:"cert_file"`
 	KeyFile  string `mapstructure:"key_file"`
 	// Require refuses binds (and everything else but StartTLS) on a
-	// connection that has not been upgraded.
+	// connection that is not TLS (LDAPS, or upgraded with StartTLS).
 	Require bool `mapstructure:"require"`
+	// MinVersion is the oldest TLS version clients may use: "1.2" or "1.3".
+	MinVersion string `mapstructure:"min_version"`
+
+	// minVersion is MinVersion parsed by validation.
+	minVersion uint16
 }
+
+// MinTLSVersion is tls.min_version as a crypto/tls version, as parsed by
+// validation; before a successful Validate it is TLS 1.2's, never lower.
+func (t *TLS) MinTLSVersion() uint16 { return max(t.minVersion, MinTLSVersion) }
 
 // Duo is one Duo Auth API integration.
 type Duo struct {

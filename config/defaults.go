@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"crypto/tls"
 	"time"
 )
 
@@ -25,6 +26,7 @@ const (
 	DefaultDuoDegradedLatency  = 3 * time.Second
 	DefaultAlertTimeout        = 5 * time.Second
 	DefaultLameDuck            = time.Duration(0)
+	DefaultTLSMinVersion       = "1.2"
 
 	// Values of the Duo state machine and the directory probe that have no
 	// key of their own.
@@ -38,6 +40,10 @@ const (
 	// DirectoryProbeInterval is how often each directory is pinged and its
 	// sections' secure groups read, for /readyz and the metrics.
 	DirectoryProbeInterval = 10 * time.Second
+	// CertCheckInterval is how often, at most, the certificate and key
+	// files (servers[].tls, directories.NAME.cert_file) are looked at for
+	// a change (modification time, size) to reload them.
+	CertCheckInterval = 10 * time.Second
 
 	// Abuse bounds: what one client, or many without credentials, can make
 	// ldapgate hold.
@@ -48,6 +54,10 @@ const (
 	DefaultRequestTimeout          = 30 * time.Second
 	DefaultDirectoryMaxConnections = 32
 )
+
+// MinTLSVersion is the oldest TLS version ldapgate speaks, to clients
+// (tls.min_version cannot go lower) and to directories.
+const MinTLSVersion = tls.VersionTLS12
 
 // Bounds of the counts and sizes.
 const (
@@ -192,6 +202,7 @@ func (c *Config) applyDefaults() {
 		s.MaxRequestSize = cmp.Or(s.MaxRequestSize, DefaultMaxRequestSize)
 		s.WriteTimeout = cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
 		s.RequestTimeout = cmp.Or(s.RequestTimeout, DefaultRequestTimeout)
+		s.TLS.MinVersion = cmp.Or(s.TLS.MinVersion, DefaultTLSMinVersion)
 		d := &s.Duo
 		d.Timeout = cmp.Or(d.Timeout, DefaultDuoTimeout)
 		d.PushTimeout = cmp.Or(d.PushTimeout, DefaultPushTimeoutFor(d.Timeout))

@@ -2,7 +2,6 @@ package config
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,16 +26,6 @@ func checkCAFile(p *Problems, path, file string) {
 	}
 	if _, err := CertPool(file); err != nil {
 		p.add(path, ErrInvalid, "%v", err)
-	}
-}
-
-// checkKeyPair proves that cert and key load as a matching pair.
-func checkKeyPair(p *Problems, path, cert, key string) {
-	if cert == "" || key == "" {
-		return
-	}
-	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
-		p.add(path, ErrInvalid, "cert_file %s and key_file %s: %v", cert, key, err)
 	}
 }
 

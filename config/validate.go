@@ -81,8 +81,10 @@ func (c *Config) validate(p *Problems) {
 			p.add(path+".name", ErrInvalid, "duplicates servers[%d].name %q", j, s.Name)
 		}
 		names[s.Name] = i
-		if s.Listen != "" {
-			listens = append(listens, listener{path + ".listen", s.Listen})
+		for _, l := range []struct{ key, addr string }{{"listen", s.Listen}, {"ldaps_listen", s.LDAPSListen}} {
+			if l.addr != "" {
+				listens = append(listens, listener{path + "." + l.key, l.addr})
+			}
 		}
 		// Sections that share a Duo integration share its client and its
 		// health state, so they must agree on every setting of it.
@@ -133,6 +135,7 @@ func (d *Directory) validate(p *Problems, path string) {
 	}
 	checkRange(p, path+".timeout", d.Timeout, MinDirectoryTimeout, MaxDirectoryTimeout)
 	checkCAFile(p, path+".ca_file", d.CAFile)
+	d.validateTLS(p, path)
 	if d.BindDN != "" {
 		checkDN(p, path+".bind_dn", d.BindDN)
 		if d.BindPassword == "" {
@@ -180,10 +183,14 @@ func (s *Server) validate(p *Problems, path string) {
 	if !sectionName.MatchString(s.Name) {
 		p.add(path+".name", ErrInvalid, "must be 1-63 lowercase letters, digits, '-' or '_'")
 	}
-	if s.Listen == "" {
-		p.add(path+".listen", ErrRequired, "is required (host:port)")
-	} else {
+	switch {
+	case s.Listen != "":
 		checkListen(p, path+".listen", s.Listen)
+	case s.LDAPSListen == "":
+		p.add(path+".listen", ErrRequired, "is required (host:port), or ldaps_listen")
+	}
+	if s.LDAPSListen != "" {
+		checkListen(p, path+".ldaps_listen", s.LDAPSListen)
 	}
 	var err error
 	if s.mode, err = failmode.ParseMode(s.Failmode); err != nil {
@@ -213,15 +220,13 @@ func (s *Server) validate(p *Problems, path string) {
 	checkCount(p, path+".max_request_size", s.MaxRequestSize, MinMaxRequestSize, MaxMaxRequestSize, "")
 	checkRange(p, path+".write_timeout", s.WriteTimeout, MinWriteTimeout, MaxWriteTimeout)
 	checkRange(p, path+".request_timeout", s.RequestTimeout, MinRequestTimeout, MaxRequestTimeout)
-	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		p.add(path+".tls", ErrInvalid, "cert_file and key_file go together")
-	}
+	s.TLS.validate(p, path+".tls")
 	if s.TLS.Require && s.TLS.CertFile == "" {
 		p.add(path+".tls.require", ErrInvalid, "requires cert_file and key_file")
 	}
-	checkFile(p, path+".tls.cert_file", s.TLS.CertFile)
-	checkFile(p, path+".tls.key_file", s.TLS.KeyFile)
-	checkKeyPair(p, path+".tls", s.TLS.CertFile, s.TLS.KeyFile)
+	if s.LDAPSListen != "" && (s.TLS.CertFile == "" || s.TLS.KeyFile == "") {
+		p.add(path+".ldaps_listen", ErrInvalid, "needs a certificate: set tls.cert_file and tls.key_file")
+	}
 	s.Duo.validate(p, path+".duo", s.Name)
 }
 

@@ -12,12 +12,14 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,8 +36,14 @@ type Config struct {
 	URLs     []string
 	Timeout  time.Duration
 	StartTLS bool
-	// TLS is used for ldaps:// and StartTLS; ServerName is set per URL.
+	// TLS is used for ldaps:// and StartTLS, and is required when either
+	// is: its roots, minimum version and client certificate (mutual TLS)
+	// apply to every URL. Verification is always on.
 	TLS *tls.Config
+	// ServerName is the name the directory's certificate must carry; empty:
+	// each URL's host (directories.NAME.tls_server_name, for URLs that
+	// name the directory by IP address).
+	ServerName string
 
 	// BindDN and BindPassword are the lookup account; empty means lookups
 	// run on the user's own connection after the user bound.
@@ -161,6 +169,12 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if cfg.MaxConnections <= 0 {
 		return nil, errors.New("directory: max connections must be positive")
 	}
+	if cfg.TLS == nil && (cfg.StartTLS || slices.ContainsFunc(cfg.URLs, func(u string) bool { return strings.HasPrefix(strings.ToLower(u), "ldaps://") })) {
+		return nil, errors.New("directory: ldaps:// and StartTLS need a TLS configuration")
+	}
+	if cfg.TLS != nil && cfg.TLS.InsecureSkipVerify {
+		return nil, errors.New("directory: certificate verification cannot be turned off")
+	}
 	if cfg.MaxGroupDepth <= 0 {
 		cfg.MaxGroupDepth = 1 // direct membership only
 		if cfg.NestedGroups {
@@ -258,12 +272,8 @@ func (d *Client) dialURL(ctx context.Context, i int) (*ldap.Conn, error) {
 	u := d.urls[i].u
 	var tlsCfg *tls.Config
 	if u.Scheme == "ldaps" || d.cfg.StartTLS {
-		if d.cfg.TLS != nil {
-			tlsCfg = d.cfg.TLS.Clone()
-		} else {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		tlsCfg.ServerName = u.Hostname()
+		tlsCfg = d.cfg.TLS.Clone()
+		tlsCfg.ServerName = cmp.Or(d.cfg.ServerName, u.Hostname())
 	}
 	dialer := &net.Dialer{Timeout: d.cfg.Timeout, KeepAlive: 30 * time.Second}
 	addr := u.Host

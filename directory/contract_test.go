@@ -2,11 +2,11 @@ package directory
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -37,13 +37,32 @@ func TestContractMemory(t *testing.T) {
 // contract runs the suite against the sample tree at url; stop takes the
 // directory away for good (the last case).
 func contract(t *testing.T, url string, stop func()) {
+	contractOver(t, target{URL: url}, stop)
+}
+
+// target is where and how the contract reaches the directory: a URL, and
+// for LDAPS or StartTLS the TLS configuration.
+type target struct {
+	URL      string
+	TLS      *tls.Config
+	StartTLS bool
+}
+
+// with is c aimed at the target.
+func (tg target) with(c Config) Config {
+	c.URLs, c.TLS, c.StartTLS = []string{tg.URL}, tg.TLS, tg.StartTLS
+	return c
+}
+
+// contractOver is the contract reaching the directory as tg says.
+func contractOver(t *testing.T, tg target, stop func()) {
 	ctx := context.Background()
 	svc, _ := sampledata.LookupService("ldapgate")
 	byUIDOrMail := func(u, name string) string {
 		return "(|(uid=" + ldap.EscapeFilter(u) + ")(mail=" + ldap.EscapeFilter(name) + "))"
 	}
-	lookup := newTestClient(t, Config{URLs: []string{url}, BindDN: svc.DN(), BindPassword: svc.Password,
-		UserFilter: byUIDOrMail, MaxConnections: 2})
+	lookup := newTestClient(t, tg.with(Config{BindDN: svc.DN(), BindPassword: svc.Password,
+		UserFilter: byUIDOrMail, MaxConnections: 2}))
 	alice := person(t, "alice")
 
 	t.Run("FindUser resolves every spelling to the directory's DN", func(t *testing.T) {
@@ -65,8 +84,8 @@ func contract(t *testing.T, url string, stop func()) {
 		if _, err := lookup.FindUser(ctx, nil, "uid=nobody,"+sampledata.PeopleDN); !errors.Is(err, ErrNoSuchUser) {
 			t.Errorf("unknown DN: %v, want ErrNoSuchUser", err)
 		}
-		everyone := newTestClient(t, Config{URLs: []string{url}, BindDN: svc.DN(), BindPassword: svc.Password,
-			UserFilter: func(string, string) string { return "(objectClass=inetOrgPerson)" }})
+		everyone := newTestClient(t, tg.with(Config{BindDN: svc.DN(), BindPassword: svc.Password,
+			UserFilter: func(string, string) string { return "(objectClass=inetOrgPerson)" }}))
 		if _, err := everyone.FindUser(ctx, nil, "anyone"); !errors.Is(err, ErrAmbiguousUser) {
 			t.Errorf("a filter matching everyone: %v, want ErrAmbiguousUser", err)
 		}
@@ -131,7 +150,7 @@ func contract(t *testing.T, url string, stop func()) {
 		}
 	})
 	t.Run("without a lookup account the user's own connection reads", func(t *testing.T) {
-		own := newTestClient(t, Config{URLs: []string{url}, UserFilter: byUIDOrMail})
+		own := newTestClient(t, tg.with(Config{UserFilter: byUIDOrMail}))
 		conn, err := own.Dial(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +171,7 @@ func contract(t *testing.T, url string, stop func()) {
 		}
 	})
 	t.Run("a refused lookup account is a problem of ours, and says so", func(t *testing.T) {
-		wrong := sampleClient(t, 2*time.Second, "not-the-password", url)
+		wrong := newTestClient(t, tg.with(Config{BindDN: svc.DN(), BindPassword: "not-the-password"}))
 		if err := wrong.Ping(ctx); !errors.Is(err, ErrLookupAccount) {
 			t.Fatalf("Ping: %v, want ErrLookupAccount", err)
 		}

@@ -84,6 +84,13 @@ func serveTest(t testing.TB, cfg Config, d Directory, sf SecondFactor, rec failm
 	if err != nil {
 		t.Fatal(err)
 	}
+	runTest(t, srv)
+	return srv.Addr().String()
+}
+
+// runTest serves srv until the test ends, once every listener is up.
+func runTest(t testing.TB, srv *Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.ListenAndServe(ctx) }()
@@ -99,7 +106,6 @@ func serveTest(t testing.TB, cfg Config, d Directory, sf SecondFactor, rec failm
 		}
 	})
 	testutil.WaitFor(t, 5*time.Second, srv.Ready, "the proxy to listen")
-	return srv.Addr().String()
 }
 
 // sampleDirectory is a client for the sample tree at urls, with the lookup

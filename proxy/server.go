@@ -21,8 +21,12 @@ import (
 
 // Config is one server section as the proxy needs it.
 type Config struct {
-	Name   string
-	Listen string
+	Name string
+	// Listen is the plaintext listener (StartTLS when TLS is set), and
+	// LDAPSListen the implicit-TLS one (it needs TLS); either may be
+	// empty, not both. Both serve this one section.
+	Listen      string
+	LDAPSListen string
 	// Policy returns the section's policy at the moment of a bind; it may
 	// change at run time (primary-only mode).
 	Policy            func() failmode.Policy
@@ -50,7 +54,9 @@ type Config struct {
 	// OnConnEvent, if set, is told of every client connection accepted,
 	// closed or refused (gldap.WithConnectionEvents); it must not block.
 	OnConnEvent func(gldap.ConnEvent)
-	// TLS enables StartTLS; nil disables it.
+	// TLS enables StartTLS on Listen and serves LDAPSListen; nil disables
+	// StartTLS. Its GetCertificate may change the certificate at any time
+	// (certfile.Reloader).
 	TLS        *tls.Config
 	RequireTLS bool
 	// MaxRequestSize bounds one client request, in bytes (required:
@@ -72,6 +78,10 @@ type Server struct {
 	exempt []dn.DN
 
 	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
+	// addr and ldapsAddr are the bound addresses of Listen and LDAPSListen.
+	addr, ldapsAddr atomic.Pointer[net.Addr]
+	// listeners is how many listeners the section has (1 or 2).
+	listeners int
 	// groupCheck is the latest CheckSecureGroups outcome; nil before one.
 	groupCheck atomic.Pointer[groupCheck]
 
@@ -93,6 +103,12 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	if cfg.RequireTLS && cfg.TLS == nil {
 		return nil, errors.New("proxy: require TLS needs a TLS configuration")
 	}
+	if cfg.LDAPSListen != "" && cfg.TLS == nil {
+		return nil, errors.New("proxy: an LDAPS listener needs a TLS configuration")
+	}
+	if cfg.Listen == "" && cfg.LDAPSListen == "" {
+		return nil, errors.New("proxy: a listen address is required")
+	}
 	if cfg.MaxRequestSize <= 0 || cfg.MaxBufferedBytes < cfg.MaxRequestSize {
 		// Bounds come from config, their one home; none here to drift.
 		return nil, errors.New("proxy: max request size and buffered bytes are required (buffered at least one request)")
@@ -104,6 +120,11 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), sessions: map[int]*session{}}
+	for _, addr := range []string{cfg.Listen, cfg.LDAPSListen} {
+		if addr != "" {
+			s.listeners++
+		}
+	}
 	var err error
 	if s.secure, err = parseDNs(cfg.SecureGroups); err != nil {
 		return nil, fmt.Errorf("proxy: secure groups: %w", err)
@@ -153,50 +174,98 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err := srv.Router(mux); err != nil {
 		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
 	}
-	s.srv.Store(srv)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(s.cfg.Listen) }()
-	// Report the address actually bound (a listen address with port 0 gets
-	// one from the kernel), once the listener is up.
-	poll := time.NewTicker(5 * time.Millisecond)
-	defer poll.Stop()
-	for srv.Addr() == nil {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
-		case <-ctx.Done():
-			_ = srv.Stop()
-			<-errc
-			return nil
-		case <-poll.C:
-		}
+	// Both listeners are open before either is served, so a section that
+	// cannot have both serves neither.
+	type listener struct {
+		addr  string
+		bound *atomic.Pointer[net.Addr]
+		opts  []gldap.Option
+		attrs []any
 	}
-	s.log.Info("listening", "addr", srv.Addr().String())
+	var want []listener
+	if s.cfg.Listen != "" {
+		want = append(want, listener{addr: s.cfg.Listen, bound: &s.addr})
+	}
+	if s.cfg.LDAPSListen != "" {
+		want = append(want, listener{addr: s.cfg.LDAPSListen, bound: &s.ldapsAddr,
+			opts: []gldap.Option{gldap.WithTLSConfig(s.cfg.TLS)}, attrs: []any{"tls", "ldaps"}})
+	}
+	var lc net.ListenConfig
+	opened := make([]net.Listener, 0, len(want))
+	for _, l := range want {
+		nl, err := lc.Listen(ctx, "tcp", l.addr)
+		if err != nil {
+			for _, o := range opened {
+				_ = o.Close()
+			}
+			if ctx.Err() != nil {
+				return nil // stopped before it was listening
+			}
+			return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, l.addr, err)
+		}
+		opened = append(opened, nl)
+	}
+	s.srv.Store(srv)
+	errc := make(chan error, len(opened))
+	for i, nl := range opened {
+		go func() { errc <- srv.Serve(nl, want[i].opts...) }()
+		addr := nl.Addr()
+		want[i].bound.Store(&addr)
+		// The address actually bound (a listen address with port 0 gets
+		// one from the kernel): tests and operators read it here.
+		s.log.Info("listening", append([]any{"addr", addr.String()}, want[i].attrs...)...)
+	}
+	var served error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
+	case served = <-errc:
+		// A listener failed: the section stops, and ListenAndServe says why.
+		if served == nil {
+			served = errors.New("listener closed")
+		}
 	case <-ctx.Done():
 	}
 	if err := srv.Stop(); err != nil {
 		s.log.Warn("stop", "err", err)
 	}
-	<-errc
-	return nil
-}
-
-// Addr is the address the listener is bound to, nil before it is.
-func (s *Server) Addr() net.Addr {
-	if srv := s.srv.Load(); srv != nil {
-		return srv.Addr()
+	for range len(opened) - btoi(served != nil) {
+		<-errc
+	}
+	if served != nil {
+		return fmt.Errorf("proxy %s: %w", s.cfg.Name, served)
 	}
 	return nil
 }
 
-// Ready reports whether the listener is up.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Addr is the address the plaintext (listen) listener is bound to, nil
+// before it is or when the section has none.
+func (s *Server) Addr() net.Addr {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// LDAPSAddr is the address the LDAPS (ldaps_listen) listener is bound
+// to, nil before it is or when the section has none.
+func (s *Server) LDAPSAddr() net.Addr {
+	if a := s.ldapsAddr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// Ready reports whether every listener of the section is up.
 func (s *Server) Ready() bool {
 	srv := s.srv.Load()
-	return srv != nil && srv.Ready()
+	return srv != nil && len(srv.Addrs()) == s.listeners
 }
 
 func (s *Server) routes() (*gldap.Mux, error) {

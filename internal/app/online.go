@@ -66,11 +66,13 @@ func (r onlineResult) String() string {
 type reporter func(good bool, subject, format string, args ...any)
 
 func checkDirectory(ctx context.Context, cfg *config.Config, dc *config.Directory, report reporter) {
+	// The clients are built as serve builds them, by an app of their own.
+	builder := &app{log: slog.New(slog.DiscardHandler)}
 	for i, u := range dc.URLs {
 		subject := fmt.Sprintf("directories.%s.urls[%d] %s", dc.Name, i, u)
 		one := *dc
 		one.URLs = []string{u}
-		client, err := newDirectory(&one, slog.New(slog.DiscardHandler))
+		client, err := builder.newDirectory(&one)
 		if err != nil {
 			report(false, subject, "%v", err)
 			continue
@@ -101,7 +103,7 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dc *config.Director
 		cancel()
 		client.Close()
 	}
-	client, err := newDirectory(dc, slog.New(slog.DiscardHandler))
+	client, err := builder.newDirectory(dc)
 	if err != nil {
 		return // reported for each URL
 	}

@@ -77,6 +77,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	for _, d := range a.dirs {
 		g.Go(func() error { a.probeDirectory(ctx, d); return nil })
 	}
+	for _, c := range a.certs {
+		// Changed certificate files are picked up even while no
+		// handshake looks at them (a bad pair is logged at once).
+		g.Go(func() error { c.Run(ctx); return nil })
+	}
 	g.Go(func() error { a.primaryOnly.Run(ctx); return nil })
 	if a.webhook != nil {
 		g.Go(func() error { a.webhook.Run(ctx); return nil })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/health"
+	"github.com/ldapgate/ldapgate/internal/certfile"
 	"github.com/ldapgate/ldapgate/metrics"
 	"github.com/ldapgate/ldapgate/primaryonly"
 	"github.com/ldapgate/ldapgate/proxy"
@@ -42,6 +44,9 @@ type app struct {
 	integrations map[string]*integration // by lowercased api_host/integration key
 	servers      []*proxy.Server
 	sections     []section
+	// certs are the certificate pairs in use (server sections' tls,
+	// directories' client certificates); see reloadCertificates.
+	certs []*certfile.Reloader
 }
 
 // integration is one Duo integration, shared by the sections that use it.
@@ -86,7 +91,7 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
 
 	for name, dc := range cfg.Directories {
-		d, err := newDirectory(dc, log)
+		d, err := a.newDirectory(dc)
 		if err != nil {
 			return nil, fmt.Errorf("directories.%s: %w", name, err)
 		}
@@ -179,11 +184,14 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
+		// The pair is re-read when its files change and on
+		// reloadCertificates; established sessions keep theirs.
+		certs, err := certfile.New(sc.TLS.CertFile, sc.TLS.KeyFile, config.CertCheckInterval, a.log.With("server", sc.Name))
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		a.certs = append(a.certs, certs)
+		tlsCfg = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: sc.TLS.MinTLSVersion()}
 	}
 	name, sw := sc.Name, a.primaryOnly
 	maxConns := sc.EffectiveMaxConnections(a.nofile, len(a.cfg.Servers))
@@ -195,6 +203,7 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 	return proxy.New(proxy.Config{
 		Name:              sc.Name,
 		Listen:            sc.Listen,
+		LDAPSListen:       sc.LDAPSListen,
 		Policy:            func() failmode.Policy { return failmode.Policy{Mode: mode, PrimaryOnly: sw.Active(name)} },
 		SecureGroups:      sc.SecureGroups,
 		ExemptDNs:         sc.ExemptDNs,
@@ -217,8 +226,9 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 	}, dir, sf, rec, a.log)
 }
 
-func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, error) {
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+func (a *app) newDirectory(dc *config.Directory) (*directory.Client, error) {
+	// Verification is always on: there is no key to turn it off.
+	tlsCfg := &tls.Config{MinVersion: config.MinTLSVersion}
 	if dc.CAFile != "" {
 		pool, err := config.CertPool(dc.CAFile)
 		if err != nil {
@@ -226,12 +236,23 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, er
 		}
 		tlsCfg.RootCAs = pool
 	}
+	if dc.CertFile != "" {
+		// The client certificate for directories that demand mutual TLS,
+		// followed like a section's certificate.
+		certs, err := certfile.New(dc.CertFile, dc.KeyFile, config.CertCheckInterval, a.log.With("directory", dc.Name))
+		if err != nil {
+			return nil, fmt.Errorf("cert_file: %w", err)
+		}
+		a.certs = append(a.certs, certs)
+		tlsCfg.GetClientCertificate = certs.GetClientCertificate
+	}
 	return directory.New(directory.Config{
 		Name:              dc.Name,
 		URLs:              dc.URLs,
 		Timeout:           dc.Timeout,
 		StartTLS:          dc.StartTLS,
 		TLS:               tlsCfg,
+		ServerName:        dc.TLSServerName,
 		BindDN:            dc.BindDN,
 		BindPassword:      dc.BindPassword.Reveal(),
 		BaseDN:            dc.BaseDN,
@@ -241,7 +262,20 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, er
 		NestedGroups:      dc.NestedGroups,
 		MaxGroupDepth:     config.MaxGroupNesting,
 		MaxConnections:    dc.MaxConnections,
-	}, log)
+	}, a.log)
+}
+
+// reloadCertificates reads every certificate pair in use again now (the
+// SIGHUP path; changed files are also picked up on their own). A pair
+// that fails keeps the previous one in use; the error names its files.
+func (a *app) reloadCertificates() error {
+	var errs []error
+	for _, c := range a.certs {
+		if err := c.Reload(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (a *app) close() {

@@ -41,6 +41,10 @@ type Server struct {
 	// URL is ldap://127.0.0.1:Port.
 	URL  string
 	Port int
+	// LDAPSURL is ldaps://127.0.0.1:LDAPSPort when the server has a
+	// certificate (WithTLS), else empty. URL then offers StartTLS too.
+	LDAPSURL  string
+	LDAPSPort int
 	// Dir holds slapd.conf, the database and slapd.log; it is removed when
 	// the test ends.
 	Dir          string
@@ -68,6 +72,22 @@ type options struct {
 	nofile       int
 	logLevel     string
 	startTimeout time.Duration
+	certFile     string
+	keyFile      string
+	clientCA     string
+}
+
+// WithTLS gives slapd a certificate: it serves LDAPS on a second port
+// (Server.LDAPSURL) and StartTLS on URL.
+func WithTLS(certFile, keyFile string) Option {
+	return func(o *options) { o.certFile, o.keyFile = certFile, keyFile }
+}
+
+// WithClientCertificates makes slapd demand a client certificate issued
+// by the CA in caFile on every TLS connection (TLSVerifyClient demand):
+// a handshake without one fails. It needs WithTLS.
+func WithClientCertificates(caFile string) Option {
+	return func(o *options) { o.clientCA = caFile }
 }
 
 // WithExtraLDIF adds entries after the sample directory. Parents must come
@@ -180,6 +200,9 @@ func launch(dir string, opts []Option) (*Server, error) {
 		logFile:      filepath.Join(dir, "slapd.log"),
 		opts:         o,
 	}
+	if o.clientCA != "" && o.certFile == "" {
+		return nil, errors.New("WithClientCertificates needs WithTLS")
+	}
 	if err := s.setup(); err != nil {
 		return nil, err
 	}
@@ -190,8 +213,14 @@ func launch(dir string, opts []Option) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		ldapsPort := 0
+		if o.certFile != "" {
+			if ldapsPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
 		s.mu.Lock()
-		err = s.startLocked(port) // stops slapd again on failure
+		err = s.startLocked(port, ldapsPort) // stops slapd again on failure
 		s.mu.Unlock()
 		if err == nil {
 			return s, nil
@@ -209,7 +238,7 @@ func (s *Server) setup() error {
 	if err := os.Mkdir(dbDir, 0o700); err != nil {
 		return err
 	}
-	conf, err := config(s.Dir, dbDir, s.opts.acl)
+	conf, err := config(s.Dir, dbDir, s.opts)
 	if err != nil {
 		return err
 	}
@@ -234,7 +263,8 @@ func (s *Server) setup() error {
 
 // config returns a slapd.conf for the sample directory with a database in
 // dbDir and ACLs like a real deployment's.
-func config(dir, dbDir, acl string) (string, error) {
+func config(dir, dbDir string, o options) (string, error) {
+	acl := o.acl
 	schemaDir, err := findDir("core.schema", "/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
 	if err != nil {
 		return "", fmt.Errorf("OpenLDAP schema: %v", err)
@@ -244,6 +274,12 @@ func config(dir, dbDir, acl string) (string, error) {
 		fmt.Fprintf(&b, "include %s\n", filepath.Join(schemaDir, schema+".schema"))
 	}
 	fmt.Fprintf(&b, "pidfile %s\nargsfile %s\n", filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"))
+	if o.certFile != "" {
+		fmt.Fprintf(&b, "TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", o.certFile, o.keyFile)
+	}
+	if o.clientCA != "" {
+		fmt.Fprintf(&b, "TLSCACertificateFile %s\nTLSVerifyClient demand\n", o.clientCA)
+	}
 	// Debian builds back_mdb as a module; elsewhere it may be built in.
 	if modDir, err := findDir("back_mdb.so", "/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap"); err == nil {
 		fmt.Fprintf(&b, "modulepath %s\nmoduleload back_mdb\n", modDir)
@@ -310,10 +346,17 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startLocked starts slapd on port and waits until it answers LDAP.
-func (s *Server) startLocked(port int) error {
+// startLocked starts slapd on port (and ldapsPort, when not 0) and waits
+// until it answers LDAP.
+func (s *Server) startLocked(port, ldapsPort int) error {
 	s.Port = port
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	urls := s.URL + "/"
+	if ldapsPort != 0 {
+		s.LDAPSPort = ldapsPort
+		s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
+		urls += " " + s.LDAPSURL + "/"
+	}
 	logf, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -321,7 +364,7 @@ func (s *Server) startLocked(port int) error {
 	defer logf.Close() // the child has its own copy
 	// -d keeps slapd in the foreground, so it is our child; -d none logs
 	// errors only (-d 0 would hide them).
-	args := []string{s.slapd, "-f", s.ConfigFile, "-h", s.URL + "/", "-d", s.opts.logLevel}
+	args := []string{s.slapd, "-f", s.ConfigFile, "-h", urls, "-d", s.opts.logLevel}
 	if s.opts.nofile > 0 {
 		// prlimit execs slapd: the PID, and so Stop's process group, stay.
 		args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", s.opts.nofile, s.opts.nofile), "--"}, args...)
@@ -419,7 +462,7 @@ func (s *Server) Restart(t testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked()
-	if err := s.startLocked(s.Port); err != nil {
+	if err := s.startLocked(s.Port, s.LDAPSPort); err != nil {
 		t.Fatalf("slapdtest: restart: %v", err)
 	}
 }

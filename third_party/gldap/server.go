@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,10 +24,10 @@ type Server struct {
 	mu             sync.RWMutex
 	logger         hclog.Logger
 	connWg         sync.WaitGroup
-	listener       net.Listener
-	listenerReady  bool
+	// listeners are the listeners Run and Serve are serving now, in the
+	// order they began (patch 29: one server, several listeners)
+	listeners      []net.Listener
 	router         *Mux
-	tlsConfig      *tls.Config
 	readTimeout    time.Duration
 	writeTimeout   time.Duration
 	idleTimeout    time.Duration
@@ -41,10 +42,11 @@ type Server struct {
 	shutdownCancel       context.CancelFunc
 	shutdownCtx          context.Context
 
-	// connMu guards stopping, activeConns, perIP and refusing: once Stop
-	// set stopping, Run adds no conn to connWg
+	// connMu guards stopping, activeConns, perIP, refusing and connID: once
+	// Stop set stopping, Run adds no conn to connWg
 	connMu        sync.Mutex
 	stopping      bool
+	connID        int // the last connection ID given, across listeners
 	activeConns   int
 	maxConns      int                // WithMaxConnections; <= 0: no limit
 	maxConnsPerIP int                // WithMaxConnectionsPerIP; <= 0: no limit
@@ -184,11 +186,14 @@ func validateAddrPort(addrPort string) (string, error) {
 
 // Run will run the server which will listen and serve requests.
 //
+// Run (like Serve) may be called more than once, concurrently, on one
+// Server: each call serves its own listener (e.g. one plaintext with
+// StartTLS, one with WithTLSConfig for LDAPS) with the server's router,
+// options and limits; connection IDs are unique across them (patch 29).
+//
 // Options supported: WithTLSConfig
 func (s *Server) Run(addr string, opt ...Option) error {
 	const op = "gldap.(Server).Run"
-	opts := getConfigOpts(opt...)
-
 	var err error
 	addr, err = validateAddrPort(addr)
 	if err != nil {
@@ -202,6 +207,25 @@ func (s *Server) Run(addr string, opt ...Option) error {
 	if err != nil {
 		return fmt.Errorf("%s: unable to listen to addr %s: %w", op, addr, err)
 	}
+	return s.serve(op, l, opt...)
+}
+
+// Serve serves the listener l, which it closes when it returns, like Run
+// serves the listener it opens (patch 29). It lets a caller open its
+// listeners itself (and so know their addresses and report a failure to
+// listen before serving anything), and serve several with one Server.
+//
+// Options supported: WithTLSConfig
+func (s *Server) Serve(l net.Listener, opt ...Option) error {
+	const op = "gldap.(Server).Serve"
+	if l == nil {
+		return fmt.Errorf("%s: missing listener: %w", op, ErrInvalidParameter)
+	}
+	return s.serve(op, l, opt...)
+}
+
+func (s *Server) serve(op string, l net.Listener, opt ...Option) error {
+	opts := getConfigOpts(opt...)
 	if opts.withTLSConfig != nil {
 		s.logger.Debug("setting up TLS listener", "op", op)
 		l = tls.NewListener(l, opts.withTLSConfig)
@@ -215,19 +239,17 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		_ = l.Close()
 		return nil
 	}
-	s.tlsConfig = opts.withTLSConfig
-	s.listener = l
-	s.listenerReady = true
+	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
 	defer func() {
+		_ = l.Close()
 		s.mu.Lock()
-		s.listenerReady = false
+		s.listeners = slices.DeleteFunc(s.listeners, func(x net.Listener) bool { return x == l })
 		s.mu.Unlock()
 	}()
 	s.logger.Info("listening", "op", op, "addr", l.Addr())
 
 	var tempDelay time.Duration // how long to sleep on accept failure
-	connID := 0
 	for {
 		if s.shutdownCtx.Err() != nil {
 			return nil
@@ -312,9 +334,10 @@ func (s *Server) Run(addr string, opt ...Option) error {
 		} else {
 			ip = netip.Addr{} // not counted per address
 		}
+		s.connID++
+		connID := s.connID
 		s.connMu.Unlock()
 
-		connID++
 		s.logger.Debug("new connection accepted", "op", op, "conn", connID)
 		conn, err := newConn(s.shutdownCtx, connID, c, s.logger, s.router)
 		if err != nil {
@@ -424,22 +447,36 @@ func remoteIP(c net.Conn) netip.Addr {
 }
 
 // Ready will return true when the server is ready to accept connection, i.e.
-// Run is listening on its address.  It stays false if listening failed.
+// Run (or Serve) is listening on its address.  It stays false if listening
+// failed.
 func (s *Server) Ready() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.listenerReady
+	return len(s.listeners) > 0
 }
 
 // Addr returns the address the server is listening on, or nil until Run is
-// listening.  It is useful when Run was given a port of 0.
+// listening.  It is useful when Run was given a port of 0.  With several
+// listeners (patch 29) it is the first one's; see Addrs.
 func (s *Server) Addr() net.Addr {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.listenerReady || s.listener == nil {
+	if len(s.listeners) == 0 {
 		return nil
 	}
-	return s.listener.Addr()
+	return s.listeners[0].Addr()
+}
+
+// Addrs returns the address of every listener Run and Serve are serving
+// now, in the order they began (patch 29).
+func (s *Server) Addrs() []net.Addr {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
 }
 
 // Stop a running ldap server.  It stops accepting connections, cancels the
@@ -453,7 +490,7 @@ func (s *Server) Stop() error {
 	defer s.mu.RUnlock()
 
 	s.logger.Debug("shutting down")
-	if s.listener == nil && s.shutdownCancel == nil {
+	if len(s.listeners) == 0 && s.shutdownCancel == nil {
 		s.logger.Debug("nothing to do for shutdown")
 		return nil
 	}
@@ -470,12 +507,12 @@ func (s *Server) Stop() error {
 		s.shutdownCancel()
 	}
 	var closeErr error
-	if s.listener != nil {
+	for _, l := range s.listeners {
 		s.logger.Debug("closing listener")
-		if err := s.listener.Close(); err != nil {
+		if err := l.Close(); err != nil {
 			switch {
 			case !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "use of closed network connection"):
-				closeErr = fmt.Errorf("%s: %w", op, err)
+				closeErr = errors.Join(closeErr, fmt.Errorf("%s: %w", op, err))
 			default:
 				s.logger.Debug("listener already closed")
 			}

@@ -39,7 +39,7 @@ func TestServer_Stop(t *testing.T) {
 				require.NoError(t, err)
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.listener = nil
+				s.listeners = nil
 				return s
 			}(),
 		},
@@ -53,7 +53,7 @@ func TestServer_Stop(t *testing.T) {
 				require.NoError(t, err)
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.listener = l
+				s.listeners = []net.Listener{l}
 				s.shutdownCancel = nil
 				return s
 			}(),
@@ -65,7 +65,7 @@ func TestServer_Stop(t *testing.T) {
 				require.NoError(t, err)
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.listener = nil
+				s.listeners = nil
 				s.shutdownCancel = nil
 				return s
 			}(),
@@ -81,7 +81,7 @@ func TestServer_Stop(t *testing.T) {
 				require.NoError(t, err)
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.listener = l
+				s.listeners = []net.Listener{l}
 				s.shutdownCancel = cancel
 				l.Close()
 				return s
@@ -95,7 +95,7 @@ func TestServer_Stop(t *testing.T) {
 				require.NoError(t, err)
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				s.listener = &mockListener{}
+				s.listeners = []net.Listener{&mockListener{}}
 				s.shutdownCancel = cancel
 				return s
 			}(),
