@@ -70,6 +70,9 @@ type Directory struct {
 
 	URLs    []string      `mapstructure:"urls"`
 	Timeout time.Duration `mapstructure:"timeout"`
+	// ProbeInterval is how often every URL is pinged (and the sections'
+	// secure groups read) for readiness, /status and the metrics.
+	ProbeInterval time.Duration `mapstructure:"probe_interval"`
 	// StartTLS upgrades ldap:// connections before any bind.
 	StartTLS bool `mapstructure:"start_tls"`
 	// CAFile holds PEM roots for ldaps:// and StartTLS; empty uses the system roots.

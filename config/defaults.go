@@ -37,9 +37,10 @@ const (
 	// DuoFastProbeInterval is how often Duo is probed while down, and the
 	// least time between two trial binds.
 	DuoFastProbeInterval = time.Second
-	// DirectoryProbeInterval is how often each directory is pinged and its
-	// sections' secure groups read, for /readyz and the metrics.
-	DirectoryProbeInterval = 10 * time.Second
+	// DefaultDirectoryProbeInterval is directories.NAME.probe_interval's
+	// default: how often each URL is pinged and the sections' secure
+	// groups read, for /readyz and the metrics.
+	DefaultDirectoryProbeInterval = 10 * time.Second
 	// CertCheckInterval is how often, at most, the certificate and key
 	// files (servers[].tls, directories.NAME.cert_file) are looked at for
 	// a change (modification time, size) to reload them.
@@ -125,6 +126,10 @@ const (
 	// every bind fails.
 	MinDirectoryTimeout = 100 * time.Millisecond
 	MaxDirectoryTimeout = 2 * time.Minute
+	// directories.NAME.probe_interval: below 500ms only loads the
+	// directory; above an hour an outage goes unnoticed.
+	MinDirectoryProbeInterval = 500 * time.Millisecond
+	MaxDirectoryProbeInterval = time.Hour
 	// idle_timeout 0 means DefaultIdleTimeout.
 	MinIdleTimeout = time.Second
 	MaxIdleTimeout = 24 * time.Hour
@@ -179,6 +184,7 @@ func (c *Config) applyDefaults() {
 		}
 		d.Name = name
 		d.Timeout = cmp.Or(d.Timeout, DefaultDirectoryTimeout)
+		d.ProbeInterval = cmp.Or(d.ProbeInterval, DefaultDirectoryProbeInterval)
 		d.UsernameAttribute = cmp.Or(d.UsernameAttribute, DefaultUsernameAttribute)
 		d.UserFilter = cmp.Or(d.UserFilter, DefaultUserFilter)
 		d.GroupFilter = cmp.Or(d.GroupFilter, DefaultGroupFilter)

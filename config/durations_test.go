@@ -100,6 +100,7 @@ func TestDurationFields(t *testing.T) {
 	want := []string{
 		"health.lame_duck",
 		"alerts.timeout",
+		"directories.corp.probe_interval",
 		"directories.corp.timeout",
 		"servers[0].duo.timeout",
 		"servers[0].duo.push_timeout",
@@ -282,6 +283,7 @@ func TestDurationBounds(t *testing.T) {
 		{"directory 99ms", set{"directories.corp.timeout": "99ms"}, "directories.corp.timeout", "99ms is out of range; allowed 100ms to 2m"},
 		{"directory 100ms", set{"directories.corp.timeout": "100ms"}, "", ""},
 		{"directory 3m", set{"directories.corp.timeout": "3m"}, "directories.corp.timeout", "3m is out of range; allowed 100ms to 2m"},
+		{"directory probe 100ms", set{"directories.corp.probe_interval": "100ms"}, "directories.corp.probe_interval", "100ms is out of range; allowed 500ms to 1h"},
 
 		{"idle 0s is the default", set{"servers[0].idle_timeout": "0s"}, "", ""},
 		{"idle 500ms", set{"servers[0].idle_timeout": "500ms"}, "servers[0].idle_timeout", "500ms is out of range; allowed 1s to 24h"},
@@ -374,6 +376,7 @@ func TestDefaultsWithinBounds(t *testing.T) {
 		{"duo.degraded_latency", DefaultDuoDegradedLatency, MinDuoDegradedLatency, DefaultDuoTimeout - 1},
 		{"duo.degraded_latency with the shortest duo.timeout", DefaultDegradedLatencyFor(MinDuoTimeout), MinDuoDegradedLatency, MinDuoTimeout - 1},
 		{"directories.*.timeout", DefaultDirectoryTimeout, MinDirectoryTimeout, MaxDirectoryTimeout},
+		{"directories.*.probe_interval", DefaultDirectoryProbeInterval, MinDirectoryProbeInterval, MaxDirectoryProbeInterval},
 		{"servers[].idle_timeout", DefaultIdleTimeout, MinIdleTimeout, MaxIdleTimeout},
 		{"servers[].write_timeout", DefaultWriteTimeout, MinWriteTimeout, MaxWriteTimeout},
 		{"servers[].request_timeout", DefaultRequestTimeout, MinRequestTimeout, MaxRequestTimeout},

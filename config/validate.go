@@ -134,6 +134,7 @@ func (d *Directory) validate(p *Problems, path string) {
 		}
 	}
 	checkRange(p, path+".timeout", d.Timeout, MinDirectoryTimeout, MaxDirectoryTimeout)
+	checkRange(p, path+".probe_interval", d.ProbeInterval, MinDirectoryProbeInterval, MaxDirectoryProbeInterval)
 	checkCAFile(p, path+".ca_file", d.CAFile)
 	d.validateTLS(p, path)
 	if d.BindDN != "" {

@@ -199,8 +199,8 @@ health: {listen: "127.0.0.1:0"}
 admin: {socket: %q}
 alerts: {webhook_url: %q}
 directories:
-  sample: {urls: [%q, %q], base_dn: %q, bind_dn: %q, bind_password: %q, username_attribute: uid, timeout: 1s}
-  wrong: {urls: [%q], base_dn: %q, bind_dn: %q, bind_password: not-the-password, username_attribute: uid, timeout: 1s}
+  sample: {urls: [%q, %q], base_dn: %q, bind_dn: %q, bind_password: %q, username_attribute: uid, timeout: 1s, probe_interval: 500ms}
+  wrong: {urls: [%q], base_dn: %q, bind_dn: %q, bind_password: not-the-password, username_attribute: uid, timeout: 1s, probe_interval: 500ms}
 servers:
   - {name: vpn, listen: "127.0.0.1:0", directory: sample, duo: %s}
   - {name: wiki, listen: "127.0.0.2:0", directory: wrong, duo: %s}

@@ -304,7 +304,7 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 // the log and the alerts (directoryProbed).
 func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
 	last := d.URLs()
-	d.Probe(ctx, config.DirectoryProbeInterval,
+	d.Probe(ctx, a.cfg.Directories[d.Name()].ProbeInterval,
 		func(pctx context.Context) {
 			for _, s := range a.sections {
 				if s.dir == d {
