@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,14 +16,12 @@ import (
 	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
+	"github.com/ldapgate/ldapgate/internal/testca"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
 func TestConfigTemplate(t *testing.T) {
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, []byte("pem"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := testca.New(t, "demo test CA").WriteFile(t, t.TempDir()) // check reads it
 	v := configValues{
 		AuthLog: "/tmp/d/auth.log", HealthAddr: "127.0.0.1:10392", AdminSocket: "/tmp/d/admin.sock",
 		DirectoryURL: "ldap://127.0.0.1:10389", LookupDN: sampledata.ServiceDN("ldapgate"), LookupPassword: `p"w: #x`,

@@ -14,6 +14,7 @@ import (
 // safe section would let an administrator in on the password alone.
 func TestSecureGroupsAndExemptionsMatchEverySpelling(t *testing.T) {
 	s, err := New(Config{
+		Listen:           "127.0.0.1:0",
 		Policy:           func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
 		SecureGroups:     []string{"2.5.4.3=Admins, OU=Groups,DC=example,DC=com"},
 		ExemptDNs:        []string{"cn=svc-app+uid=app,ou=services,dc=example,dc=com"},

@@ -38,7 +38,7 @@ func TestLoadNamesTheBadPart(t *testing.T) {
 		wantInText string
 	}{
 		{"cert missing", missing, keyFile, Cert, missing, fs.ErrNotExist, "missing.pem"},
-		{"cert not PEM", garbage, keyFile, Cert, garbage, ErrNoCertificate, "no PEM certificate"},
+		{"cert not PEM", garbage, keyFile, Cert, garbage, ErrNoCertificate, "no certificate found"},
 		{"key missing", certFile, missing, Key, missing, fs.ErrNotExist, "missing.pem"},
 		{"key not PEM", certFile, garbage, Key, garbage, ErrNoKey, "no PEM private key"},
 		{"key of another certificate", certFile, otherKey, Pair, certFile, nil, "does not match"},
