@@ -91,7 +91,7 @@ func commonFailures(transientClass, badRequestClass failmode.Class) []failCase {
 			_, _ = w.Write([]byte(`{"stat":"OK","response":`))
 			_ = http.NewResponseController(w).Flush()
 			hang(hangFor)(w, r)
-		}, mods: []func(*Config){withTimeout(200 * time.Millisecond), withPushTimeout(200 * time.Millisecond)}, class: transientClass, detail: "no answer within 200ms", calls: 1},
+		}, mods: []func(*Config){withTimeout(time.Second), withPushTimeout(time.Second)}, class: transientClass, detail: "no answer within 1s", calls: 1},
 		{name: "HTTP 401 FAIL 40103", serve: fail(401, 40103, "Invalid signature in request credentials"), class: failmode.Misconfigured, detail: "duo 40103: Invalid signature in request credentials", calls: 1},
 		{name: "wrong secret key (real signature check)", firstCall: true, mods: []func(*Config){func(c *Config) { c.SecretKey = "not-the-secret" }}, class: failmode.Misconfigured, detail: "duo 40103", calls: 1},
 		{name: "HTTP 401 FAIL 40102 bad ikey", serve: fail(401, 40102, "Invalid integration key in request credentials"), class: failmode.Misconfigured, detail: "duo 40102"},
