@@ -485,6 +485,22 @@ func (e *env) awaitListeners(sections []section) {
 	// test switches the simulator into a fault, so every test starts from
 	// a known "ok".
 	testutil.WaitFor(t, 10*time.Second, func() bool { return e.duo.Calls().Check >= 1 }, "the start-up Duo probe")
+	// So does the directory probe, which reads the secure groups: until it
+	// has, no section is ready ("secure groups not checked yet").
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		var st struct {
+			Sections []struct {
+				SecureGroups string `json:"secure_groups_problem"`
+			} `json:"sections"`
+		}
+		e.getJSON("/status", &st)
+		for _, s := range st.Sections {
+			if strings.Contains(s.SecureGroups, "not checked yet") {
+				return false
+			}
+		}
+		return len(st.Sections) == len(sections)
+	}, "the start-up directory probe to read the secure groups")
 }
 
 // gateLog is where ldapgate writes its log. It keeps everything in out and
@@ -523,7 +539,7 @@ func (l *gateLog) line(b []byte) {
 	server, _ := rec["server"].(string)
 	switch rec["msg"] {
 	case "listening":
-		if server != "" && addr != "" {
+		if server != "" && addr != "" && rec["tls"] == nil { // not ldaps_listen's
 			l.addrs[server] = addr
 		}
 	case "health listener up":
