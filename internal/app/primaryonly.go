@@ -1,8 +1,6 @@
 package app
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -11,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ldapgate/ldapgate/admin"
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/internal/human"
 	"github.com/ldapgate/ldapgate/primaryonly"
 )
@@ -33,20 +30,8 @@ itself, and does not survive a restart of ldapgate. Every bind it allows is logg
 	cmd.PersistentFlags().StringVarP(&configPath, "config", "c", "/etc/ldapgate/config.yaml", "configuration file (to find admin.socket)")
 	cmd.PersistentFlags().StringVar(&socket, "socket", "", "admin socket path (overrides the configuration)")
 	call := func(c *cobra.Command, req admin.Request) error {
-		path := socket
-		if path == "" {
-			var err error
-			if path, err = config.AdminSocket(configPath); err != nil {
-				return err
-			}
-		}
-		ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
-		defer cancel()
-		resp, err := admin.Call(ctx, path, req)
+		resp, err := callAdmin(c.Context(), configPath, socket, req)
 		if err != nil {
-			if errors.Is(err, admin.ErrRefused) && resp.Error != "" {
-				return errors.New(resp.Error)
-			}
 			return err
 		}
 		return printPrimaryOnly(c.OutOrStdout(), resp.PrimaryOnly)

@@ -2,7 +2,6 @@ package app
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ldapgate/ldapgate/admin"
-	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/health"
 	"github.com/ldapgate/ldapgate/internal/human"
 )
@@ -34,24 +32,12 @@ integration's state, the directory and each of its URLs up or down, and
 primary-only mode. It exits non-zero when the socket cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			path := socket
-			if path == "" {
-				var err error
-				if path, err = config.AdminSocket(configPath); err != nil {
-					return err
-				}
-			}
-			ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
-			defer cancel()
-			resp, err := admin.Call(ctx, path, admin.Request{Op: admin.OpProgramStatus, Servers: servers})
+			resp, err := callAdmin(c.Context(), configPath, socket, admin.Request{Op: admin.OpProgramStatus, Servers: servers})
 			if err != nil {
-				if errors.Is(err, admin.ErrRefused) && resp.Error != "" {
-					return fmt.Errorf("admin socket %s: %s", path, resp.Error)
-				}
 				return err
 			}
 			if resp.Status == nil {
-				return fmt.Errorf("admin socket %s: the answer carries no status", path)
+				return errors.New("the admin socket's answer carries no status")
 			}
 			return printStatus(c.OutOrStdout(), *resp.Status, time.Now())
 		},
