@@ -59,9 +59,17 @@ type Config struct {
 	// MaxBufferedBytes bounds the bytes of requests still arriving, all
 	// connections together (required: config.Server.MaxBufferedBytes).
 	MaxBufferedBytes int
+	// ShutdownTimeout is how long, once ListenAndServe's ctx ends, the
+	// operations in flight may run (no new connection or request is taken)
+	// before they are cut; 0 cuts them at once.
+	ShutdownTimeout time.Duration
 }
 
-// Server is one listening section.
+// Server is one listening section. New returns its handle; the handle's
+// settings can be replaced at run time (Reconfigure), each replacement being
+// a new generation of the section: a *Server with the new settings that
+// shares the handle's listener and client sessions. A request runs with the
+// generation current when it began, from start to end.
 type Server struct {
 	cfg    Config
 	dir    Directory
@@ -70,17 +78,48 @@ type Server struct {
 	log    *slog.Logger
 	secure []*ldap.DN
 	exempt []*ldap.DN
+	// dirEpoch names the directory of this generation: a session whose
+	// upstream connection is of another epoch re-checks a password on a
+	// new connection to this one (see checkPassword).
+	dirEpoch uint64
 
-	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
 	// groupCheck is the latest CheckSecureGroups outcome; nil before one.
 	groupCheck atomic.Pointer[groupCheck]
+
+	l *listener // shared by every generation
+}
+
+// listener is what the generations of a section share: the listener, the
+// client sessions, and which generation new requests run with.
+type listener struct {
+	cur    atomic.Pointer[Server]
+	srv    atomic.Pointer[gldap.Server] // set once ListenAndServe built it
+	epochs atomic.Uint64
 
 	mu       sync.Mutex
 	sessions map[int]*session
 }
 
+// current is the generation new requests run with.
+func (s *Server) current() *Server { return s.l.cur.Load() }
+
 // New builds a server section. rec may be nil.
 func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger) (*Server, error) {
+	if dir == nil || sf == nil {
+		return nil, errors.New("proxy: a directory and a second factor are required")
+	}
+	l := &listener{sessions: map[int]*session{}}
+	s, err := newGeneration(cfg, dir, sf, rec, log, l)
+	if err != nil {
+		return nil, err
+	}
+	s.dirEpoch = l.epochs.Add(1)
+	l.cur.Store(s)
+	return s, nil
+}
+
+// newGeneration checks and builds a section's settings, sharing l.
+func newGeneration(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger, l *listener) (*Server, error) {
 	if dir == nil || sf == nil {
 		return nil, errors.New("proxy: a directory and a second factor are required")
 	}
@@ -103,7 +142,7 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), sessions: map[int]*session{}}
+	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), l: l}
 	var err error
 	if s.secure, err = parseDNs(cfg.SecureGroups); err != nil {
 		return nil, fmt.Errorf("proxy: secure groups: %w", err)
@@ -114,8 +153,12 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	return s, nil
 }
 
-// ListenAndServe serves until ctx is cancelled, then stops: open client
-// connections are closed and their upstream connections with them.
+// ListenAndServe serves until ctx is cancelled, then stops: it takes no new
+// connection or request, lets the operations in flight (a bind waiting for
+// a push) run for up to the current ShutdownTimeout with their contexts
+// intact, then closes the client connections, and their upstream
+// connections with them. Call it once, on the handle New returned; the
+// listener settings are the handle's (see ListenerChanges).
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	opts := []gldap.Option{
 		gldap.WithLogger(hclog.NewNullLogger()),
@@ -153,7 +196,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if err := srv.Router(mux); err != nil {
 		return fmt.Errorf("proxy %s: %w", s.cfg.Name, err)
 	}
-	s.srv.Store(srv)
+	s.l.srv.Store(srv)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(s.cfg.Listen) }()
@@ -178,16 +221,31 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		return fmt.Errorf("proxy %s: listen %s: %w", s.cfg.Name, s.cfg.Listen, err)
 	case <-ctx.Done():
 	}
-	if err := srv.Stop(); err != nil {
-		s.log.Warn("stop", "err", err)
-	}
+	s.shutdown(srv)
 	<-errc
 	return nil
 }
 
+// shutdown stops srv gracefully, bounded by the current ShutdownTimeout.
+func (s *Server) shutdown(srv *gldap.Server) {
+	timeout := s.current().cfg.ShutdownTimeout
+	s.log.Info("stopping: no new connections; operations in flight may finish", "shutdown_timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	begin := time.Now()
+	switch err := srv.Shutdown(ctx); {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("stopped: operations still in flight at shutdown_timeout were cut", "shutdown_timeout", timeout.String())
+	case err != nil:
+		s.log.Warn("stop", "err", err)
+	default:
+		s.log.Info("stopped", "took", time.Since(begin).Round(time.Millisecond).String())
+	}
+}
+
 // Addr is the address the listener is bound to, nil before it is.
 func (s *Server) Addr() net.Addr {
-	if srv := s.srv.Load(); srv != nil {
+	if srv := s.l.srv.Load(); srv != nil {
 		return srv.Addr()
 	}
 	return nil
@@ -195,7 +253,7 @@ func (s *Server) Addr() net.Addr {
 
 // Ready reports whether the listener is up.
 func (s *Server) Ready() bool {
-	srv := s.srv.Load()
+	srv := s.l.srv.Load()
 	return srv != nil && srv.Ready()
 }
 
@@ -204,17 +262,21 @@ func (s *Server) routes() (*gldap.Mux, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every request runs with the generation current when it arrives.
+	live := func(h func(*Server, *gldap.ResponseWriter, *gldap.Request)) gldap.HandlerFunc {
+		return func(w *gldap.ResponseWriter, r *gldap.Request) { h(s.current(), w, r) }
+	}
 	for _, err := range []error{
-		mux.Bind(s.handleBind),
-		mux.Search(s.handleSearch),
-		mux.Modify(s.handleModify),
-		mux.Add(s.handleAdd),
-		mux.Delete(s.handleDelete),
-		mux.Compare(s.handleCompare),
-		mux.ModifyDN(s.handleModifyDN),
-		mux.ExtendedOperation(s.handleStartTLS, gldap.ExtendedOperationStartTLS),
+		mux.Bind(live((*Server).handleBind)),
+		mux.Search(live((*Server).handleSearch)),
+		mux.Modify(live((*Server).handleModify)),
+		mux.Add(live((*Server).handleAdd)),
+		mux.Delete(live((*Server).handleDelete)),
+		mux.Compare(live((*Server).handleCompare)),
+		mux.ModifyDN(live((*Server).handleModifyDN)),
+		mux.ExtendedOperation(live((*Server).handleStartTLS), gldap.ExtendedOperationStartTLS),
 		mux.Abandon(func(*gldap.ResponseWriter, *gldap.Request) {}), // gldap cancels the request's context
-		mux.DefaultRoute(s.handleDefault),
+		mux.DefaultRoute(live((*Server).handleDefault)),
 	} {
 		if err != nil {
 			return nil, err
@@ -226,12 +288,12 @@ func (s *Server) routes() (*gldap.Mux, error) {
 // session returns the state of r's connection, creating it on first use.
 func (s *Server) session(r *gldap.Request) *session {
 	id := r.ConnectionID()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.sessions[id]
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	sess, ok := s.l.sessions[id]
 	if !ok {
 		sess = newSession(id, r.RemoteAddr())
-		s.sessions[id] = sess
+		s.l.sessions[id] = sess
 	}
 	return sess
 }
@@ -239,10 +301,10 @@ func (s *Server) session(r *gldap.Request) *session {
 // closeSession runs after gldap closed the client connection and every
 // handler of it returned: the upstream connection goes with it.
 func (s *Server) closeSession(id int) {
-	s.mu.Lock()
-	sess, ok := s.sessions[id]
-	delete(s.sessions, id)
-	s.mu.Unlock()
+	s.l.mu.Lock()
+	sess, ok := s.l.sessions[id]
+	delete(s.l.sessions, id)
+	s.l.mu.Unlock()
 	if !ok {
 		return
 	}
