@@ -15,18 +15,19 @@ import (
 
 // Config is the whole file.
 type Config struct {
-	Log     Log    `mapstructure:"log"`
-	AuthLog string `mapstructure:"auth_log"`
+	Log         Log                   `mapstructure:"log"`
+	AuthLog     string                `mapstructure:"auth_log"`
+	Health      Health                `mapstructure:"health"`
+	Admin       Admin                 `mapstructure:"admin"`
+	Alerts      Alerts                `mapstructure:"alerts"`
+	Directories map[string]*Directory `mapstructure:"directories"`
+	Servers     []*Server             `mapstructure:"servers"`
+
 	// ShutdownTimeout is how long, after SIGTERM (and the lame duck), and
 	// after a reload removed or moved a listener, binds in flight may run
 	// before they are cut. 0 (unset): the longest duo.push_timeout plus
 	// ShutdownGrace (DefaultShutdownTimeoutFor).
-	ShutdownTimeout time.Duration         `mapstructure:"shutdown_timeout"`
-	Health          Health                `mapstructure:"health"`
-	Admin           Admin                 `mapstructure:"admin"`
-	Alerts          Alerts                `mapstructure:"alerts"`
-	Directories     map[string]*Directory `mapstructure:"directories"`
-	Servers         []*Server             `mapstructure:"servers"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
 
 // Log configures the operational log (stderr).
