@@ -64,6 +64,9 @@ type Response struct {
 	OK          bool                `json:"ok"`
 	Error       string              `json:"error,omitempty"`
 	PrimaryOnly []primaryonly.Entry `json:"primary_only,omitempty"`
+	// Reload answers OpReload: what changed, or the problems that kept
+	// the running configuration.
+	Reload *ReloadResult `json:"reload,omitempty"`
 }
 
 // Server serves the admin socket. Create it with NewServer.
@@ -73,6 +76,8 @@ type Server struct {
 	log  *slog.Logger
 	// allowed reports whether a peer uid may use the socket; replaced in tests.
 	allowed func(uid uint32) bool
+	// reloader serves OpReload; nil: the op is refused (see WithReloader).
+	reloader Reloader
 }
 
 // NewServer returns a server for the socket at path that controls sw. log may
@@ -181,7 +186,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		if len(line) == 0 {
 			continue
 		}
-		if !s.write(c, s.handle(line, p)) {
+		if !s.write(c, s.handle(ctx, line, p)) {
 			return
 		}
 	}
@@ -198,7 +203,7 @@ func (s *Server) write(c net.Conn, resp Response) bool {
 }
 
 // handle decodes and executes one request line.
-func (s *Server) handle(line []byte, p peer) Response {
+func (s *Server) handle(ctx context.Context, line []byte, p peer) Response {
 	var req Request
 	if err := decodeStrict(line, &req); err != nil {
 		s.log.Warn("admin socket bad request", "peer_uid", p.uid, "peer_pid", p.pid, "err", err)
@@ -237,9 +242,11 @@ func (s *Server) handle(line []byte, p peer) Response {
 			return fail(err)
 		}
 		return Response{OK: true, PrimaryOnly: entries}
+	case OpReload:
+		return s.reload(ctx, req, p)
 	}
 	s.log.Warn("admin socket unknown op", "op", req.Op, "peer_uid", p.uid, "peer_pid", p.pid)
-	return fail(fmt.Errorf("unknown op %q: want %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus))
+	return fail(fmt.Errorf("unknown op %q: want %s, %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus, OpReload))
 }
 
 func (s *Server) status(servers []string) Response {
