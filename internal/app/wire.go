@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ldapgate/ldapgate/alert"
@@ -24,7 +25,6 @@ import (
 
 // app is the assembled program: every long-lived part and what connects them.
 type app struct {
-	cfg *config.Config
 	log *slog.Logger
 	// nofile is the descriptor limit, raised and read once at start; it
 	// sizes the sections' derived max_connections.
@@ -36,33 +36,72 @@ type app struct {
 	webhook  *alert.Webhook // nil when alerts.webhook_url is empty
 	notify   alert.Notifier
 	episodes *alert.Episodes
+	recorder failmode.Recorder
 
-	primaryOnly  *primaryonly.Switch
-	dirs         map[string]*directory.Client
+	primaryOnly *primaryonly.Switch
+
+	// st is what runs now: the configuration and the parts built from it.
+	// A reload replaces it as a whole (reload.go); readers load it.
+	st atomic.Pointer[state]
+	// run is how parts are started and stopped while serving (serve.go).
+	run runner
+}
+
+// state is one configuration and the parts that serve it. It is never
+// changed once stored: a reload stores a new one, reusing the parts whose
+// configuration did not change.
+type state struct {
+	cfg          *config.Config
+	dirs         map[string]*dirPart     // by directory name
 	integrations map[string]*integration // by lowercased api_host/integration key
-	servers      []*proxy.Server
-	sections     []section
+	sections     []*section
+}
+
+// state is what runs now.
+func (a *app) state() *state { return a.st.Load() }
+
+// dirPart is one directory client and the configuration it was built from.
+type dirPart struct {
+	cfg    *config.Directory
+	client *directory.Client
+	stop   context.CancelFunc // ends its probe loop; nil before it runs
 }
 
 // integration is one Duo integration, shared by the sections that use it.
 type integration struct {
+	cfg     config.Duo
 	client  *duoclient.Client
 	tracker *duostate.Tracker
 	gate    *duostate.Gate
+	stop    context.CancelFunc // ends its tracker; nil before it runs
 }
 
-// section is what /status needs to know about a server section.
+// section is one server section: its configuration, its parts and its
+// listener. Sections of successive states share the listener (and stop,
+// done) while the section keeps its listen address.
 type section struct {
-	cfg   *config.Server
-	duo   *integration
-	dir   *directory.Client
-	proxy *proxy.Server
+	cfg *config.Server
+	duo *integration
+	dir *dirPart
+	// listener is the proxy configuration the listener was started with
+	// (proxy.ListenerChanges compares a reload's with it).
+	listener proxy.Config
+	proxy    *proxy.Server
+	stop     context.CancelFunc // stops the listener gracefully; nil before it runs
+	done     chan struct{}      // closed when the listener stopped
+	// pending is the configuration a reload gives a kept listener (commit).
+	pending proxy.Config
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
+	a = &app{log: log, nofile: descriptorLimit()}
+	a.st.Store(&state{cfg: &config.Config{}})
+	var p *plan
 	defer func() {
 		if err != nil {
+			if p != nil {
+				p.discard()
+			}
 			a.close()
 		}
 	}()
@@ -78,49 +117,35 @@ func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
 		a.metrics.AlertsFunc(a.webhook.Delivered, a.webhook.Dropped, a.webhook.Failed)
 	}
 	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
+	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes}
+	a.primaryOnly = primaryonly.New(sectionModes(cfg), nil, a.primaryOnlyChanged)
 
+	if p, err = a.build(cfg); err != nil {
+		return nil, err
+	}
+	a.commit(p)
+	return a, nil
+}
+
+// sectionModes is every section's failmode, for the primary-only switch.
+func sectionModes(cfg *config.Config) map[string]failmode.Mode {
 	modes := map[string]failmode.Mode{}
 	for _, sc := range cfg.Servers {
 		modes[sc.Name] = sc.Mode()
 	}
-	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
-
-	for name, dc := range cfg.Directories {
-		d, err := newDirectory(dc, log)
-		if err != nil {
-			return nil, fmt.Errorf("directories.%s: %w", name, err)
-		}
-		a.dirs[name] = d
-		a.metrics.SetDirectoryUp(name, true)
-	}
-
-	recorder := recorders{a.events, a.metrics, a.binds, a.episodes}
-	for i, sc := range cfg.Servers {
-		in, err := a.integration(sc.Duo)
-		if err != nil {
-			return nil, fmt.Errorf("servers[%d] (%s).duo: %w", i, sc.Name, err)
-		}
-		dir := a.dirs[strings.ToLower(sc.Directory)]
-		srv, err := a.newServer(sc, dir, in.gate, recorder)
-		if err != nil {
-			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
-		}
-		a.servers = append(a.servers, srv)
-		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv})
-		a.metrics.ConnectionsFunc(sc.Name, a.metrics.Conns(sc.Name).Open)
-		a.metrics.SetPrimaryOnlyUntil(sc.Name, time.Time{})
-	}
-	return a, nil
+	return modes
 }
 
-// integration returns the shared client and health state of a Duo
-// integration, creating them on first use. config.Validate guarantees that
-// sections sharing one agree on its settings.
-func (a *app) integration(dc config.Duo) (*integration, error) {
-	key := strings.ToLower(dc.APIHost) + "/" + dc.IntegrationKey
-	if in, ok := a.integrations[key]; ok {
-		return in, nil
-	}
+// integrationKey names a Duo integration: sections with the same key share
+// its client and health state.
+func integrationKey(dc config.Duo) string {
+	return strings.ToLower(dc.APIHost) + "/" + dc.IntegrationKey
+}
+
+// newIntegration builds the client and health state of a Duo integration.
+// config.Validate guarantees that sections sharing one agree on its
+// settings.
+func (a *app) newIntegration(dc config.Duo) (*integration, error) {
 	var roots *x509.CertPool
 	if dc.CAFile != "" {
 		var err error
@@ -128,7 +153,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
 	}
-	in := &integration{}
+	in := &integration{cfg: dc}
 	client, err := duoclient.New(duoclient.Config{
 		APIHost:        dc.APIHost,
 		IntegrationKey: dc.IntegrationKey,
@@ -161,29 +186,22 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
-	a.integrations[key] = in
-	a.metrics.SetDuoState(id, duostate.OK)
 	return in, nil
 }
 
-func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
+// proxyConfig is a section's configuration as proxy takes it.
+func (a *app) proxyConfig(sc *config.Server, cfg *config.Config) (proxy.Config, error) {
 	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(sc.TLS.CertFile, sc.TLS.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return proxy.Config{}, fmt.Errorf("tls: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	name, sw := sc.Name, a.primaryOnly
-	maxConns := sc.EffectiveMaxConnections(a.nofile, len(a.cfg.Servers))
-	a.log.Info("limits", "server", sc.Name,
-		"max_connections", maxConns, "max_connections_derived", sc.MaxConnections == 0, "nofile", a.nofile,
-		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
-		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
-		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
-	return proxy.New(proxy.Config{
+	return proxy.Config{
 		Name:              sc.Name,
 		Listen:            sc.Listen,
 		Policy:            func() failmode.Policy { return failmode.Policy{Mode: mode, PrimaryOnly: sw.Active(name)} },
@@ -194,7 +212,7 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		PasscodeDelimiter: sc.Delimiter(),
 		AllowAnonymous:    sc.AllowAnonymous,
 		IdleTimeout:       sc.IdleTimeout,
-		MaxConnections:    maxConns,
+		MaxConnections:    sc.EffectiveMaxConnections(a.nofile, len(cfg.Servers)),
 		// What clients can make the section hold (README "Limits").
 		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
 		MaxPendingRequests:  sc.MaxPendingRequests,
@@ -205,7 +223,17 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
 		TLS:                 tlsCfg,
 		RequireTLS:          sc.TLS.Require,
-	}, dir, sf, rec, a.log)
+		ShutdownTimeout:     cfg.ShutdownTimeout,
+	}, nil
+}
+
+// logLimits logs the limits a section's listener starts with.
+func (a *app) logLimits(sc *config.Server, pc proxy.Config) {
+	a.log.Info("limits", "server", sc.Name,
+		"max_connections", pc.MaxConnections, "max_connections_derived", sc.MaxConnections == 0, "nofile", a.nofile,
+		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
+		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
+		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
 }
 
 func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, error) {
@@ -235,13 +263,17 @@ func newDirectory(dc *config.Directory, log *slog.Logger) (*directory.Client, er
 	}, log)
 }
 
+// close closes what the running state holds and what reloads retired.
 func (a *app) close() {
-	for _, d := range a.dirs {
-		d.Close()
+	if st := a.state(); st != nil {
+		for _, d := range st.dirs {
+			d.client.Close()
+		}
+		for _, in := range st.integrations {
+			in.client.Close()
+		}
 	}
-	for _, in := range a.integrations {
-		in.client.Close()
-	}
+	a.run.closeRetired()
 	if a.events != nil {
 		a.events.Close()
 	}
@@ -262,8 +294,8 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
 	d.Probe(ctx, config.DirectoryProbeInterval,
 		func(pctx context.Context) {
-			for _, s := range a.sections {
-				if s.dir == d {
+			for _, s := range a.state().sections {
+				if s.dir.client == d {
 					_ = s.proxy.CheckSecureGroups(pctx)
 				}
 			}
