@@ -301,6 +301,10 @@ func (a *app) Reload(ctx context.Context) (admin.ReloadResult, error) {
 	if err == nil {
 		var p *plan
 		if p, err = a.build(cfg); err == nil {
+			for _, s := range p.start {
+				// read before the first bind, not at the next probe
+				_ = s.proxy.CheckSecureGroups(ctx)
+			}
 			if err = a.run.startSections(ctx, a, p.start); err != nil {
 				p.discard()
 			} else {
