@@ -26,14 +26,22 @@ type plan struct {
 	built []func()
 	// start are the sections that need a listener of their own.
 	start []*section
-	// reconfigure are the sections that keep their listener.
-	reconfigure []*section
+	// reconfigure are the sections that keep their listener, with the
+	// settings it gets.
+	reconfigure []reconfigure
 	// stop are the sections of the running state whose listener goes away
 	// (removed, or moved to another address).
 	stop    []*section
 	changes changes
 	// restart names the settings that take effect only at the next start.
 	restart []string
+}
+
+// reconfigure is a section that keeps its listener and the proxy
+// configuration commit gives it.
+type reconfigure struct {
+	s   *section
+	cfg proxy.Config
 }
 
 // changes is what a reload changed, by kind, for the log and the notice.
@@ -155,24 +163,23 @@ func (a *app) build(cfg *config.Config) (p *plan, err error) {
 			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
 		}
 		s := &section{cfg: sc, duo: in, dir: dir}
-		os, had := running[sc.Name]
+		was, had := running[sc.Name]
 		delete(running, sc.Name)
-		if had && os.cfg.Listen == sc.Listen {
+		if had && was.cfg.Listen == sc.Listen {
 			// The listener stays, with the settings it started with.
-			if sc.MaxConnections == 0 && os.cfg.MaxConnections == 0 {
-				pc.MaxConnections = os.listener.MaxConnections // derived once, at its start
+			if sc.MaxConnections == 0 && was.cfg.MaxConnections == 0 {
+				pc.MaxConnections = was.listener.MaxConnections // derived once, at its start
 			}
-			for _, f := range proxy.ListenerChanges(os.listener, pc) {
+			for _, f := range proxy.ListenerChanges(was.listener, pc) {
 				p.restart = append(p.restart, fmt.Sprintf("servers[%d] (%s).%s", i, sc.Name, f))
 			}
 			// What Reconfigure will check, checked now, before anything runs.
 			if _, err := proxy.New(pc, dir.client, in.gate, a.recorder, a.log); err != nil {
 				return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
 			}
-			s.listener, s.proxy, s.stop, s.done = os.listener, os.proxy, os.stop, os.done
-			s.pending = pc
-			p.reconfigure = append(p.reconfigure, s)
-			if !reflect.DeepEqual(*os.cfg, *sc) || os.duo != in || os.dir != dir || old.cfg.ShutdownTimeout != cfg.ShutdownTimeout {
+			s.listener, s.proxy, s.stop, s.done = was.listener, was.proxy, was.stop, was.done
+			p.reconfigure = append(p.reconfigure, reconfigure{s, pc})
+			if !reflect.DeepEqual(*was.cfg, *sc) || was.duo != in || was.dir != dir || old.cfg.ShutdownTimeout != cfg.ShutdownTimeout {
 				ch.sectionsChanged = append(ch.sectionsChanged, sc.Name)
 			}
 		} else {
@@ -183,18 +190,18 @@ func (a *app) build(cfg *config.Config) (p *plan, err error) {
 			s.listener, s.proxy, s.done = pc, srv, make(chan struct{})
 			p.start = append(p.start, s)
 			if had {
-				p.stop = append(p.stop, os)
-				ch.sectionsMoved = append(ch.sectionsMoved, fmt.Sprintf("%s (%s -> %s)", sc.Name, os.cfg.Listen, sc.Listen))
+				p.stop = append(p.stop, was)
+				ch.sectionsMoved = append(ch.sectionsMoved, fmt.Sprintf("%s (%s -> %s)", sc.Name, was.cfg.Listen, sc.Listen))
 			} else {
 				ch.sectionsAdded = append(ch.sectionsAdded, sc.Name)
 			}
 		}
 		p.next.sections = append(p.next.sections, s)
 	}
-	for _, os := range old.sections {
-		if _, gone := running[os.cfg.Name]; gone {
-			p.stop = append(p.stop, os)
-			ch.sectionsRemoved = append(ch.sectionsRemoved, os.cfg.Name)
+	for _, was := range old.sections {
+		if _, gone := running[was.cfg.Name]; gone {
+			p.stop = append(p.stop, was)
+			ch.sectionsRemoved = append(ch.sectionsRemoved, was.cfg.Name)
 		}
 	}
 	if len(old.sections) > 0 {
@@ -237,12 +244,11 @@ func restartOnly(a, b *config.Config) []string {
 // (the runner then starts the parts once serving begins).
 func (a *app) commit(p *plan) {
 	old := a.state()
-	for _, s := range p.reconfigure {
-		if err := s.proxy.Reconfigure(a.run.ctx(), s.pending, s.dir.client, s.duo.gate, a.recorder, a.log); err != nil {
+	for _, r := range p.reconfigure {
+		if err := r.s.proxy.Reconfigure(a.run.ctx(), r.cfg, r.s.dir.client, r.s.duo.gate, a.recorder, a.log); err != nil {
 			// checked by build; nothing to do but say so
-			a.log.Error("section not reconfigured", "server", s.cfg.Name, "err", err)
+			a.log.Error("section not reconfigured", "server", r.s.cfg.Name, "err", err)
 		}
-		s.pending = proxy.Config{}
 	}
 	a.st.Store(p.next)
 	a.primaryOnly.SetSections(sectionModes(p.next.cfg))

@@ -89,8 +89,6 @@ type section struct {
 	proxy    *proxy.Server
 	stop     context.CancelFunc // stops the listener gracefully; nil before it runs
 	done     chan struct{}      // closed when the listener stopped
-	// pending is the configuration a reload gives a kept listener (commit).
-	pending proxy.Config
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (a *app, err error) {
