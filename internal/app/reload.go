@@ -303,36 +303,47 @@ func (a *app) Reload(ctx context.Context) (admin.ReloadResult, error) {
 	if path == "" {
 		return admin.ReloadResult{}, errors.New("configuration not reloaded: this process was not started from a configuration file")
 	}
-	cfg, err := config.Load(path)
+	p, err := a.apply(ctx, path)
 	if err == nil {
-		var p *plan
-		if p, err = a.build(cfg); err == nil {
-			for _, s := range p.start {
-				// read before the first bind, not at the next probe
-				_ = s.proxy.CheckSecureGroups(ctx)
-			}
-			if err = a.run.startSections(ctx, a, p.start); err != nil {
-				p.discard()
-			} else {
-				a.commit(p)
-				for _, s := range p.stop {
-					s.stop()
-				}
-				msg := "configuration reloaded: " + p.changes.String()
-				attrs := []any{"config", path}
-				if len(p.restart) > 0 {
-					msg += "; not applied until restart: " + strings.Join(p.restart, ", ")
-				}
-				a.log.Info(msg, attrs...)
-				a.events.Notice("reload", "", msg)
-				return admin.ReloadResult{Changes: msg}, nil
-			}
+		msg := "configuration reloaded: " + p.changes.String()
+		if len(p.restart) > 0 {
+			msg += "; not applied until restart: " + strings.Join(p.restart, ", ")
 		}
+		a.log.Info(msg, "config", path)
+		a.events.Notice("reload", "", msg)
+		return admin.ReloadResult{Changes: msg}, nil
 	}
 	problems := problemsOf(err)
 	msg := fmt.Sprintf("configuration not reloaded, the running one stays: %s: %s", path, strings.Join(problems, "; "))
 	a.alert(alert.Event{Kind: "reload", Msg: msg})
 	return admin.ReloadResult{Problems: problems}, errors.New(msg)
+}
+
+// apply reads the file at path and makes it the running configuration:
+// new listeners first (a failure to listen changes nothing), then the new
+// state, then the listeners that go away stop gracefully.
+func (a *app) apply(ctx context.Context, path string) (*plan, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range p.start {
+		// read before the first bind, not at the next probe
+		_ = s.proxy.CheckSecureGroups(ctx)
+	}
+	if err := a.run.startSections(ctx, a, p.start); err != nil {
+		p.discard()
+		return nil, err
+	}
+	a.commit(p)
+	for _, s := range p.stop {
+		s.stop()
+	}
+	return p, nil
 }
 
 // problemsOf is each configuration problem of err (naming its key path),
@@ -382,12 +393,6 @@ func (r *runner) ctx() context.Context {
 		return context.Background()
 	}
 	return r.bg
-}
-
-func (r *runner) serving() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ldap != nil
 }
 
 // startSections starts each section's listener and returns once all
