@@ -279,7 +279,7 @@ func TestBadRequestsKeepServing(t *testing.T) {
 		{"not json", "bad request: "},
 		{`{"op":"primary-only.status"} {"op":"x"}`, "bad request: trailing data"},
 		{`{"op":"primary-only.enable","sever":["ldap"]}`, `bad request: json: unknown field "sever"`},
-		{`{"op":"primary-only.nuke"}`, `unknown op "primary-only.nuke": want primary-only.enable, primary-only.disable, primary-only.status or status`},
+		{`{"op":"primary-only.nuke"}`, `unknown op "primary-only.nuke": want primary-only.enable, primary-only.disable, primary-only.status, status or reload`},
 		{`{}`, `unknown op ""`},
 	} {
 		resp := c.roundTrip(t, tc.line)

@@ -68,6 +68,9 @@ type Response struct {
 	PrimaryOnly []primaryonly.Entry `json:"primary_only,omitempty"`
 	// Status answers OpProgramStatus (status.go).
 	Status *health.Status `json:"status,omitempty"`
+	// Reload answers OpReload: what changed, or the problems that kept
+	// the running configuration.
+	Reload *ReloadResult `json:"reload,omitempty"`
 }
 
 // Server serves the admin socket. Create it with NewServer.
@@ -79,6 +82,8 @@ type Server struct {
 	allowed func(uid uint32) bool
 	// statusFn answers OpProgramStatus; nil refuses it (WithStatus).
 	statusFn StatusFunc
+	// reloader serves OpReload; nil: the op is refused (see WithReloader).
+	reloader Reloader
 }
 
 // NewServer returns a server for the socket at path that controls sw. log may
@@ -187,7 +192,7 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 		if len(line) == 0 {
 			continue
 		}
-		if !s.write(c, s.handle(line, p)) {
+		if !s.write(c, s.handle(ctx, line, p)) {
 			return
 		}
 	}
@@ -204,7 +209,7 @@ func (s *Server) write(c net.Conn, resp Response) bool {
 }
 
 // handle decodes and executes one request line.
-func (s *Server) handle(line []byte, p peer) Response {
+func (s *Server) handle(ctx context.Context, line []byte, p peer) Response {
 	var req Request
 	if err := decodeStrict(line, &req); err != nil {
 		s.log.Warn("admin socket bad request", "peer_uid", p.uid, "peer_pid", p.pid, "err", err)
@@ -245,9 +250,11 @@ func (s *Server) handle(line []byte, p peer) Response {
 			return fail(err)
 		}
 		return Response{OK: true, PrimaryOnly: entries}
+	case OpReload:
+		return s.reload(ctx, req, p)
 	}
 	s.log.Warn("admin socket unknown op", "op", req.Op, "peer_uid", p.uid, "peer_pid", p.pid)
-	return fail(fmt.Errorf("unknown op %q: want %s, %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus, OpProgramStatus))
+	return fail(fmt.Errorf("unknown op %q: want %s, %s, %s, %s or %s", req.Op, OpEnable, OpDisable, OpStatus, OpProgramStatus, OpReload))
 }
 
 func (s *Server) status(servers []string) Response {

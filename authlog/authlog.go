@@ -39,10 +39,11 @@ type Record struct {
 
 // Log writes records to w; safe for concurrent use.
 type Log struct {
-	mu  sync.Mutex
-	w   io.Writer
-	c   io.Closer
-	err error
+	mu   sync.Mutex
+	path string // the file's path; "" for stdout, discard and New
+	w    io.Writer
+	c    io.Closer
+	err  error
 }
 
 // Open opens the log at path: "-" is stdout, "" discards.
@@ -53,6 +54,14 @@ func Open(path string) (*Log, error) {
 	case "-":
 		return &Log{w: os.Stdout}, nil
 	}
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Log{path: path, w: f, c: f}, nil
+}
+
+func openFile(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("auth log: %w", err)
 	}
@@ -60,7 +69,30 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth log: %w", err)
 	}
-	return &Log{w: f, c: f}, nil
+	return f, nil
+}
+
+// Reopen opens the log's path again and writes there from now on, closing
+// the file it wrote to: after logrotate renamed the file, new records land
+// in a new file at the configured path. When the path cannot be opened the
+// log keeps writing to the file it had and Reopen returns the error. A log
+// on stdout, discarding or made with New has nothing to reopen.
+func (l *Log) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	f, err := openFile(l.path)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	old := l.c
+	l.w, l.c, l.err = f, f, nil
+	l.mu.Unlock()
+	if old != nil {
+		return old.Close()
+	}
+	return nil
 }
 
 // New writes to w (tests).
@@ -116,6 +148,8 @@ func (l *Log) Err() error {
 
 // Close closes the file.
 func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.c == nil {
 		return nil
 	}

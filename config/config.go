@@ -24,6 +24,12 @@ type Config struct {
 	Servers     []*Server             `mapstructure:"servers"`
 	Check       Check                 `mapstructure:"check"`
 
+	// ShutdownTimeout is how long, after SIGTERM (and the lame duck), and
+	// after a reload removed or moved a listener, binds in flight may run
+	// before they are cut. 0 (unset): the longest duo.push_timeout plus
+	// ShutdownGrace (DefaultShutdownTimeoutFor).
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
 	// file is the path Load read (for the audit of its permissions), and
 	// inline the key paths of secrets written in it rather than in a
 	// *_file or the environment.

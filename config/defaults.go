@@ -144,6 +144,10 @@ const (
 	// alerts.timeout 0 means DefaultAlertTimeout.
 	MinAlertTimeout = 100 * time.Millisecond
 	MaxAlertTimeout = time.Minute
+	// shutdown_timeout: long enough for a pending push, bounded so a
+	// stop always ends.
+	MinShutdownTimeout = time.Second
+	MaxShutdownTimeout = 10 * time.Minute
 	// health.lame_duck 0 means no drain delay.
 	MinLameDuck time.Duration = 0
 	MaxLameDuck               = time.Minute
@@ -159,6 +163,26 @@ const (
 // or duo.timeout when that is longer, so that the default obeys its bounds.
 func DefaultPushTimeoutFor(timeout time.Duration) time.Duration {
 	return min(max(DefaultDuoPushTimeout, timeout), MaxDuoPushTimeout)
+}
+
+// ShutdownGrace is what the default shutdown_timeout adds to the longest
+// duo.push_timeout: time for the directory and the answer once Duo decided.
+const ShutdownGrace = 5 * time.Second
+
+// DefaultShutdownTimeoutFor is shutdown_timeout when unset: the longest
+// duo.push_timeout of the sections plus ShutdownGrace, so that a stop lets
+// a pending push end with its real answer; within the bounds.
+func DefaultShutdownTimeoutFor(servers []*Server) time.Duration {
+	longest := DefaultDuoPushTimeout
+	if len(servers) > 0 {
+		longest = 0
+	}
+	for _, s := range servers {
+		if s != nil {
+			longest = max(longest, s.Duo.PushTimeout)
+		}
+	}
+	return min(max(longest+ShutdownGrace, MinShutdownTimeout), MaxShutdownTimeout)
 }
 
 // DefaultDegradedLatencyFor is duo.degraded_latency when unset:
@@ -216,6 +240,8 @@ func (c *Config) applyDefaults() {
 		d.UnreachableAfter = cmp.Or(d.UnreachableAfter, DefaultDuoUnreachableAfter)
 		d.DegradedLatency = cmp.Or(d.DegradedLatency, DefaultDegradedLatencyFor(d.Timeout))
 	}
+	// after the sections' push_timeout defaults, which it follows
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeoutFor(c.Servers))
 }
 
 // MaxDuoClockSkew is how far this machine's clock may be from Duo's before

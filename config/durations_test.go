@@ -99,6 +99,7 @@ func problemAt(t *testing.T, err error, path string) (Problem, bool) {
 func TestDurationFields(t *testing.T) {
 	want := []string{
 		"health.lame_duck",
+		"shutdown_timeout",
 		"alerts.timeout",
 		"directories.corp.probe_interval",
 		"directories.corp.timeout",

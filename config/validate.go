@@ -46,6 +46,7 @@ func (c *Config) validate(p *Problems) {
 		checkListen(p, "health.listen", c.Health.Listen)
 	}
 	checkRange(p, "health.lame_duck", c.Health.LameDuck, MinLameDuck, MaxLameDuck)
+	checkRange(p, "shutdown_timeout", c.ShutdownTimeout, MinShutdownTimeout, MaxShutdownTimeout)
 	if c.Alerts.WebhookURL != "" {
 		u, err := url.Parse(c.Alerts.WebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -66,7 +66,8 @@ type Event struct {
 // Switch holds primary-only state for every server section. It is safe for
 // concurrent use. The zero value is not usable; call New.
 type Switch struct {
-	modes    map[string]failmode.Mode // fixed at New
+	// modes is replaced by SetSections (under mu); readers load it
+	modes    atomic.Pointer[map[string]failmode.Mode]
 	now      func() time.Time
 	onChange func(Event)
 
@@ -100,14 +101,45 @@ func New(sections map[string]failmode.Mode, now func() time.Time, onChange func(
 		modes[name] = m
 	}
 	s := &Switch{
-		modes:    modes,
 		now:      now,
 		onChange: onChange,
 		until:    map[string]time.Time{},
 		wake:     make(chan struct{}, 1),
 	}
 	s.active.Store(&map[string]time.Time{})
+	s.modes.Store(&modes)
 	return s
+}
+
+// SetSections replaces the sections (a configuration reload). A section
+// that is gone, or is no longer failmode safe, is switched off (its Event
+// says why); every other section keeps its state. Like Enable, it must not
+// be called from onChange.
+func (s *Switch) SetSections(sections map[string]failmode.Mode) {
+	modes := make(map[string]failmode.Mode, len(sections))
+	for name, m := range sections {
+		if m != failmode.Safe {
+			m = failmode.Secure
+		}
+		modes[name] = m
+	}
+	s.mu.Lock()
+	now := s.now()
+	events := s.reapLocked(now)
+	s.modes.Store(&modes)
+	for _, n := range slices.Sorted(maps.Keys(s.until)) {
+		m, ok := modes[n]
+		switch {
+		case !ok:
+			events = append(events, Event{Server: n, At: now, Reason: "section removed by a configuration reload"})
+		case m != failmode.Safe:
+			events = append(events, Event{Server: n, At: now, Reason: "section is failmode " + string(m) + " after a configuration reload"})
+		default:
+			continue
+		}
+		delete(s.until, n)
+	}
+	s.publishAndEmit(events)
 }
 
 // Enable switches primary-only mode on for the named sections until now+d,
@@ -136,6 +168,9 @@ func (s *Switch) Enable(servers []string, d time.Duration) ([]Entry, error) {
 	until := now.Add(d)
 	reason := "enabled by admin socket for " + human.Duration(d)
 	for _, n := range names {
+		if (*s.modes.Load())[n] != failmode.Safe {
+			continue // SetSections took it away since resolve
+		}
 		s.until[n] = until
 		events = append(events, Event{Server: n, Enabled: true, Until: until, At: now, Reason: reason})
 	}
@@ -172,9 +207,10 @@ func (s *Switch) Disable(servers []string) ([]Entry, error) {
 func (s *Switch) Status() []Entry {
 	now := s.now()
 	m := *s.active.Load()
-	out := make([]Entry, 0, len(s.modes))
-	for _, n := range slices.Sorted(maps.Keys(s.modes)) {
-		out = append(out, entry(n, s.modes[n], m[n], now))
+	modes := *s.modes.Load()
+	out := make([]Entry, 0, len(modes))
+	for _, n := range slices.Sorted(maps.Keys(modes)) {
+		out = append(out, entry(n, modes[n], m[n], now))
 	}
 	return out
 }
@@ -230,9 +266,10 @@ func (s *Switch) Run(ctx context.Context) {
 // resolve checks the names and returns them deduplicated and sorted. With no
 // names it returns every safe section (forEnable) or every section.
 func (s *Switch) resolve(servers []string, forEnable bool) ([]string, error) {
+	modes := *s.modes.Load()
 	if len(servers) == 0 {
 		var names []string
-		for n, m := range s.modes {
+		for n, m := range modes {
 			if !forEnable || m == failmode.Safe {
 				names = append(names, n)
 			}
@@ -243,7 +280,7 @@ func (s *Switch) resolve(servers []string, forEnable bool) ([]string, error) {
 	var errs []error
 	names := slices.Compact(slices.Sorted(slices.Values(servers)))
 	for _, n := range names {
-		m, ok := s.modes[n]
+		m, ok := modes[n]
 		switch {
 		case !ok:
 			errs = append(errs, ruleError{ErrUnknownSection, fmt.Sprintf("unknown section %q; sections are %s", n, s.sectionList())})
@@ -258,10 +295,11 @@ func (s *Switch) resolve(servers []string, forEnable bool) ([]string, error) {
 }
 
 func (s *Switch) sectionList() string {
-	if len(s.modes) == 0 {
+	modes := *s.modes.Load()
+	if len(modes) == 0 {
 		return "(none)"
 	}
-	return strings.Join(slices.Sorted(maps.Keys(s.modes)), ", ")
+	return strings.Join(slices.Sorted(maps.Keys(modes)), ", ")
 }
 
 // reapLocked removes expired entries and returns their "expired" events.
@@ -289,7 +327,7 @@ func (s *Switch) earliestLocked() (time.Time, bool) {
 func (s *Switch) entriesLocked(names []string, now time.Time) []Entry {
 	out := make([]Entry, 0, len(names))
 	for _, n := range names {
-		out = append(out, entry(n, s.modes[n], s.until[n], now))
+		out = append(out, entry(n, (*s.modes.Load())[n], s.until[n], now))
 	}
 	return out
 }

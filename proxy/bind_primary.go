@@ -65,7 +65,7 @@ func (s *Server) refuseUnauthenticated(ctx context.Context, a *attempt) *bindRes
 	}
 	sess := a.sess
 	if sess.needsAnonymous(true) {
-		if err := sess.dialAnonymous(ctx, s.dir); err != nil {
+		if err := sess.dialAnonymous(ctx, s.dir, s.dirEpoch); err != nil {
 			return a.end(failmode.RuleDirectoryUnavailable, failmode.AuthPrimary, err)
 		}
 	}

@@ -115,6 +115,12 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 	for retried := false; ; retried = true {
 		var lent *directory.Lease
 		up := sess.up
+		if up != nil && sess.epoch != s.dirEpoch {
+			// a connection to the directory the section had before a
+			// reload: the password is checked by the one it has now
+			sess.closeUpstream()
+			up = nil
+		}
 		if up == nil || up.IsClosing() {
 			sess.closeUpstream()
 			var err error
@@ -134,7 +140,7 @@ func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bi
 			if lent != nil {
 				up = lent.Keep()
 			}
-			sess.adopt(up)
+			sess.adopt(up, s.dirEpoch)
 			return nil
 		}
 		if le, ok := directory.Answered(err); ok {

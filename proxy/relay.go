@@ -29,7 +29,7 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 		sess.mu.Lock()
 		var err error
 		if sess.needsAnonymous(s.cfg.AllowAnonymous) {
-			err = sess.dialAnonymous(r.Context(), s.dir)
+			err = sess.dialAnonymous(r.Context(), s.dir, s.dirEpoch)
 		}
 		sess.mu.Unlock()
 		if err != nil {

@@ -42,15 +42,20 @@ func (s *Server) secureGroupsVisible(ctx context.Context, conn *ldap.Conn) error
 	if p := s.groupCheck.Load(); p != nil {
 		return p.err
 	}
-	return s.CheckSecureGroups(ctx)
+	return s.checkSecureGroups(ctx)
 }
 
 // CheckSecureGroups reads every secure group entry with the lookup account
 // and remembers the answer for binds and readiness (SecureGroupsProblem).
 // The wiring calls it at start and with every directory probe. Without a
 // lookup account there is nothing to check ahead of a bind (each bind checks
-// as its user) and it returns nil.
+// as its user) and it returns nil. It checks the section's current
+// settings (see Reconfigure).
 func (s *Server) CheckSecureGroups(ctx context.Context) error {
+	return s.current().checkSecureGroups(ctx)
+}
+
+func (s *Server) checkSecureGroups(ctx context.Context) error {
 	if len(s.secure) == 0 || !s.dir.HasLookupAccount() {
 		return nil
 	}
@@ -68,8 +73,13 @@ func (s *Server) CheckSecureGroups(ctx context.Context) error {
 // SecureGroupsProblem says why the section cannot establish secure-group
 // membership ("" when it can, or when it has no secure groups): a group the
 // lookup account cannot read, or no check has completed yet. While it is
-// not "", every user counts as privileged.
+// not "", every user counts as privileged. It is the answer for the
+// section's current settings (see Reconfigure).
 func (s *Server) SecureGroupsProblem() string {
+	return s.current().secureGroupsProblem()
+}
+
+func (s *Server) secureGroupsProblem() string {
 	if len(s.secure) == 0 || !s.dir.HasLookupAccount() {
 		return ""
 	}

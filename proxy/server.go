@@ -65,9 +65,17 @@ type Config struct {
 	// MaxBufferedBytes bounds the bytes of requests still arriving, all
 	// connections together (required: config.Server.MaxBufferedBytes).
 	MaxBufferedBytes int
+	// ShutdownTimeout is how long, once ListenAndServe's ctx ends, the
+	// operations in flight may run (no new connection or request is taken)
+	// before they are cut; 0 cuts them at once.
+	ShutdownTimeout time.Duration
 }
 
-// Server is one listening section.
+// Server is one listening section. New returns its handle; the handle's
+// settings can be replaced at run time (Reconfigure), each replacement being
+// a new generation of the section: a *Server with the new settings that
+// shares the handle's listener and client sessions. A request runs with the
+// generation current when it began, from start to end.
 type Server struct {
 	cfg    Config
 	dir    Directory
@@ -76,21 +84,57 @@ type Server struct {
 	log    *slog.Logger
 	secure []dn.DN
 	exempt []dn.DN
+	// dirEpoch names the directory of this generation: a session whose
+	// upstream connection is of another epoch re-checks a password on a
+	// new connection to this one (see checkPassword).
+	dirEpoch uint64
 
-	srv atomic.Pointer[gldap.Server] // set once ListenAndServe built it
-	// addr and ldapsAddr are the bound addresses of Listen and LDAPSListen.
-	addr, ldapsAddr atomic.Pointer[net.Addr]
-	// listeners is how many listeners the section has (1 or 2).
-	listeners int
 	// groupCheck is the latest CheckSecureGroups outcome; nil before one.
 	groupCheck atomic.Pointer[groupCheck]
+
+	l *listener // shared by every generation
+}
+
+// listener is what the generations of a section share: the listener, the
+// client sessions, and which generation new requests run with.
+type listener struct {
+	cur    atomic.Pointer[Server]
+	srv    atomic.Pointer[gldap.Server] // set once ListenAndServe built it
+	epochs atomic.Uint64
+	// addr and ldapsAddr are the bound addresses of Listen and LDAPSListen;
+	// count is how many of the two the section has.
+	addr, ldapsAddr atomic.Pointer[net.Addr]
+	count           int
 
 	mu       sync.Mutex
 	sessions map[int]*session
 }
 
+// current is the generation new requests run with.
+func (s *Server) current() *Server { return s.l.cur.Load() }
+
 // New builds a server section. rec may be nil.
 func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger) (*Server, error) {
+	if dir == nil || sf == nil {
+		return nil, errors.New("proxy: a directory and a second factor are required")
+	}
+	l := &listener{sessions: map[int]*session{}}
+	for _, addr := range []string{cfg.Listen, cfg.LDAPSListen} {
+		if addr != "" {
+			l.count++
+		}
+	}
+	s, err := newGeneration(cfg, dir, sf, rec, log, l)
+	if err != nil {
+		return nil, err
+	}
+	s.dirEpoch = l.epochs.Add(1)
+	l.cur.Store(s)
+	return s, nil
+}
+
+// newGeneration checks and builds a section's settings, sharing l.
+func newGeneration(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log *slog.Logger, l *listener) (*Server, error) {
 	if dir == nil || sf == nil {
 		return nil, errors.New("proxy: a directory and a second factor are required")
 	}
@@ -119,12 +163,7 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), sessions: map[int]*session{}}
-	for _, addr := range []string{cfg.Listen, cfg.LDAPSListen} {
-		if addr != "" {
-			s.listeners++
-		}
-	}
+	s := &Server{cfg: cfg, dir: dir, sf: sf, rec: rec, log: log.With("server", cfg.Name), l: l}
 	var err error
 	if s.secure, err = parseDNs(cfg.SecureGroups); err != nil {
 		return nil, fmt.Errorf("proxy: secure groups: %w", err)
@@ -135,8 +174,12 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	return s, nil
 }
 
-// ListenAndServe serves until ctx is cancelled, then stops: open client
-// connections are closed and their upstream connections with them.
+// ListenAndServe serves until ctx is cancelled, then stops: it takes no new
+// connection or request, lets the operations in flight (a bind waiting for
+// a push) run for up to the current ShutdownTimeout with their contexts
+// intact, then closes the client connections, and their upstream
+// connections with them. Call it once, on the handle New returned; the
+// listener settings are the handle's (see ListenerChanges).
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	opts := []gldap.Option{
 		gldap.WithLogger(hclog.NewNullLogger()),
@@ -177,18 +220,18 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 	// Both listeners are open before either is served, so a section that
 	// cannot have both serves neither.
-	type listener struct {
+	type bind struct {
 		addr  string
 		bound *atomic.Pointer[net.Addr]
 		opts  []gldap.Option
 		attrs []any
 	}
-	var want []listener
+	var want []bind
 	if s.cfg.Listen != "" {
-		want = append(want, listener{addr: s.cfg.Listen, bound: &s.addr})
+		want = append(want, bind{addr: s.cfg.Listen, bound: &s.l.addr})
 	}
 	if s.cfg.LDAPSListen != "" {
-		want = append(want, listener{addr: s.cfg.LDAPSListen, bound: &s.ldapsAddr,
+		want = append(want, bind{addr: s.cfg.LDAPSListen, bound: &s.l.ldapsAddr,
 			opts: []gldap.Option{gldap.WithTLSConfig(s.cfg.TLS)}, attrs: []any{"tls", "ldaps"}})
 	}
 	var lc net.ListenConfig
@@ -206,7 +249,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		}
 		opened = append(opened, nl)
 	}
-	s.srv.Store(srv)
+	s.l.srv.Store(srv)
 	errc := make(chan error, len(opened))
 	for i, nl := range opened {
 		go func() { errc <- srv.Serve(nl, want[i].opts...) }()
@@ -225,9 +268,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		}
 	case <-ctx.Done():
 	}
-	if err := srv.Stop(); err != nil {
-		s.log.Warn("stop", "err", err)
-	}
+	s.shutdown(srv)
 	for range len(opened) - btoi(served != nil) {
 		<-errc
 	}
@@ -235,6 +276,23 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		return fmt.Errorf("proxy %s: %w", s.cfg.Name, served)
 	}
 	return nil
+}
+
+// shutdown stops srv gracefully, bounded by the current ShutdownTimeout.
+func (s *Server) shutdown(srv *gldap.Server) {
+	timeout := s.current().cfg.ShutdownTimeout
+	s.log.Info("stopping: no new connections; operations in flight may finish", "shutdown_timeout", timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	begin := time.Now()
+	switch err := srv.Shutdown(ctx); {
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("stopped: operations still in flight at shutdown_timeout were cut", "shutdown_timeout", timeout.String())
+	case err != nil:
+		s.log.Warn("stop", "err", err)
+	default:
+		s.log.Info("stopped", "took", time.Since(begin).Round(time.Millisecond).String())
+	}
 }
 
 func btoi(b bool) int {
@@ -247,7 +305,7 @@ func btoi(b bool) int {
 // Addr is the address the plaintext (listen) listener is bound to, nil
 // before it is or when the section has none.
 func (s *Server) Addr() net.Addr {
-	if a := s.addr.Load(); a != nil {
+	if a := s.l.addr.Load(); a != nil {
 		return *a
 	}
 	return nil
@@ -256,7 +314,7 @@ func (s *Server) Addr() net.Addr {
 // LDAPSAddr is the address the LDAPS (ldaps_listen) listener is bound
 // to, nil before it is or when the section has none.
 func (s *Server) LDAPSAddr() net.Addr {
-	if a := s.ldapsAddr.Load(); a != nil {
+	if a := s.l.ldapsAddr.Load(); a != nil {
 		return *a
 	}
 	return nil
@@ -264,8 +322,8 @@ func (s *Server) LDAPSAddr() net.Addr {
 
 // Ready reports whether every listener of the section is up.
 func (s *Server) Ready() bool {
-	srv := s.srv.Load()
-	return srv != nil && len(srv.Addrs()) == s.listeners
+	srv := s.l.srv.Load()
+	return srv != nil && len(srv.Addrs()) == s.l.count
 }
 
 func (s *Server) routes() (*gldap.Mux, error) {
@@ -273,17 +331,21 @@ func (s *Server) routes() (*gldap.Mux, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every request runs with the generation current when it arrives.
+	live := func(h func(*Server, *gldap.ResponseWriter, *gldap.Request)) gldap.HandlerFunc {
+		return func(w *gldap.ResponseWriter, r *gldap.Request) { h(s.current(), w, r) }
+	}
 	for _, err := range []error{
-		mux.Bind(s.handleBind),
-		mux.Search(s.handleSearch),
-		mux.Modify(s.handleModify),
-		mux.Add(s.handleAdd),
-		mux.Delete(s.handleDelete),
-		mux.Compare(s.handleCompare),
-		mux.ModifyDN(s.handleModifyDN),
-		mux.ExtendedOperation(s.handleStartTLS, gldap.ExtendedOperationStartTLS),
+		mux.Bind(live((*Server).handleBind)),
+		mux.Search(live((*Server).handleSearch)),
+		mux.Modify(live((*Server).handleModify)),
+		mux.Add(live((*Server).handleAdd)),
+		mux.Delete(live((*Server).handleDelete)),
+		mux.Compare(live((*Server).handleCompare)),
+		mux.ModifyDN(live((*Server).handleModifyDN)),
+		mux.ExtendedOperation(live((*Server).handleStartTLS), gldap.ExtendedOperationStartTLS),
 		mux.Abandon(func(*gldap.ResponseWriter, *gldap.Request) {}), // gldap cancels the request's context
-		mux.DefaultRoute(s.handleDefault),
+		mux.DefaultRoute(live((*Server).handleDefault)),
 	} {
 		if err != nil {
 			return nil, err
@@ -295,12 +357,12 @@ func (s *Server) routes() (*gldap.Mux, error) {
 // session returns the state of r's connection, creating it on first use.
 func (s *Server) session(r *gldap.Request) *session {
 	id := r.ConnectionID()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.sessions[id]
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	sess, ok := s.l.sessions[id]
 	if !ok {
 		sess = newSession(id, r.RemoteAddr())
-		s.sessions[id] = sess
+		s.l.sessions[id] = sess
 	}
 	return sess
 }
@@ -308,10 +370,10 @@ func (s *Server) session(r *gldap.Request) *session {
 // closeSession runs after gldap closed the client connection and every
 // handler of it returned: the upstream connection goes with it.
 func (s *Server) closeSession(id int) {
-	s.mu.Lock()
-	sess, ok := s.sessions[id]
-	delete(s.sessions, id)
-	s.mu.Unlock()
+	s.l.mu.Lock()
+	sess, ok := s.l.sessions[id]
+	delete(s.l.sessions, id)
+	s.l.mu.Unlock()
 	if !ok {
 		return
 	}

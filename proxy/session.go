@@ -33,6 +33,8 @@ type session struct {
 	authed bool
 	// binds counts bind requests, for exempt_primary_bind.
 	binds int
+	// epoch is the directory generation up belongs to (Server.dirEpoch).
+	epoch uint64
 }
 
 func newSession(id int, remote net.Addr) *session {
@@ -62,25 +64,25 @@ func (s *session) needsAnonymous(allowAnonymous bool) bool {
 
 // dialAnonymous replaces the upstream connection with a fresh one bound as
 // nobody. The caller holds mu exclusively.
-func (s *session) dialAnonymous(ctx context.Context, d Directory) error {
+func (s *session) dialAnonymous(ctx context.Context, d Directory, epoch uint64) error {
 	s.closeUpstream()
 	conn, err := d.Dial(ctx)
 	if err != nil {
 		return err
 	}
-	s.up = conn
+	s.up, s.epoch = conn, epoch
 	return nil
 }
 
 // adopt makes conn, on which the directory just accepted a password, the
 // client's upstream connection (closing any other). It is bound as that
 // user from now on, and relayed on only once letIn.
-func (s *session) adopt(conn *ldap.Conn) {
+func (s *session) adopt(conn *ldap.Conn, epoch uint64) {
 	if conn != s.up {
 		s.closeUpstream()
 		s.up = conn
 	}
-	s.upBound = true
+	s.upBound, s.epoch = true, epoch
 }
 
 // letIn records that this proxy let the bind succeed (or an anonymous one

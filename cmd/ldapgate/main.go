@@ -13,8 +13,11 @@ import (
 )
 
 func main() {
+	// SIGHUP is a reload request from the first instant: it never kills.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := app.RunReloadable(ctx, hup, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		if !app.Silent(err) {

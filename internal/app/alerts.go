@@ -29,7 +29,7 @@ func (a *app) alert(e alert.Event) {
 func (a *app) duoStateChanged(ch duostate.Change) {
 	a.metrics.SetDuoState(ch.Integration, ch.To)
 	var sections []string
-	for _, s := range a.sections {
+	for _, s := range a.state().sections {
 		if s.duo.client.Integration() == ch.Integration {
 			sections = append(sections, s.cfg.Name)
 		}

@@ -58,8 +58,8 @@ func (a *app) directoryProbed(d *directory.Client, last []directory.URLState, up
 // sectionsOn names the server sections that use d, for people.
 func (a *app) sectionsOn(d *directory.Client) string {
 	var names []string
-	for _, s := range a.sections {
-		if s.dir == d {
+	for _, s := range a.state().sections {
+		if s.dir.client == d {
 			names = append(names, s.cfg.Name)
 		}
 	}

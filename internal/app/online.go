@@ -72,7 +72,7 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dc *config.Director
 		subject := fmt.Sprintf("directories.%s.urls[%d] %s", dc.Name, i, u)
 		one := *dc
 		one.URLs = []string{u}
-		client, err := builder.newDirectory(&one)
+		client, err := builder.newDirectory(&one, nil)
 		if err != nil {
 			report(false, subject, "%v", err)
 			continue
@@ -103,7 +103,7 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dc *config.Director
 		cancel()
 		client.Close()
 	}
-	client, err := builder.newDirectory(dc)
+	client, err := builder.newDirectory(dc, nil)
 	if err != nil {
 		return // reported for each URL
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -63,14 +64,22 @@ func Silent(err error) bool {
 // name), what it prints, and ctx, whose end stops a serving program. Tests
 // start it in-process; only main exits.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := newRootCommand()
+	return RunReloadable(ctx, nil, args, stdout, stderr)
+}
+
+// RunReloadable is Run for a process that turns SIGHUP into values on
+// reload: a serving program reloads its configuration and reopens its log
+// files on each (main passes its signal channel; tests reload through the
+// admin socket instead).
+func RunReloadable(ctx context.Context, reload <-chan os.Signal, args []string, stdout, stderr io.Writer) error {
+	root := newRootCommand(reload)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	return root.ExecuteContext(ctx)
 }
 
-func newRootCommand() *cobra.Command {
+func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "ldapgate",
 		Short:         "LDAP proxy that adds Duo multi-factor authentication to simple binds",
@@ -78,7 +87,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
+	root.AddCommand(newServeCommand(reload), newReloadCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
 		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newStatusCommand())
 	return root
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -14,18 +15,18 @@ import (
 	"github.com/ldapgate/ldapgate/health"
 )
 
-func newServeCommand() *cobra.Command {
+func newServeCommand(reload <-chan os.Signal) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
-		Short: "Run every server section until SIGINT or SIGTERM",
+		Short: "Run every server section until SIGINT or SIGTERM; SIGHUP reloads the configuration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, newLogger(cmd.ErrOrStderr(), cfg.Log))
+			return serveFile(cmd.Context(), cfg, path, reload, newLogger(cmd.ErrOrStderr(), cfg.Log))
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "/etc/ldapgate/config.yaml", "configuration file")
@@ -38,8 +39,15 @@ func newServeCommand() *cobra.Command {
 const maxPDU = 16 << 20
 
 // serve assembles the program (wire.go) and runs every part until ctx is
-// cancelled or one part fails.
+// cancelled or one part fails. It cannot reload (see serveFile).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	return serveFile(ctx, cfg, "", nil, log)
+}
+
+// serveFile is serve for the configuration read from path: each value
+// received on reload (SIGHUP), and the admin socket's reload op, read it
+// again (reload.go).
+func serveFile(ctx context.Context, cfg *config.Config, path string, reload <-chan os.Signal, log *slog.Logger) error {
 	ber.MaxPacketLengthBytes = maxPDU
 	for _, f := range cfg.Audit() {
 		log.Warn("configuration finding (ldapgate check)", "id", f.ID, "severity", f.Severity, "key", f.Path, "finding", f.Message)
@@ -51,11 +59,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer a.close()
 	started := time.Now()
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 	// The LDAP listeners outlive the signal by the lame-duck delay, while
-	// /readyz already answers 503, so load balancers drain first.
+	// /readyz already answers 503, so load balancers drain first; then
+	// each lets its operations in flight finish, up to shutdown_timeout.
 	ldapCtx, stopLDAP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLDAP()
+	a.run.mu.Lock()
+	a.run.path, a.run.ldap, a.run.bg, a.run.fatal = path, ldapCtx, ctx, make(chan error, 1)
+	a.run.mu.Unlock()
 	g.Go(func() error {
 		<-ctx.Done()
 		if d := cfg.Health.LameDuck; d > 0 && cfg.Health.Listen != "" {
@@ -68,36 +82,73 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		stopLDAP()
 		return nil
 	})
-	for _, srv := range a.servers {
-		g.Go(func() error { return srv.ListenAndServe(ldapCtx) })
+	g.Go(func() error {
+		select {
+		case err := <-a.run.fatal:
+			return err
+		case <-ldapCtx.Done():
+			return nil
+		}
+	})
+	st := a.state()
+	if err := a.run.startSections(ctx, a, st.sections); err != nil {
+		cancel()
+		stopLDAP()
+		_ = g.Wait()
+		return err
 	}
-	for _, in := range a.integrations {
-		g.Go(func() error { in.tracker.Run(ctx); return nil })
+	for _, in := range st.integrations {
+		a.run.startIntegration(in)
 	}
-	for _, d := range a.dirs {
-		g.Go(func() error { a.probeDirectory(ctx, d); return nil })
+	for _, d := range st.dirs {
+		a.run.startDirectory(a, d)
 	}
-	for _, c := range a.certs {
+	for _, c := range st.certs {
 		// Changed certificate files are picked up even while no
-		// handshake looks at them (a bad pair is logged at once).
+		// handshake looks at them (a bad pair is logged at once); pairs
+		// a reload builds are checked at their handshakes and on SIGHUP.
 		g.Go(func() error { c.Run(ctx); return nil })
 	}
+	g.Go(func() error {
+		// the listeners, also those a reload added or is still stopping,
+		// and the trackers and probes
+		<-ldapCtx.Done()
+		a.run.stopReloads()
+		a.run.sections.Wait()
+		<-ctx.Done()
+		a.run.parts.Wait()
+		return nil
+	})
 	g.Go(func() error { a.primaryOnly.Run(ctx); return nil })
 	if a.webhook != nil {
 		g.Go(func() error { a.webhook.Run(ctx); return nil })
 	}
+	if reload != nil {
+		g.Go(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-reload:
+					_, _ = a.Reload(ctx) // logged, noticed, alerted
+				}
+			}
+		})
+	}
 	if cfg.Admin.Socket != "" {
 		status := func() health.Status { return health.NewStatus(Version(), started, time.Now(), a.healthSections()) }
-		g.Go(func() error {
-			return admin.NewServer(cfg.Admin.Socket, a.primaryOnly, log).WithStatus(status).Serve(ctx)
-		})
+		as := admin.NewServer(cfg.Admin.Socket, a.primaryOnly, log).WithStatus(status)
+		if path != "" {
+			as.WithReloader(a)
+		}
+		g.Go(func() error { return as.Serve(ctx) })
 	}
 	if cfg.Health.Listen != "" {
 		hs := health.New(cfg.Health.Listen, Version(), started, a.healthSections, a.metrics.Handler(), log)
 		hs.LameDuck = cfg.Health.LameDuck
 		g.Go(func() error { return hs.ListenAndServe(ctx) })
 	}
-	log.Info("ldapgate started", "version", Version(), "servers", len(a.servers), "duo_integrations", len(a.integrations))
+	log.Info("ldapgate started", "version", Version(), "servers", len(st.sections), "duo_integrations", len(st.integrations))
 	err = g.Wait()
 	log.Info("ldapgate stopped")
 	return err

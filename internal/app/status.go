@@ -7,8 +7,9 @@ import (
 
 // healthSections is the health listener's view of every section, read live.
 func (a *app) healthSections() []health.Section {
-	out := make([]health.Section, 0, len(a.sections))
-	for _, s := range a.sections {
+	sections := a.state().sections
+	out := make([]health.Section, 0, len(sections))
+	for _, s := range sections {
 		st := s.duo.tracker.Status()
 		sec := health.Section{
 			Name:             s.cfg.Name,
@@ -17,10 +18,10 @@ func (a *app) healthSections() []health.Section {
 			DuoState:         st.State,
 			DuoSince:         st.Since,
 			DuoLastError:     st.LastError,
-			Directory:        s.dir.Name(),
-			DirectoryUp:      s.dir.Up(),
-			DirectoryProblem: s.dir.Problem(),
-			DirectoryURLs:    directoryURLs(s.dir),
+			Directory:        s.dir.client.Name(),
+			DirectoryUp:      s.dir.client.Up(),
+			DirectoryProblem: s.dir.client.Problem(),
+			DirectoryURLs:    directoryURLs(s.dir.client),
 			SecureGroups:     s.proxy.SecureGroupsProblem(),
 			Listening:        s.proxy.Ready(),
 			// The count ldapgate_connections reports: TCP connections,

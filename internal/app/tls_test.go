@@ -224,8 +224,8 @@ func TestReloadCertificates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.close()
-	if len(a.certs) != 2 {
-		t.Fatalf("%d certificate pairs followed, want 2 (the section's, the directory's client certificate)", len(a.certs))
+	if len(a.state().certs) != 2 {
+		t.Fatalf("%d certificate pairs followed, want 2 (the section's, the directory's client certificate)", len(a.state().certs))
 	}
 	server, client := ca.Loopback(t), ca.Client(t, "ldapgate")
 	server.Write(t, tmp, "gate")
@@ -235,7 +235,7 @@ func TestReloadCertificates(t *testing.T) {
 	}
 	// Directories are wired before sections.
 	for i, want := range []*testca.Pair{&client, &server} {
-		if got := a.certs[i].Current().Leaf.SerialNumber; got.Cmp(want.Leaf.SerialNumber) != 0 {
+		if got := a.state().certs[i].Current().Leaf.SerialNumber; got.Cmp(want.Leaf.SerialNumber) != 0 {
 			t.Errorf("pair %d: serial %s after reload, want %s", i, got, want.Leaf.SerialNumber)
 		}
 	}
@@ -245,7 +245,7 @@ func TestReloadCertificates(t *testing.T) {
 	if err := a.reloadCertificates(); err == nil || !strings.Contains(err.Error(), keyFile) {
 		t.Fatalf("reload with a broken key: %v, want an error naming %s", err, keyFile)
 	}
-	if got := a.certs[1].Current().Leaf.SerialNumber; got.Cmp(server.Leaf.SerialNumber) != 0 {
+	if got := a.state().certs[1].Current().Leaf.SerialNumber; got.Cmp(server.Leaf.SerialNumber) != 0 {
 		t.Fatal("a failed reload replaced the pair in use")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ldapgate/ldapgate/alert"
@@ -26,7 +26,6 @@ import (
 
 // app is the assembled program: every long-lived part and what connects them.
 type app struct {
-	cfg *config.Config
 	log *slog.Logger
 	// nofile is the descriptor limit, raised and read once at start; it
 	// sizes the sections' derived max_connections.
@@ -38,36 +37,76 @@ type app struct {
 	webhook  *alert.Webhook // nil when alerts.webhook_url is empty
 	notify   alert.Notifier
 	episodes *alert.Episodes
+	recorder failmode.Recorder
 
-	primaryOnly  *primaryonly.Switch
-	dirs         map[string]*directory.Client
-	integrations map[string]*integration // by lowercased api_host/integration key
-	servers      []*proxy.Server
-	sections     []section
-	// certs are the certificate pairs in use (server sections' tls,
-	// directories' client certificates); see reloadCertificates.
+	primaryOnly *primaryonly.Switch
+
+	// st is what runs now: the configuration and the parts built from it.
+	// A reload replaces it as a whole (reload.go); readers load it.
+	st atomic.Pointer[state]
+	// run is how parts are started and stopped while serving (serve.go).
+	run runner
+}
+
+// state is one configuration and the parts that serve it. It is never
+// changed once stored: a reload stores a new one, reusing the parts whose
+// configuration did not change.
+type state struct {
+	cfg          *config.Config
+	dirs         map[string]*dirPart     // by directory name
+	integrations map[string]*integration // by failmode.Integration
+	sections     []*section
+	// certs are the certificate pairs this state's parts use (sections'
+	// tls, directories' client certificates); see reloadCertificates.
 	certs []*certfile.Reloader
+}
+
+// state is what runs now.
+func (a *app) state() *state { return a.st.Load() }
+
+// dirPart is one directory client and the configuration it was built from.
+type dirPart struct {
+	cfg    *config.Directory
+	client *directory.Client
+	certs  []*certfile.Reloader // its client certificate, if any
+	stop   context.CancelFunc   // ends its probe loop; nil before it runs
 }
 
 // integration is one Duo integration, shared by the sections that use it.
 type integration struct {
+	cfg     config.Duo
 	client  *duoclient.Client
 	tracker *duostate.Tracker
 	gate    *duostate.Gate
+	stop    context.CancelFunc // ends its tracker; nil before it runs
 }
 
-// section is what /status needs to know about a server section.
+// section is one server section: its configuration, its parts and its
+// listener. Sections of successive states share the listener (and stop,
+// done) while the section keeps its listen address.
 type section struct {
-	cfg   *config.Server
-	duo   *integration
-	dir   *directory.Client
-	proxy *proxy.Server
+	cfg *config.Server
+	duo *integration
+	dir *dirPart
+	// listener is the proxy configuration the listener was started with
+	// (proxy.ListenerChanges compares a reload's with it).
+	listener proxy.Config
+	proxy    *proxy.Server
+	stop     context.CancelFunc // stops the listener gracefully; nil before it runs
+	done     chan struct{}      // closed when the listener stopped
 }
 
+// assemble builds the program from cfg. Its result is not named: the
+// deferred clean-up must close the app it built, not a nil one.
 func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
+	a := &app{log: log, nofile: descriptorLimit()}
+	a.st.Store(&state{cfg: &config.Config{}})
+	var p *plan
 	defer func() {
 		if err != nil {
+			if p != nil {
+				p.discard()
+			}
 			a.close()
 		}
 	}()
@@ -83,53 +122,34 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 		a.metrics.AlertsFunc(a.webhook.Delivered, a.webhook.Dropped, a.webhook.Failed)
 	}
 	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
+	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes}
+	a.primaryOnly = primaryonly.New(sectionModes(cfg), nil, a.primaryOnlyChanged)
 
+	if p, err = a.build(cfg); err != nil {
+		return nil, err
+	}
+	a.commit(p)
+	return a, nil
+}
+
+// sectionModes is every section's failmode, for the primary-only switch.
+func sectionModes(cfg *config.Config) map[string]failmode.Mode {
 	modes := map[string]failmode.Mode{}
 	for _, sc := range cfg.Servers {
 		modes[sc.Name] = sc.Mode()
 	}
-	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
-
-	for name, dc := range cfg.Directories {
-		d, err := a.newDirectory(dc)
-		if err != nil {
-			return nil, fmt.Errorf("directories.%s: %w", name, err)
-		}
-		a.dirs[name] = d
-		a.metrics.SetDirectoryUp(name, true)
-		for _, u := range d.URLs() {
-			a.metrics.SetDirectoryURLUp(name, u.URL, u.Up)
-		}
-	}
-
-	recorder := recorders{a.events, a.metrics, a.binds, a.episodes}
-	for i, sc := range cfg.Servers {
-		in, err := a.integration(sc.Duo)
-		if err != nil {
-			return nil, fmt.Errorf("servers[%d] (%s).duo: %w", i, sc.Name, err)
-		}
-		dir := a.dirs[strings.ToLower(sc.Directory)]
-		srv, err := a.newServer(sc, dir, in.gate, recorder)
-		if err != nil {
-			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
-		}
-		a.servers = append(a.servers, srv)
-		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv})
-		a.metrics.ConnectionsFunc(sc.Name, a.metrics.Conns(sc.Name).Open)
-		a.metrics.SetPrimaryOnlyUntil(sc.Name, time.Time{})
-	}
-	return a, nil
+	return modes
 }
 
-// integration returns the shared client and health state of a Duo
-// integration, creating them on first use. config.Validate guarantees that
-// sections sharing one agree on its settings.
-func (a *app) integration(dc config.Duo) (*integration, error) {
-	key := failmode.Integration(dc.APIHost, dc.IntegrationKey)
-	if in, ok := a.integrations[key]; ok {
-		return in, nil
-	}
-	in := &integration{}
+// integrationKey names a Duo integration: sections with the same key share
+// its client and health state.
+func integrationKey(dc config.Duo) string { return failmode.Integration(dc.APIHost, dc.IntegrationKey) }
+
+// newIntegration builds the client and health state of a Duo integration.
+// config.Validate guarantees that sections sharing one agree on its
+// settings.
+func (a *app) newIntegration(dc config.Duo) (*integration, error) {
+	in := &integration{cfg: dc}
 	// Every call to Duo feeds the health state and the metrics.
 	client, err := newDuoClient(dc, func(stage failmode.Stage, d time.Duration, class failmode.Class) {
 		in.tracker.Observe(stage, d, class)
@@ -153,8 +173,6 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
-	a.integrations[key] = in
-	a.metrics.SetDuoState(id, duostate.OK)
 	return in, nil
 }
 
@@ -180,27 +198,23 @@ func newDuoClient(dc config.Duo, observe func(failmode.Stage, time.Duration, fai
 	})
 }
 
-func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
+// proxyConfig is a section's configuration as proxy takes it; a
+// certificate pair it follows is added to certs.
+func (a *app) proxyConfig(sc *config.Server, cfg *config.Config, certs *[]*certfile.Reloader) (proxy.Config, error) {
 	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
 		// The pair is re-read when its files change and on
 		// reloadCertificates; established sessions keep theirs.
-		certs, err := certfile.New(sc.TLS.CertFile, sc.TLS.KeyFile, config.CertCheckInterval, a.log.With("server", sc.Name))
+		pair, err := certfile.New(sc.TLS.CertFile, sc.TLS.KeyFile, config.CertCheckInterval, a.log.With("server", sc.Name))
 		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
+			return proxy.Config{}, fmt.Errorf("tls: %w", err)
 		}
-		a.certs = append(a.certs, certs)
-		tlsCfg = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: sc.TLS.MinTLSVersion()}
+		*certs = append(*certs, pair)
+		tlsCfg = &tls.Config{GetCertificate: pair.GetCertificate, MinVersion: sc.TLS.MinTLSVersion()}
 	}
 	name, sw := sc.Name, a.primaryOnly
-	maxConns := sc.EffectiveMaxConnections(a.nofile, len(a.cfg.Servers))
-	a.log.Info("limits", "server", sc.Name,
-		"max_connections", maxConns, "max_connections_derived", sc.MaxConnections == 0, "nofile", a.nofile,
-		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
-		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
-		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
-	return proxy.New(proxy.Config{
+	return proxy.Config{
 		Name:              sc.Name,
 		Listen:            sc.Listen,
 		LDAPSListen:       sc.LDAPSListen,
@@ -212,7 +226,7 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		PasscodeDelimiter: sc.Delimiter(),
 		AllowAnonymous:    sc.AllowAnonymous,
 		IdleTimeout:       sc.IdleTimeout,
-		MaxConnections:    maxConns,
+		MaxConnections:    sc.EffectiveMaxConnections(a.nofile, len(cfg.Servers)),
 		// What clients can make the section hold (README "Limits").
 		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
 		MaxPendingRequests:  sc.MaxPendingRequests,
@@ -223,10 +237,22 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
 		TLS:                 tlsCfg,
 		RequireTLS:          sc.TLS.Require,
-	}, dir, sf, rec, a.log)
+		ShutdownTimeout:     cfg.ShutdownTimeout,
+	}, nil
 }
 
-func (a *app) newDirectory(dc *config.Directory) (*directory.Client, error) {
+// logLimits logs the limits a section's listener starts with.
+func (a *app) logLimits(sc *config.Server, pc proxy.Config) {
+	a.log.Info("limits", "server", sc.Name,
+		"max_connections", pc.MaxConnections, "max_connections_derived", sc.MaxConnections == 0, "nofile", a.nofile,
+		"max_connections_per_ip", sc.MaxConnectionsPerIP, "max_pending_requests", sc.MaxPendingRequests,
+		"max_request_size", sc.MaxRequestSize, "idle_timeout", sc.IdleTimeout,
+		"write_timeout", sc.WriteTimeout, "request_timeout", sc.RequestTimeout)
+}
+
+// newDirectory builds the client of one directory; a client certificate
+// it follows is added to certs (nil: not kept, as for check --online).
+func (a *app) newDirectory(dc *config.Directory, certs *[]*certfile.Reloader) (*directory.Client, error) {
 	// Verification is always on: there is no key to turn it off.
 	tlsCfg := &tls.Config{MinVersion: config.MinTLSVersion}
 	if dc.CAFile != "" {
@@ -239,12 +265,14 @@ func (a *app) newDirectory(dc *config.Directory) (*directory.Client, error) {
 	if dc.CertFile != "" {
 		// The client certificate for directories that demand mutual TLS,
 		// followed like a section's certificate.
-		certs, err := certfile.New(dc.CertFile, dc.KeyFile, config.CertCheckInterval, a.log.With("directory", dc.Name))
+		pair, err := certfile.New(dc.CertFile, dc.KeyFile, config.CertCheckInterval, a.log.With("directory", dc.Name))
 		if err != nil {
 			return nil, fmt.Errorf("cert_file: %w", err)
 		}
-		a.certs = append(a.certs, certs)
-		tlsCfg.GetClientCertificate = certs.GetClientCertificate
+		if certs != nil {
+			*certs = append(*certs, pair)
+		}
+		tlsCfg.GetClientCertificate = pair.GetClientCertificate
 	}
 	return directory.New(directory.Config{
 		Name:              dc.Name,
@@ -270,7 +298,7 @@ func (a *app) newDirectory(dc *config.Directory) (*directory.Client, error) {
 // that fails keeps the previous one in use; the error names its files.
 func (a *app) reloadCertificates() error {
 	var errs []error
-	for _, c := range a.certs {
+	for _, c := range a.state().certs {
 		if err := c.Reload(); err != nil {
 			errs = append(errs, err)
 		}
@@ -278,13 +306,17 @@ func (a *app) reloadCertificates() error {
 	return errors.Join(errs...)
 }
 
+// close closes what the running state holds and what reloads retired.
 func (a *app) close() {
-	for _, d := range a.dirs {
-		d.Close()
+	if st := a.state(); st != nil {
+		for _, d := range st.dirs {
+			d.client.Close()
+		}
+		for _, in := range st.integrations {
+			in.client.Close()
+		}
 	}
-	for _, in := range a.integrations {
-		in.client.Close()
-	}
+	a.run.closeRetired()
 	if a.events != nil {
 		a.events.Close()
 	}
@@ -299,18 +331,18 @@ func (rs recorders) RecordBind(e failmode.BindEvent) {
 	}
 }
 
-// probeDirectory runs d's probe: each section on d re-reads its secure
-// groups with every probe, and what the probe found goes to the metrics,
-// the log and the alerts (directoryProbed).
-func (a *app) probeDirectory(ctx context.Context, d *directory.Client) {
-	last := d.URLs()
-	d.Probe(ctx, a.cfg.Directories[d.Name()].ProbeInterval,
+// probeDirectory runs d's probe on its probe_interval: each section on d
+// re-reads its secure groups with every probe, and what the probe found
+// goes to the metrics, the log and the alerts (directoryProbed).
+func (a *app) probeDirectory(ctx context.Context, d *dirPart) {
+	last := d.client.URLs()
+	d.client.Probe(ctx, d.cfg.ProbeInterval,
 		func(pctx context.Context) {
-			for _, s := range a.sections {
-				if s.dir == d {
+			for _, s := range a.state().sections {
+				if s.dir.client == d.client {
 					_ = s.proxy.CheckSecureGroups(pctx)
 				}
 			}
 		},
-		func(up, changed bool, err error) { last = a.directoryProbed(d, last, up, changed, err) })
+		func(up, changed bool, err error) { last = a.directoryProbed(d.client, last, up, changed, err) })
 }

@@ -29,7 +29,10 @@ type conn struct {
 	logger      hclog.Logger
 	router      *Mux
 	shutdownCtx context.Context
-	requestsWg  sync.WaitGroup
+	// drainCtx, when set, is cancelled by Server.Shutdown: the conn stops
+	// reading, waits for its handlers and closes (see drain)
+	drainCtx   context.Context
+	requestsWg sync.WaitGroup
 
 	reader   *bufio.Reader
 	writer   *bufio.Writer
@@ -51,6 +54,7 @@ type conn struct {
 	stateMu       sync.Mutex
 	inflight      map[int]*inflightRequest // keyed by Request.ID
 	closing       bool                     // terminate was called
+	draining      bool                     // drain was called: nothing more is read
 	pendingNotice *notice                  // sent by close() before closing the socket
 
 	// set by the server before serveRequests
@@ -146,6 +150,12 @@ func (c *conn) serveRequests() error {
 		c.terminate(ResultUnavailable, "server stopping")
 	})
 	defer stopWatching()
+	// Server.Shutdown: stop reading, let the handlers in flight finish
+	// with their contexts intact (patch 30).
+	if c.drainCtx != nil {
+		stopDraining := context.AfterFunc(c.drainCtx, c.drain)
+		defer stopDraining()
+	}
 
 	requestID := 0
 	for {
@@ -161,11 +171,21 @@ func (c *conn) serveRequests() error {
 			c.terminate(ResultUnavailable, "server stopping")
 			return nil
 		}
+		if c.isDraining() {
+			c.finishDrain()
+			return nil
+		}
 		c.updateReadDeadline(false)
 		r, err := c.readRequest(w.requestID)
 		// a PDU was read: restart the idle clock (this deadline also bounds
 		// a synchronous handler's reads, e.g. a TLS handshake)
 		requestTimedOut := c.endRequestRead(err)
+		if c.isDraining() && !c.isClosing() {
+			// drain unblocked the read, or a request arrived as the
+			// server began to shut down: it is not served
+			c.finishDrain()
+			return nil
+		}
 		if m, ok := r.bindRequestError(); ok && !c.router.hasRoute(r) {
 			// A bind that can't be served (LDAPv2, unknown authentication
 			// choice) goes to the Bind route like any bind, because it
@@ -468,7 +488,7 @@ func (c *conn) endRequestRead(err error) (requestTimedOut bool) {
 // updates (e.g. a handler completing while a PDU arrives) can't apply a stale
 // one.  Caller must hold stateMu.
 func (c *conn) setReadDeadlineLocked() {
-	if c.idleTimeout == 0 && c.requestTimeout == 0 && c.readDeadline.IsZero() && !c.closing {
+	if c.idleTimeout == 0 && c.requestTimeout == 0 && c.readDeadline.IsZero() && !c.closing && !c.draining {
 		return // nothing to manage (don't touch deadlines set by others)
 	}
 	var d time.Time
@@ -478,7 +498,7 @@ func (c *conn) setReadDeadlineLocked() {
 		}
 	}
 	switch {
-	case c.closing:
+	case c.closing, c.draining:
 		d = time.Unix(1, 0)
 	default:
 		d = c.readDeadline

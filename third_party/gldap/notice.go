@@ -80,6 +80,35 @@ func (c *conn) terminate(code int, diagnostic string) {
 	}
 }
 
+// drain makes the conn stop reading requests (Server.Shutdown): a read
+// blocked on the client is unblocked, and the read loop then waits for the
+// handlers in flight and ends the conn (finishDrain).  Unlike terminate it
+// cancels nothing.  Safe to call from any goroutine, more than once.
+func (c *conn) drain() {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	if c.closing {
+		return
+	}
+	c.draining = true
+	c.unblockRead()
+}
+
+// isDraining reports whether drain was called.
+func (c *conn) isDraining() bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.draining
+}
+
+// finishDrain is the end of a drained conn's read loop: the handlers in
+// flight run to the end (or until Stop cancels them), then the conn is
+// terminated with "server stopping".
+func (c *conn) finishDrain() {
+	c.requestsWg.Wait()
+	c.terminate(ResultUnavailable, "server stopping")
+}
+
 // isClosing reports whether terminate was called.
 func (c *conn) isClosing() bool {
 	c.stateMu.Lock()

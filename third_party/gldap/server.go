@@ -41,6 +41,10 @@ type Server struct {
 	disablePanicRecovery bool
 	shutdownCancel       context.CancelFunc
 	shutdownCtx          context.Context
+	// drainCtx is cancelled by Shutdown: every conn stops reading, lets its
+	// in-flight handlers finish and closes (patch 30)
+	drainCancel context.CancelFunc
+	drainCtx    context.Context
 
 	// connMu guards stopping, activeConns, perIP, refusing and connID: once
 	// Stop set stopping, Run adds no conn to connWg
@@ -73,6 +77,7 @@ type Server struct {
 // - WithConnectionEvents reports connections opened, closed and refused
 func NewServer(opt ...Option) (*Server, error) {
 	cancelCtx, cancel := context.WithCancel(context.Background())
+	drainCtx, drainCancel := context.WithCancel(context.Background())
 	opts := getConfigOpts(opt...)
 
 	if opts.withLogger == nil {
@@ -87,6 +92,8 @@ func NewServer(opt ...Option) (*Server, error) {
 		logger:               opts.withLogger,
 		shutdownCancel:       cancel,
 		shutdownCtx:          cancelCtx,
+		drainCancel:          drainCancel,
+		drainCtx:             drainCtx,
 		writeTimeout:         opts.withWriteTimeout,
 		readTimeout:          opts.withReadTimeout,
 		idleTimeout:          opts.withIdleTimeout,
@@ -233,8 +240,8 @@ func (s *Server) serve(op string, l net.Listener, opt ...Option) error {
 	// only report Ready (and an Addr) once the listener is really listening,
 	// TLS included.
 	s.mu.Lock()
-	if s.shutdownCtx.Err() != nil {
-		// Stop was called before we were listening
+	if s.shutdownCtx.Err() != nil || s.drainCtx.Err() != nil {
+		// Stop (or Shutdown) was called before we were listening
 		s.mu.Unlock()
 		_ = l.Close()
 		return nil
@@ -347,6 +354,7 @@ func (s *Server) serve(op string, l net.Listener, opt ...Option) error {
 		}
 		s.connEvent(ConnEvent{Kind: ConnOpened, ConnID: connID, RemoteAddr: c.RemoteAddr()})
 		conn.disablePanicRecovery = s.disablePanicRecovery
+		conn.drainCtx = s.drainCtx
 		if s.maxRequestSize > 0 {
 			conn.maxRequestSize = s.maxRequestSize
 		}
@@ -495,19 +503,29 @@ func (s *Server) Stop() error {
 		return nil
 	}
 
+	if s.shutdownCancel != nil {
+		// every conn watches the shutdown context: it cancels the conn's
+		// context and unblocks its read (see conn.serveRequests).  Cancelled
+		// before the listener is closed, so Run returns nil.
+		s.logger.Debug("shutdown cancel func")
+		s.shutdownCancel()
+	}
+	closeErr := s.stopAccepting(op)
+	s.logger.Debug("waiting on connections to close")
+	s.connWg.Wait()
+	s.logger.Debug("stopped")
+	return closeErr
+}
+
+// stopAccepting marks the server as stopping, so Run adds no conn to connWg
+// any more, and closes the listener.  The caller holds mu (read).
+func (s *Server) stopAccepting(op string) error {
 	// no conn may be added once we wait for them
 	s.connMu.Lock()
 	s.stopping = true
 	s.connMu.Unlock()
-
-	if s.shutdownCancel != nil {
-		// every conn watches the shutdown context: it cancels the conn's
-		// context and unblocks its read (see conn.serveRequests)
-		s.logger.Debug("shutdown cancel func")
-		s.shutdownCancel()
-	}
 	var closeErr error
-	for _, l := range s.listeners {
+	for _, l := range s.listeners { // every listener (patch 29)
 		s.logger.Debug("closing listener")
 		if err := l.Close(); err != nil {
 			switch {
@@ -518,10 +536,47 @@ func (s *Server) Stop() error {
 			}
 		}
 	}
-	s.logger.Debug("waiting on connections to close")
-	s.connWg.Wait()
-	s.logger.Debug("stopped")
 	return closeErr
+}
+
+// Shutdown stops the server gracefully (patch 30): it stops accepting
+// connections (Run returns nil), and every connection stops reading
+// requests, lets the handlers of the requests it already read run to the
+// end with their contexts intact, then gets a Notice of Disconnection
+// ("server stopping", ResultUnavailable) and is closed; an idle connection
+// is closed at once.  When every connection is closed Shutdown returns nil
+// (or the error closing the listener).  When ctx ends first, Shutdown does
+// what Stop does to what is left — the contexts of the handlers still
+// running are cancelled — waits for it, and returns ctx.Err().
+//
+// While a connection drains nothing is read from it, so a client that hangs
+// up meanwhile is noticed only when its handler writes.  Shutdown after
+// Stop, Stop after Shutdown and a second Shutdown are harmless.
+func (s *Server) Shutdown(ctx context.Context) error {
+	const op = "gldap.(Server).Shutdown"
+	s.mu.RLock()
+	closeErr := s.stopAccepting(op)
+	s.mu.RUnlock()
+	s.logger.Debug("draining connections")
+	s.drainCancel()
+
+	done := make(chan struct{})
+	go func() {
+		s.connWg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.logger.Debug("drained")
+		return closeErr
+	case <-ctx.Done():
+	}
+	s.logger.Debug("shutdown deadline passed, stopping what is left")
+	if err := s.Stop(); err != nil && closeErr == nil {
+		closeErr = err
+	}
+	<-done
+	return errors.Join(ctx.Err(), closeErr)
 }
 
 // Router sets the mux (multiplexer) router for matching inbound requests
