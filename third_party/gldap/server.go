@@ -21,9 +21,9 @@ import (
 // Server is an ldap server that you can add a mux (multiplexer) router to and
 // then run it to accept and process requests.
 type Server struct {
-	mu             sync.RWMutex
-	logger         hclog.Logger
-	connWg         sync.WaitGroup
+	mu     sync.RWMutex
+	logger hclog.Logger
+	connWg sync.WaitGroup
 	// listeners are the listeners Run and Serve are serving now, in the
 	// order they began (patch 29: one server, several listeners)
 	listeners      []net.Listener
