@@ -101,6 +101,7 @@ func (c *Config) validate(p *Problems) {
 		}
 	}
 	checkListenCollisions(p, listens)
+	c.checkBreakGlassFiles(p)
 	checkLogFile(p, "auth_log", c.AuthLog)
 	c.validateAccept(p)
 }
@@ -218,6 +219,7 @@ func (s *Server) validate(p *Problems, path string) {
 	checkFile(p, path+".tls.key_file", s.TLS.KeyFile)
 	checkKeyPair(p, path+".tls", s.TLS.CertFile, s.TLS.KeyFile)
 	s.Duo.validate(p, path+".duo", s.Name)
+	s.BreakGlass.validate(p, path+".break_glass", s)
 }
 
 func (d *Duo) validate(p *Problems, path, server string) {
