@@ -59,6 +59,11 @@ type Config struct {
 	// MaxBufferedBytes bounds the bytes of requests still arriving, all
 	// connections together (required: config.Server.MaxBufferedBytes).
 	MaxBufferedBytes int
+	// BreakGlass, when set, accepts break-glass codes after the password
+	// (breakglass.go); DuoUnreachable (required with it) reports whether
+	// the section's Duo integration is known unreachable right now.
+	BreakGlass     BreakGlass
+	DuoUnreachable func() bool
 }
 
 // Server is one listening section.
@@ -96,6 +101,9 @@ func New(cfg Config, dir Directory, sf SecondFactor, rec failmode.Recorder, log 
 	if cfg.MaxRequestSize <= 0 || cfg.MaxBufferedBytes < cfg.MaxRequestSize {
 		// Bounds come from config, their one home; none here to drift.
 		return nil, errors.New("proxy: max request size and buffered bytes are required (buffered at least one request)")
+	}
+	if cfg.BreakGlass != nil && cfg.DuoUnreachable == nil {
+		return nil, errors.New("proxy: break-glass codes need the Duo state (DuoUnreachable)")
 	}
 	if rec == nil {
 		rec = failmode.RecorderFunc(func(failmode.BindEvent) {})
