@@ -16,13 +16,14 @@ const (
 	KindDuoState    = "duo_state"    // a Duo integration changed state (From, To)
 	KindPrimaryOnly = "primary_only" // primary-only mode was switched on or off
 	KindFailmode    = "failmode"     // a failmode episode began or ended on a server
+	KindBreakGlass  = "break_glass"  // a break-glass code let a user in on a server
 )
 
 // Event is one operator alert, posted as this JSON object. It never carries
 // a password, DN or username.
 type Event struct {
 	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"` // duo_state | primary_only | failmode
+	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | break_glass
 	Integration string    `json:"integration,omitempty"`
 	Server      string    `json:"server,omitempty"`
 	From        string    `json:"from,omitempty"`

@@ -229,4 +229,7 @@ const (
 	// BreakGlassChecks bounds the codes being hashed at once, per section
 	// (each costs BreakGlassKDFMemoryKiB).
 	BreakGlassChecks = 2
+	// BreakGlassStoreMaxKeys bounds the in-memory part of the store that
+	// records a section's code uses (the uses themselves are in the file).
+	BreakGlassStoreMaxKeys = 1024
 )

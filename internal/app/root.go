@@ -79,7 +79,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
-		newDemoCommand(), newDuoSimCommand(), newTryCommand())
+		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newBreakGlassCommand())
 	return root
 }
 

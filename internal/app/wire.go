@@ -42,6 +42,8 @@ type app struct {
 	integrations map[string]*integration // by lowercased api_host/integration key
 	servers      []*proxy.Server
 	sections     []section
+	// glass is each section's break-glass wiring, by name (breakglass.go).
+	glass map[string]glass
 }
 
 // integration is one Duo integration, shared by the sections that use it.
@@ -60,7 +62,8 @@ type section struct {
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
-	a := &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{}}
+	a := &app{cfg: cfg, log: log, nofile: descriptorLimit(), dirs: map[string]*directory.Client{}, integrations: map[string]*integration{},
+		glass: map[string]glass{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -94,11 +97,14 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 		a.metrics.SetDirectoryUp(name, true)
 	}
 
-	recorder := recorders{a.events, a.metrics, a.binds, a.episodes}
+	recorder := recorders{a.events, a.metrics, a.binds, a.episodes, breakGlassAlerts{a}}
 	for i, sc := range cfg.Servers {
 		in, err := a.integration(sc.Duo)
 		if err != nil {
 			return nil, fmt.Errorf("servers[%d] (%s).duo: %w", i, sc.Name, err)
+		}
+		if a.glass[sc.Name], err = a.openBreakGlass(sc, in); err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s).%w", i, sc.Name, err)
 		}
 		dir := a.dirs[strings.ToLower(sc.Directory)]
 		srv, err := a.newServer(sc, dir, in.gate, recorder)
@@ -211,6 +217,8 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
 		TLS:                 tlsCfg,
 		RequireTLS:          sc.TLS.Require,
+		BreakGlass:          a.glass[sc.Name].codes,
+		DuoUnreachable:      a.glass[sc.Name].unreachable,
 	}, dir, sf, rec, a.log)
 }
 
@@ -247,6 +255,11 @@ func (a *app) close() {
 	}
 	for _, in := range a.integrations {
 		in.client.Close()
+	}
+	for _, g := range a.glass {
+		if g.store != nil {
+			g.store.Close()
+		}
 	}
 	if a.events != nil {
 		a.events.Close()
