@@ -63,6 +63,7 @@ func (s *Server) refuseBreakGlass(a *attempt) (failmode.Decision, bool) {
 	if a.breakGlass == "" || s.cfg.DuoUnreachable() {
 		return failmode.Decision{}, false
 	}
+	s.log.Warn("break-glass code refused: duo is not known unreachable", "conn", a.sess.id, "client_ip", a.sess.clientIP, "dn", a.id.DN)
 	return failmode.BreakGlassRefused(), true
 }
 
