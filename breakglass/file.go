@@ -163,3 +163,10 @@ func update(path string, max Params, change func(*file) error) error {
 	}
 	return save(path, cf)
 }
+
+// CheckFile reports what would stop a Keeper from reading the codes file
+// at path (`ldapgate check` runs it): nil for a good file or none yet.
+func CheckFile(path string, max Params) error {
+	_, err := load(path, max)
+	return err
+}

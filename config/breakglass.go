@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/ldapgate/ldapgate/breakglass"
 )
 
 // BreakGlass lists the users of a section who may get in with a one-time
@@ -57,6 +59,12 @@ func (b BreakGlass) validate(p *Problems, path string, s *Server) {
 			p.add(path+".codes_file", ErrInvalid, "%s is not a regular file", f)
 		case fi.Mode().Perm()&0o022 != 0:
 			p.add(path+".codes_file", ErrInvalid, "%s is writable by group or others (mode %v): whoever can write it can let themselves in; chmod 600", f, fi.Mode().Perm())
+		case f == b.CodesFile:
+			// What serve reads at start: a file it would refuse fails check.
+			max := breakglass.Params{Time: BreakGlassMaxKDFTime, MemoryKiB: BreakGlassMaxKDFMemoryKiB, Threads: BreakGlassMaxKDFThreads}
+			if err := breakglass.CheckFile(f, max); err != nil {
+				p.add(path+".codes_file", ErrInvalid, "%v", err)
+			}
 		}
 	}
 }

@@ -38,6 +38,10 @@ func TestBreakGlassProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(open, 0o666)
+	damaged := filepath.Join(dir, "damaged.json")
+	if err := os.WriteFile(damaged, []byte(`{"version": 1, "codes": [{"id": "x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	safe := strings.Replace(minimal, "    directory: corp\n", "    directory: corp\n    failmode: safe\n", 1)
 	second := `  - name: wiki
     listen: "127.0.0.1:1390"
@@ -60,6 +64,8 @@ func TestBreakGlassProblems(t *testing.T) {
 			"servers[0].break_glass", "has no effect"},
 		{"shared codes file", string(breakGlassConfig("    break_glass: {users: [\"uid=a,dc=example,dc=com\"], codes_file: "+filepath.Join(dir, "c")+"}\n")) + fmt.Sprintf(second, filepath.Join(dir, "c")),
 			"servers[1].break_glass.codes_file", "also servers[0]"},
+		{"damaged codes file", string(breakGlassConfig("    break_glass: {users: [\"uid=a,dc=example,dc=com\"], codes_file: " + damaged + "}\n")),
+			"servers[0].break_glass.codes_file", "damaged.json"},
 		{"unknown key", string(breakGlassConfig("    break_glass: {users: [\"uid=a,dc=example,dc=com\"], codes_file: " + filepath.Join(dir, "c") + ", code: x}\n")),
 			"servers[0].break_glass.code", "unknown key"},
 	} {
