@@ -1,6 +1,7 @@
 package breakglass
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -95,16 +96,9 @@ func List(path string, max Params) ([]Summary, error) {
 		out = append(out, *s)
 	}
 	slices.SortFunc(out, func(a, b Summary) int {
-		return cmpJoin(a.Section, a.User, b.Section, b.User)
+		return cmp.Or(strings.Compare(a.Section, b.Section), strings.Compare(a.User, b.User))
 	})
 	return out, nil
-}
-
-func cmpJoin(a1, a2, b1, b2 string) int {
-	if c := strings.Compare(a1, b1); c != 0 {
-		return c
-	}
-	return strings.Compare(a2, b2)
 }
 
 // Revoke removes the codes of user in section, or of every user of the
