@@ -22,13 +22,15 @@ const (
 	// KindDirectoryURL: one URL of a directory went down or came back while
 	// another URL still served (Directory, URL, From, To: up, down).
 	KindDirectoryURL = "directory_url"
+	// KindBreakGlass: a break-glass code let a user in on a server.
+	KindBreakGlass = "break_glass"
 )
 
 // Event is one operator alert, posted as this JSON object. It never carries
 // a password, DN or username.
 type Event struct {
 	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | directory | directory_url
+	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | directory | directory_url | break_glass | reload
 	Integration string    `json:"integration,omitempty"`
 	Server      string    `json:"server,omitempty"`
 	From        string    `json:"from,omitempty"`

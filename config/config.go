@@ -162,6 +162,8 @@ type Server struct {
 	// RequestTimeout bounds how long a request may take to arrive once its
 	// first byte has (slowloris).
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
+	// BreakGlass: one-time codes for named users while Duo is unreachable.
+	BreakGlass BreakGlass `mapstructure:"break_glass"`
 
 	// mode and factor are Failmode and Factor parsed, once, by validation.
 	mode   failmode.Mode

@@ -248,3 +248,31 @@ func (c *Config) applyDefaults() {
 // `ldapgate check --online` fails: Duo refuses signed requests whose Date
 // is minutes off (300s), so a minute is the warning before logins break.
 const MaxDuoClockSkew = time.Minute
+
+// Break-glass codes (servers[].break_glass, `ldapgate break-glass`).
+const (
+	// DefaultBreakGlassCount is how many codes `break-glass issue` prints
+	// without --count; MaxBreakGlassCount the most it prints at once.
+	DefaultBreakGlassCount = 10
+	MaxBreakGlassCount     = 100
+	// MaxBreakGlassUsers bounds servers[].break_glass.users: break-glass
+	// is for a few named administrators, not a population.
+	MaxBreakGlassUsers = 100
+	// The argon2id costs of new codes: about 50 ms and 32 MiB per typed
+	// code on a 2-core machine. A code is 120 random bits, so the hash
+	// only has to make a stolen codes file useless, not resist guessing.
+	BreakGlassKDFTime      = 2
+	BreakGlassKDFMemoryKiB = 32 * 1024
+	BreakGlassKDFThreads   = 2
+	// The most a stored code may ask for: a codes file cannot make one
+	// bind cost more.
+	BreakGlassMaxKDFTime      = 10
+	BreakGlassMaxKDFMemoryKiB = 256 * 1024
+	BreakGlassMaxKDFThreads   = 8
+	// BreakGlassChecks bounds the codes being hashed at once, per section
+	// (each costs BreakGlassKDFMemoryKiB).
+	BreakGlassChecks = 2
+	// BreakGlassStoreMaxKeys bounds the in-memory part of the store that
+	// records a section's code uses (the uses themselves are in the file).
+	BreakGlassStoreMaxKeys = 1024
+)

@@ -104,6 +104,7 @@ func (c *Config) validate(p *Problems) {
 		}
 	}
 	checkListenCollisions(p, listens)
+	c.checkBreakGlassFiles(p)
 	checkLogFile(p, "auth_log", c.AuthLog)
 	c.validateAccept(p)
 }
@@ -230,6 +231,7 @@ func (s *Server) validate(p *Problems, path string) {
 		p.add(path+".ldaps_listen", ErrInvalid, "needs a certificate: set tls.cert_file and tls.key_file")
 	}
 	s.Duo.validate(p, path+".duo", s.Name)
+	s.BreakGlass.validate(p, path+".break_glass", s)
 }
 
 func (d *Duo) validate(p *Problems, path, server string) {

@@ -29,7 +29,7 @@ const (
 func Rules() []Rule {
 	return []Rule{RuleExempt, RulePrimaryBind, RulePrimaryOnly, RuleSecondFactor, RuleBypass, RuleDenied,
 		RuleFailmodeSafe, RuleFailmodeDeny, RuleSecureGroup, RuleDegraded, RuleMisconfigured, RuleUntrusted,
-		RuleLocalError, RuleRejected, RuleUnknown}
+		RuleLocalError, RuleRejected, RuleUnknown, RuleBreakGlass, RuleBreakGlassInvalid, RuleBreakGlassRefused}
 }
 
 // Status is how an auth event log reports a decision, in the vocabulary SIEM
@@ -83,7 +83,7 @@ func (d Decision) Status() Status {
 	switch {
 	case d.Allow:
 		return StatusAllow
-	case d.Rule == RuleDenied, d.Rule == RuleRejected:
+	case d.Rule == RuleDenied, d.Rule == RuleRejected, d.Rule == RuleBreakGlassInvalid, d.Rule == RuleBreakGlassRefused:
 		return StatusReject
 	}
 	return StatusError

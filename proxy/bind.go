@@ -94,6 +94,10 @@ type attempt struct {
 	id       directory.Identity
 	response []ldap.Control // the directory's bind response controls
 	subject  failmode.Subject
+
+	// breakGlass is a break-glass code typed after the password, canonical:
+	// a secret, never logged (breakglass.go).
+	breakGlass string
 }
 
 // diagnostic is the directory's diagnostic message for a result.

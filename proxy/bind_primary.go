@@ -40,6 +40,7 @@ func (s *Server) parseBind(sess *session, r *gldap.Request) (*attempt, *bindResu
 		first:   sess.binds == 1,
 	}
 	a.password, a.passcode, a.factor = splitPasscode(string(msg.Password), s.cfg.PasscodeDelimiter, s.cfg.Factor)
+	s.takeBreakGlass(a, string(msg.Password))
 	return a, nil
 }
 

@@ -52,6 +52,9 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 	ev := failmode.BindEvent{BindName: a.name, DN: a.id.DN, Username: a.id.Username, Stage: failmode.AuthSecondary}
 	var sfErr error
 	if !decided {
+		decision, decided = s.refuseBreakGlass(a)
+	}
+	if !decided {
 		ev.Factor = string(a.factor)
 		verdict, err := s.verify(ctx, failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode})
 		outcome := failmode.OutcomeOf(verdict, err)
@@ -62,6 +65,7 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		}
 		decision = failmode.Decide(policy, a.subject, outcome)
 		sfErr = err
+		decision, sfErr = s.tryBreakGlass(ctx, a, &ev, decision, sfErr)
 	}
 	ev.Status = decision.Status()
 	ev.Rule = decision.Rule

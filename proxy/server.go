@@ -69,6 +69,11 @@ type Config struct {
 	// operations in flight may run (no new connection or request is taken)
 	// before they are cut; 0 cuts them at once.
 	ShutdownTimeout time.Duration
+	// BreakGlass, when set, accepts break-glass codes after the password
+	// (breakglass.go); DuoUnreachable (required with it) reports whether
+	// the section's Duo integration is known unreachable right now.
+	BreakGlass     BreakGlass
+	DuoUnreachable func() bool
 }
 
 // Server is one listening section. New returns its handle; the handle's
@@ -156,6 +161,9 @@ func newGeneration(cfg Config, dir Directory, sf SecondFactor, rec failmode.Reco
 	if cfg.MaxRequestSize <= 0 || cfg.MaxBufferedBytes < cfg.MaxRequestSize {
 		// Bounds come from config, their one home; none here to drift.
 		return nil, errors.New("proxy: max request size and buffered bytes are required (buffered at least one request)")
+	}
+	if cfg.BreakGlass != nil && cfg.DuoUnreachable == nil {
+		return nil, errors.New("proxy: break-glass codes need the Duo state (DuoUnreachable)")
 	}
 	if rec == nil {
 		rec = failmode.RecorderFunc(func(failmode.BindEvent) {})

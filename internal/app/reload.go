@@ -16,6 +16,7 @@ import (
 	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/internal/certfile"
 	"github.com/ldapgate/ldapgate/proxy"
+	"github.com/ldapgate/ldapgate/store"
 )
 
 // plan is a configuration turned into parts: those reused from the running
@@ -156,8 +157,12 @@ func (a *app) build(cfg *config.Config) (p *plan, err error) {
 	}
 
 	running := map[string]*section{}
+	stores := map[string]*store.Local{} // break-glass records open now, by file
 	for _, s := range old.sections {
 		running[s.cfg.Name] = s
+		if s.glass.store != nil {
+			stores[s.cfg.BreakGlass.UsedFile()] = s.glass.store
+		}
 	}
 	for i, sc := range cfg.Servers {
 		in := p.next.integrations[integrationKey(sc.Duo)]
@@ -166,7 +171,16 @@ func (a *app) build(cfg *config.Config) (p *plan, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
 		}
-		s := &section{cfg: sc, duo: in, dir: dir}
+		g, opened, err := a.openBreakGlass(sc, in, stores)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s).%w", i, sc.Name, err)
+		}
+		if opened {
+			p.built = append(p.built, g.close)
+			stores[sc.BreakGlass.UsedFile()] = g.store
+		}
+		pc.BreakGlass, pc.DuoUnreachable = g.codes, g.unreachable
+		s := &section{cfg: sc, duo: in, dir: dir, glass: g}
 		was, had := running[sc.Name]
 		delete(running, sc.Name)
 		if had && was.cfg.Listen == sc.Listen && was.cfg.LDAPSListen == sc.LDAPSListen {
@@ -294,6 +308,15 @@ func (a *app) commit(p *plan) {
 	for key, in := range old.integrations {
 		if p.next.integrations[key] != in {
 			a.run.retire(in.stop, func() { in.client.Close() }, grace)
+		}
+	}
+	kept := map[*store.Local]bool{}
+	for _, s := range p.next.sections {
+		kept[s.glass.store] = true
+	}
+	for _, s := range old.sections {
+		if st := s.glass.store; st != nil && !kept[st] {
+			a.run.retire(nil, func() { st.Close() }, grace)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand(reload), newReloadCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
-		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newStatusCommand())
+		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newStatusCommand(), newBreakGlassCommand())
 	return root
 }
 

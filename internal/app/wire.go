@@ -94,6 +94,8 @@ type section struct {
 	proxy    *proxy.Server
 	stop     context.CancelFunc // stops the listener gracefully; nil before it runs
 	done     chan struct{}      // closed when the listener stopped
+	// glass is the section's break-glass wiring (breakglass.go).
+	glass glass
 }
 
 // assemble builds the program from cfg. Its result is not named: the
@@ -122,7 +124,7 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 		a.metrics.AlertsFunc(a.webhook.Delivered, a.webhook.Dropped, a.webhook.Failed)
 	}
 	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
-	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes}
+	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes, breakGlassAlerts{a}}
 	a.primaryOnly = primaryonly.New(sectionModes(cfg), nil, a.primaryOnlyChanged)
 
 	if p, err = a.build(cfg); err != nil {
@@ -314,6 +316,9 @@ func (a *app) close() {
 		}
 		for _, in := range st.integrations {
 			in.client.Close()
+		}
+		for _, s := range st.sections {
+			s.glass.close()
 		}
 	}
 	a.run.closeRetired()
