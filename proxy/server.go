@@ -59,6 +59,8 @@ type Config struct {
 	// MaxBufferedBytes bounds the bytes of requests still arriving, all
 	// connections together (required: config.Server.MaxBufferedBytes).
 	MaxBufferedBytes int
+	// Guards are the section's abuse guards (guards.go); zero: none.
+	Guards Guards
 }
 
 // Server is one listening section.
