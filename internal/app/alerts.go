@@ -16,7 +16,7 @@ func (a *app) alert(e alert.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	a.log.Warn(e.Msg, "alert", e.Kind, "integration", e.Integration, "server", e.Server)
+	a.log.Warn(e.Msg, "alert", e.Kind, "integration", e.Integration, "server", e.Server, "user", e.User, "client_ip", e.ClientIP)
 	a.events.Notice(e.Kind, e.Server, e.Msg)
 	a.notify.Notify(e)
 }

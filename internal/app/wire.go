@@ -16,10 +16,12 @@ import (
 	"github.com/ldapgate/ldapgate/duoclient"
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/guard"
 	"github.com/ldapgate/ldapgate/health"
 	"github.com/ldapgate/ldapgate/metrics"
 	"github.com/ldapgate/ldapgate/primaryonly"
 	"github.com/ldapgate/ldapgate/proxy"
+	"github.com/ldapgate/ldapgate/store"
 )
 
 // app is the assembled program: every long-lived part and what connects them.
@@ -37,6 +39,9 @@ type app struct {
 	notify   alert.Notifier
 	episodes *alert.Episodes
 
+	// guards is the state behind the abuse guards (guards.go).
+	guards *store.Local
+
 	primaryOnly  *primaryonly.Switch
 	dirs         map[string]*directory.Client
 	integrations map[string]*integration // by lowercased api_host/integration key
@@ -49,6 +54,8 @@ type integration struct {
 	client  *duoclient.Client
 	tracker *duostate.Tracker
 	gate    *duostate.Gate
+	// pushes are its users' push and passcode budgets.
+	pushes *guard.Pushes
 }
 
 // section is what /status needs to know about a server section.
@@ -57,6 +64,8 @@ type section struct {
 	duo   *integration
 	dir   *directory.Client
 	proxy *proxy.Server
+	// cache is the section's bind cache; nil when bind_cache_ttl is 0.
+	cache *guard.Cache
 }
 
 func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
@@ -85,6 +94,10 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 	}
 	a.primaryOnly = primaryonly.New(modes, nil, a.primaryOnlyChanged)
 
+	if a.guards, err = store.Open(store.Options{MaxKeys: config.GuardMaxKeys}); err != nil {
+		return nil, err
+	}
+
 	for name, dc := range cfg.Directories {
 		d, err := newDirectory(dc, log)
 		if err != nil {
@@ -101,12 +114,16 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 			return nil, fmt.Errorf("servers[%d] (%s).duo: %w", i, sc.Name, err)
 		}
 		dir := a.dirs[strings.ToLower(sc.Directory)]
-		srv, err := a.newServer(sc, dir, in.gate, recorder)
+		guards, cache, err := a.newGuards(sc, in)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
+		}
+		srv, err := a.newServer(sc, dir, in.gate, recorder, guards)
 		if err != nil {
 			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
 		}
 		a.servers = append(a.servers, srv)
-		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv})
+		a.sections = append(a.sections, section{cfg: sc, duo: in, dir: dir, proxy: srv, cache: cache})
 		a.metrics.ConnectionsFunc(sc.Name, a.metrics.Conns(sc.Name).Open)
 		a.metrics.SetPrimaryOnlyUntil(sc.Name, time.Time{})
 	}
@@ -145,6 +162,7 @@ func (a *app) integration(dc config.Duo) (*integration, error) {
 		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
+	in.pushes = guard.NewPushes(a.guards, id, dc.MaxPushes, dc.MaxPasscodeAttempts, dc.PushWindow)
 	a.integrations[key] = in
 	a.metrics.SetDuoState(id, duostate.OK)
 	return in, nil
@@ -172,7 +190,7 @@ func newDuoClient(dc config.Duo, observe func(failmode.Stage, time.Duration, fai
 	})
 }
 
-func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder) (*proxy.Server, error) {
+func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.SecondFactor, rec failmode.Recorder, guards proxy.Guards) (*proxy.Server, error) {
 	mode, factor := sc.Mode(), sc.DefaultFactor()
 	var tlsCfg *tls.Config
 	if sc.TLS.CertFile != "" {
@@ -211,6 +229,7 @@ func (a *app) newServer(sc *config.Server, dir *directory.Client, sf proxy.Secon
 		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
 		TLS:                 tlsCfg,
 		RequireTLS:          sc.TLS.Require,
+		Guards:              guards,
 	}, dir, sf, rec, a.log)
 }
 
@@ -250,6 +269,9 @@ func (a *app) close() {
 	}
 	if a.events != nil {
 		a.events.Close()
+	}
+	if a.guards != nil {
+		_ = a.guards.Close()
 	}
 }
 
