@@ -75,6 +75,12 @@ func (f *budgetSF) Verify(ctx context.Context, a failmode.Attempt) (failmode.Ver
 	return v, nil
 }
 
+func (f *budgetSF) lastAttempt() failmode.Attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
 func (f *budgetSF) counts() (calls, sent int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -111,6 +117,14 @@ func startGuarded(t *testing.T, sf SecondFactor, g Guards, policy func() failmod
 	return out
 }
 
+// waitEvents waits for n bind events: a bind's event is recorded just
+// after its response is written.
+func (g *guarded) waitEvents(t *testing.T, n int) []failmode.Rule {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() bool { return len(g.rules()) >= n }, fmt.Sprintf("%d bind events", n))
+	return g.rules()
+}
+
 func (g *guarded) rules() []failmode.Rule {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -119,6 +133,16 @@ func (g *guarded) rules() []failmode.Rule {
 		out[i] = e.Rule
 	}
 	return out
+}
+
+func count(rules []failmode.Rule, r failmode.Rule) int {
+	n := 0
+	for _, x := range rules {
+		if x == r {
+			n++
+		}
+	}
+	return n
 }
 
 func (g *guarded) alertCount() int {
@@ -197,12 +221,7 @@ func TestThrottleSpraying(t *testing.T) {
 		t.Fatalf("the directory was asked %d times (lookups %d, binds %d) for %d sprayed binds, want %d: throttled binds must cost it nothing",
 			n, g.dir.lookups.Load(), g.dir.binds.Load(), len(names), perAddress)
 	}
-	throttled := 0
-	for _, r := range g.rules() {
-		if r == failmode.RuleThrottled {
-			throttled++
-		}
-	}
+	throttled := count(g.waitEvents(t, len(names)), failmode.RuleThrottled)
 	if want := len(names) - perAddress; throttled != want {
 		t.Fatalf("%d binds logged as throttled, want %d", throttled, want)
 	}
@@ -285,9 +304,8 @@ func TestPushBudget(t *testing.T) {
 	if fmt.Sprint(diags) != fmt.Sprint(want) {
 		t.Fatalf("diagnostics %q, want %q", diags, want)
 	}
-	rules := g.rules()
-	if rules[3] != failmode.RulePushBudget || rules[5] != failmode.RulePushBudget {
-		t.Fatalf("rules %v", rules)
+	if n := count(g.waitEvents(t, 6), failmode.RulePushBudget); n != 3 {
+		t.Fatalf("%d binds logged as push_budget, want 3: %v", n, g.rules())
 	}
 	if n := g.alertCount(); n != 1 {
 		t.Fatalf("%d alerts, want 1", n)
@@ -299,12 +317,12 @@ func TestPushBudget(t *testing.T) {
 		t.Fatalf("alert %+v", al)
 	}
 	// Passcodes have their own budget: bob can still type one.
-	if _, _ = bindFrom(t, g.addr, "127.0.0.1", bob.DN(), bob.Password+",123456"); sf.last.Passcode != "123456" {
+	if _, _ = bindFrom(t, g.addr, "127.0.0.1", bob.DN(), bob.Password+",123456"); sf.lastAttempt().Passcode != "123456" {
 		t.Fatal("a passcode was refused by the push budget")
 	}
 	// The push carries the section for pushinfo.
-	if sf.last.Server != "vpn" {
-		t.Fatalf("attempt server %q, want vpn", sf.last.Server)
+	if got := sf.lastAttempt().Server; got != "vpn" {
+		t.Fatalf("attempt server %q, want vpn", got)
 	}
 }
 
@@ -407,8 +425,8 @@ func TestBindCache(t *testing.T) {
 	}
 	bind("127.0.0.1", alice.Password, 0, 1, "first bind")
 	bind("127.0.0.1", alice.Password, 0, 1, "second bind within the ttl")
-	if r := g.rules(); r[len(r)-1] != failmode.RuleBindCache {
-		t.Fatalf("second bind's rule %s, want bind_cache", r[len(r)-1])
+	if r := g.waitEvents(t, 2); count(r, failmode.RuleBindCache) != 1 {
+		t.Fatalf("rules %v, want the second bind logged as bind_cache", r)
 	}
 	bind("127.0.0.5", alice.Password, 0, 2, "from another address")
 	bind("127.0.0.1", "wrong", ldap.LDAPResultInvalidCredentials, 2, "wrong password")
