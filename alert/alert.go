@@ -24,15 +24,20 @@ const (
 	KindDirectoryURL = "directory_url"
 	// KindBreakGlass: a break-glass code let a user in on a server.
 	KindBreakGlass = "break_glass"
+	KindPushBudget = "push_budget" // a user's push budget is spent: binds refused without a push (User, ClientIP)
+	KindPushFraud  = "push_fraud"  // a user reported a push as fraud: pushes blocked for them (User, ClientIP)
 )
 
 // Event is one operator alert, posted as this JSON object. It never carries
-// a password, DN or username.
+// a password or a DN; only the push alerts name a user (the Duo username)
+// and the client address, which operators need to act on them.
 type Event struct {
 	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | directory | directory_url | break_glass | reload
+	Kind        string    `json:"kind"` // duo_state | primary_only | failmode | directory | directory_url | break_glass | reload | push_budget | push_fraud
 	Integration string    `json:"integration,omitempty"`
 	Server      string    `json:"server,omitempty"`
+	User        string    `json:"user,omitempty"`
+	ClientIP    string    `json:"client_ip,omitempty"`
 	From        string    `json:"from,omitempty"`
 	To          string    `json:"to,omitempty"`
 	Msg         string    `json:"msg"`

@@ -164,6 +164,13 @@ type Server struct {
 	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 	// BreakGlass: one-time codes for named users while Duo is unreachable.
 	BreakGlass BreakGlass `mapstructure:"break_glass"`
+	// Throttle bounds failed binds per client address (README "Abuse
+	// resistance").
+	Throttle Throttle `mapstructure:"throttle"`
+	// BindCacheTTL is how long a bind that passed the directory and Duo is
+	// remembered so an identical one skips Duo (the directory still checks
+	// the password); 0 disables the cache.
+	BindCacheTTL time.Duration `mapstructure:"bind_cache_ttl"`
 
 	// mode and factor are Failmode and Factor parsed, once, by validation.
 	mode   failmode.Mode
@@ -176,6 +183,16 @@ func (s *Server) Mode() failmode.Mode { return s.mode }
 
 // DefaultFactor is the section's factor as parsed by validation.
 func (s *Server) DefaultFactor() failmode.Factor { return s.factor }
+
+// Throttle bounds the binds the directory refuses: per (bind name, client
+// address) and per client address, each N per window (a token bucket: N
+// at once, then one more every window/N).
+type Throttle struct {
+	PerUserAddress       int           `mapstructure:"per_user_address"`
+	PerUserAddressWindow time.Duration `mapstructure:"per_user_address_window"`
+	PerAddress           int           `mapstructure:"per_address"`
+	PerAddressWindow     time.Duration `mapstructure:"per_address_window"`
+}
 
 // TLS is a server section's certificate: clients upgrade with StartTLS on
 // listen, and ldaps_listen speaks TLS from the first byte.
@@ -210,6 +227,13 @@ type Duo struct {
 	ProbeInterval    time.Duration `mapstructure:"probe_interval"`
 	UnreachableAfter int           `mapstructure:"unreachable_after"`
 	DegradedLatency  time.Duration `mapstructure:"degraded_latency"`
+
+	// MaxPushes bounds the pushes and phone calls sent for one user per
+	// PushWindow, and MaxPasscodeAttempts the passcodes tried (push
+	// fatigue; README "Abuse resistance").
+	MaxPushes           int           `mapstructure:"max_pushes"`
+	MaxPasscodeAttempts int           `mapstructure:"max_passcode_attempts"`
+	PushWindow          time.Duration `mapstructure:"push_window"`
 }
 
 // Delimiter returns the passcode delimiter in force ("" when disabled).

@@ -54,6 +54,36 @@ const (
 	DefaultWriteTimeout            = 30 * time.Second
 	DefaultRequestTimeout          = 30 * time.Second
 	DefaultDirectoryMaxConnections = 32
+
+	// The abuse guards (README "Abuse resistance"). The throttles are
+	// meant to bite before the directory's own lockout: keep
+	// per_user_address below Active Directory's lockout threshold.
+	DefaultMaxPushes                    = 3
+	DefaultMaxPasscodeAttempts          = 5
+	DefaultPushWindow                   = 10 * time.Minute
+	DefaultThrottlePerUserAddress       = 5
+	DefaultThrottlePerUserAddressWindow = 15 * time.Minute
+	DefaultThrottlePerAddress           = 20
+	DefaultThrottlePerAddressWindow     = time.Minute
+	DefaultBindCacheTTL                 = time.Duration(0) // off
+	// GuardMaxKeys bounds the keys the guards hold in memory, every
+	// section and kind together (budgets, blocks, cached binds); beyond
+	// it the least recently used is forgotten.
+	GuardMaxKeys = 100_000
+)
+
+// Bounds of the guards.
+const (
+	MinMaxPushes      = 1
+	MaxMaxPushes      = 100
+	MinPushWindow     = time.Minute
+	MaxPushWindow     = 24 * time.Hour
+	MinThrottleCount  = 1
+	MaxThrottleCount  = 10_000
+	MinThrottleWindow = time.Second
+	MaxThrottleWindow = 24 * time.Hour
+	MinBindCacheTTL   = time.Duration(0)
+	MaxBindCacheTTL   = 10 * time.Minute
 )
 
 // MinTLSVersion is the oldest TLS version ldapgate speaks, to clients
@@ -233,7 +263,15 @@ func (c *Config) applyDefaults() {
 		s.WriteTimeout = cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
 		s.RequestTimeout = cmp.Or(s.RequestTimeout, DefaultRequestTimeout)
 		s.TLS.MinVersion = cmp.Or(s.TLS.MinVersion, DefaultTLSMinVersion)
+		th := &s.Throttle
+		th.PerUserAddress = cmp.Or(th.PerUserAddress, DefaultThrottlePerUserAddress)
+		th.PerUserAddressWindow = cmp.Or(th.PerUserAddressWindow, DefaultThrottlePerUserAddressWindow)
+		th.PerAddress = cmp.Or(th.PerAddress, DefaultThrottlePerAddress)
+		th.PerAddressWindow = cmp.Or(th.PerAddressWindow, DefaultThrottlePerAddressWindow)
 		d := &s.Duo
+		d.MaxPushes = cmp.Or(d.MaxPushes, DefaultMaxPushes)
+		d.MaxPasscodeAttempts = cmp.Or(d.MaxPasscodeAttempts, DefaultMaxPasscodeAttempts)
+		d.PushWindow = cmp.Or(d.PushWindow, DefaultPushWindow)
 		d.Timeout = cmp.Or(d.Timeout, DefaultDuoTimeout)
 		d.PushTimeout = cmp.Or(d.PushTimeout, DefaultPushTimeoutFor(d.Timeout))
 		d.ProbeInterval = cmp.Or(d.ProbeInterval, DefaultDuoProbeInterval)

@@ -110,6 +110,10 @@ func TestDurationFields(t *testing.T) {
 		"servers[0].idle_timeout",
 		"servers[0].write_timeout",
 		"servers[0].request_timeout",
+		"servers[0].duo.push_window",
+		"servers[0].throttle.per_user_address_window",
+		"servers[0].throttle.per_address_window",
+		"servers[0].bind_cache_ttl",
 	}
 	got := durationPaths()
 	slices.Sort(got)
@@ -383,6 +387,10 @@ func TestDefaultsWithinBounds(t *testing.T) {
 		{"servers[].request_timeout", DefaultRequestTimeout, MinRequestTimeout, MaxRequestTimeout},
 		{"alerts.timeout", DefaultAlertTimeout, MinAlertTimeout, MaxAlertTimeout},
 		{"health.lame_duck", DefaultLameDuck, MinLameDuck, MaxLameDuck},
+		{"duo.push_window", DefaultPushWindow, MinPushWindow, MaxPushWindow},
+		{"servers[].throttle.per_user_address_window", DefaultThrottlePerUserAddressWindow, MinThrottleWindow, MaxThrottleWindow},
+		{"servers[].throttle.per_address_window", DefaultThrottlePerAddressWindow, MinThrottleWindow, MaxThrottleWindow},
+		{"servers[].bind_cache_ttl", DefaultBindCacheTTL, MinBindCacheTTL, MaxBindCacheTTL},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

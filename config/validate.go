@@ -224,6 +224,11 @@ func (s *Server) validate(p *Problems, path string) {
 	checkRange(p, path+".write_timeout", s.WriteTimeout, MinWriteTimeout, MaxWriteTimeout)
 	checkRange(p, path+".request_timeout", s.RequestTimeout, MinRequestTimeout, MaxRequestTimeout)
 	s.TLS.validate(p, path+".tls")
+	checkCount(p, path+".throttle.per_user_address", s.Throttle.PerUserAddress, MinThrottleCount, MaxThrottleCount, "")
+	checkRange(p, path+".throttle.per_user_address_window", s.Throttle.PerUserAddressWindow, MinThrottleWindow, MaxThrottleWindow)
+	checkCount(p, path+".throttle.per_address", s.Throttle.PerAddress, MinThrottleCount, MaxThrottleCount, "")
+	checkRange(p, path+".throttle.per_address_window", s.Throttle.PerAddressWindow, MinThrottleWindow, MaxThrottleWindow)
+	checkRange(p, path+".bind_cache_ttl", s.BindCacheTTL, MinBindCacheTTL, MaxBindCacheTTL)
 	if s.TLS.Require && s.TLS.CertFile == "" {
 		p.add(path+".tls.require", ErrInvalid, "requires cert_file and key_file")
 	}
@@ -251,6 +256,9 @@ func (d *Duo) validate(p *Problems, path, server string) {
 	}
 	checkCAFile(p, path+".ca_file", d.CAFile)
 	d.validateDurations(p, path)
+	checkCount(p, path+".max_pushes", d.MaxPushes, MinMaxPushes, MaxMaxPushes, "")
+	checkCount(p, path+".max_passcode_attempts", d.MaxPasscodeAttempts, MinMaxPushes, MaxMaxPushes, "")
+	checkRange(p, path+".push_window", d.PushWindow, MinPushWindow, MaxPushWindow)
 	if d.UnreachableAfter < 1 {
 		p.add(path+".unreachable_after", ErrInvalid, "must be at least 1")
 	}

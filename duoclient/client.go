@@ -242,6 +242,15 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 			Detail: fmt.Sprintf("unexpected preauth result %q", clean(pre.Response.Result))}
 	}
 
+	if a.Admit != nil {
+		if err := a.Admit(ctx, factor); err != nil {
+			// The caller's own refusal, after a good preauth: nothing is
+			// sent, nothing observed; the caller recognises its error.
+			return failmode.Verdict{}, &failmode.Error{Class: failmode.Local, Stage: failmode.StageAuth,
+				Detail: "refused by the caller before auth", Err: err}
+		}
+	}
+
 	var res *authapi.AuthResult
 	d, ferr = c.call(ctx, failmode.StageAuth, c.pushTimeout, func(api *authapi.AuthApi) (*duoapi.StatResult, error) {
 		opts := []func(*url.Values){authapi.AuthUsername(a.Username)}
@@ -252,6 +261,9 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 			opts = append(opts, authapi.AuthPasscode(a.Passcode))
 		} else {
 			opts = append(opts, authapi.AuthDevice("auto"))
+			if info := pushinfo(a.Server, ip); info != "" {
+				opts = append(opts, authapi.AuthPushinfo(info))
+			}
 		}
 		r, err := api.Auth(string(factor), opts...)
 		if err != nil {
@@ -270,7 +282,7 @@ func (c *Client) Verify(ctx context.Context, a failmode.Attempt) (failmode.Verdi
 		return failmode.Verdict{Allowed: true, Message: msg}, nil
 	case "deny":
 		c.report(failmode.StageAuth, d, failmode.Denied)
-		return failmode.Verdict{Message: msg}, nil
+		return failmode.Verdict{Message: msg, Fraud: res.Response.Status == "fraud"}, nil
 	}
 	c.report(failmode.StageAuth, d, failmode.Degraded)
 	return failmode.Verdict{}, &failmode.Error{Class: failmode.Degraded, Stage: failmode.StageAuth,
@@ -361,6 +373,20 @@ func authFactor(a failmode.Attempt) (failmode.Factor, error) {
 		return "", errors.New("passcode factor without a passcode")
 	}
 	return "", fmt.Errorf("unknown factor %q", clean(string(a.Factor)))
+}
+
+// pushinfo is what the push shows the user about who asks: the section and
+// the client's address, form-encoded as Duo's pushinfo parameter wants
+// ("section=vpn&client_ip=192.0.2.7"); "" when there is neither.
+func pushinfo(server, ip string) string {
+	v := url.Values{}
+	if server != "" {
+		v.Set("section", server)
+	}
+	if ip != "" {
+		v.Set("client_ip", ip)
+	}
+	return v.Encode()
 }
 
 // clientIP returns the address to send as ipaddr, or "" when s is neither an

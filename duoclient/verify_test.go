@@ -76,7 +76,7 @@ func TestVerifyVerdicts(t *testing.T) {
 			preauth:   preauthAuth,
 			auth:      authFraud,
 			attempt:   failmode.Attempt{Username: "alice"},
-			want:      failmode.Verdict{Message: "Login request reported as fraudulent."},
+			want:      failmode.Verdict{Message: "Login request reported as fraudulent.", Fraud: true},
 			wantAuth:  map[string]string{"factor": "auto", "device": "auto"},
 			wantClass: []failmode.Class{failmode.Allowed, failmode.Denied},
 		},

@@ -29,6 +29,7 @@ const (
 
 	msgSuccess        = "Success. Logging you in..."
 	msgPushDenied     = "Login request denied."
+	msgFraud          = "Reported as fraudulent."
 	msgBadPasscode    = "Incorrect passcode. Please try again."
 	msgEnroll         = "Enroll an authentication device to proceed"
 	msgBypass         = "Allowing bypass user"
@@ -120,6 +121,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 			Username:    params.Get("username"),
 			Factor:      params.Get("factor"),
 			IPAddr:      params.Get("ipaddr"),
+			Pushinfo:    params.Get("pushinfo"),
 			SignatureOK: signed && sigErr == nil,
 			Fault:       snap.fault,
 		}
@@ -450,6 +452,9 @@ func decide(u User, found bool, factor, passcode string) outcome {
 	waitState, waitMsg := "pushed", msgPushed
 	if factor == "phone" {
 		waitState, waitMsg = "calling", msgCalling
+	}
+	if behavior == BehaviorFraud {
+		return outcome{Result: "deny", Status: "fraud", StatusMsg: msgFraud, waits: true, waitState: waitState, waitMsg: waitMsg}
 	}
 	if behavior == BehaviorDeny {
 		return outcome{Result: "deny", Status: "deny", StatusMsg: msgPushDenied, waits: true, waitState: waitState, waitMsg: waitMsg}

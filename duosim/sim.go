@@ -141,6 +141,9 @@ type Request struct {
 	Username string `json:"username,omitempty"`
 	Factor   string `json:"factor,omitempty"`
 	IPAddr   string `json:"ipaddr,omitempty"`
+	// Pushinfo is the pushinfo parameter as sent (form-encoded key=value
+	// pairs the user's device shows with the push).
+	Pushinfo string `json:"pushinfo,omitempty"`
 	// SignatureOK is false for bad credentials and for the unsigned ping.
 	SignatureOK bool `json:"signature_ok"`
 	// Fault is the fault in effect when the request arrived.

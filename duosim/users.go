@@ -32,9 +32,12 @@ const (
 	BehaviorBypass Behavior = "bypass"
 	// BehaviorLockedOut: preauth "deny"; auth is denied with status "locked_out".
 	BehaviorLockedOut Behavior = "locked_out"
+	// BehaviorFraud: preauth "auth"; the user reports push and phone as
+	// fraud (auth result "deny", status "fraud"); listed passcodes work.
+	BehaviorFraud Behavior = "fraud"
 )
 
-var behaviors = []Behavior{BehaviorApprove, BehaviorDeny, BehaviorPasscodeOnly, BehaviorNotEnrolled, BehaviorBypass, BehaviorLockedOut}
+var behaviors = []Behavior{BehaviorApprove, BehaviorDeny, BehaviorPasscodeOnly, BehaviorNotEnrolled, BehaviorBypass, BehaviorLockedOut, BehaviorFraud}
 
 // Valid reports whether b is one of the Behavior constants or empty (approve).
 func (b Behavior) Valid() bool {

@@ -1,6 +1,9 @@
 package failmode
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Factor is how the user proves the second factor when no passcode is typed.
 type Factor string
@@ -36,6 +39,15 @@ type Attempt struct {
 	// Passcode is the one-time code the user appended to the password. It is a
 	// secret: never log it.
 	Passcode string
+	// Server is the section the bind came to, shown to the user with the
+	// push (with ClientIP) so that they see who asks.
+	Server string
+	// Admit, when set, is asked once Duo's preauth wants a second factor and
+	// before the push, phone call or passcode is sent (factor is the one
+	// about to be sent: push, phone, auto or passcode). An error stops the
+	// attempt there: nothing more is sent to Duo. It is how a caller's
+	// budget counts only what reaches the user.
+	Admit func(ctx context.Context, factor Factor) error
 }
 
 // Verdict is Duo's answer when it answered. Allowed false means Duo said no.
@@ -46,4 +58,7 @@ type Verdict struct {
 	Bypass bool
 	// Message is Duo's status message ("Login request denied."), safe to log.
 	Message string
+	// Fraud is true when the user reported the request as fraudulent (Duo's
+	// auth status "fraud"); Allowed is then false.
+	Fraud bool
 }

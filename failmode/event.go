@@ -65,6 +65,12 @@ const (
 	RuleIdentityMismatch     Rule = "identity_mismatch"     // the directory authenticated someone other than the entry found
 	RuleNoUsername           Rule = "no_username"           // the entry has no username attribute for Duo
 	RuleUnsupportedBind      Rule = "unsupported_bind"      // SASL, LDAPv2, an unknown authentication choice or a malformed bind
+
+	// The abuse guards (README "Abuse resistance").
+	RuleThrottled      Rule = "throttled"       // too many failed binds from the address, or of the name from it: refused before the directory is asked
+	RulePushBudget     Rule = "push_budget"     // the user's push and phone budget is spent, or pushes are blocked after a fraud report: refused without asking Duo
+	RulePasscodeBudget Rule = "passcode_budget" // the user's passcode attempts are spent: refused without asking Duo
+	RuleBindCache      Rule = "bind_cache"      // password checked by the directory; the second factor of a recent identical bind reused (bind_cache_ttl)
 )
 
 // PrimaryRules lists the rules of binds decided before the second factor,
@@ -72,5 +78,6 @@ const (
 func PrimaryRules() []Rule {
 	return []Rule{RuleInvalidCredentials, RuleDirectoryUnavailable, RuleEmptyPassword, RuleDirectoryRefused,
 		RuleDirectoryBusy, RuleAnonymous, RuleAnonymousRefused, RuleTLSRequired, RuleLookupFailed,
-		RuleIdentityMismatch, RuleNoUsername, RuleUnsupportedBind}
+		RuleIdentityMismatch, RuleNoUsername, RuleUnsupportedBind,
+		RuleThrottled, RulePushBudget, RulePasscodeBudget, RuleBindCache}
 }

@@ -65,11 +65,18 @@ func (s *Server) bind(ctx context.Context, sess *session, r *gldap.Request) bind
 	if res != nil {
 		return *res
 	}
+	out := s.pipeline(ctx, a)
+	s.guardAfter(ctx, a, out) // throttle counts, bind cache eviction (guards.go)
+	return out
+}
+
+func (s *Server) pipeline(ctx context.Context, a *attempt) bindResult {
 	for _, step := range []func(context.Context, *attempt) *bindResult{
 		s.refuseUnauthenticated, // TLS required, empty password, anonymous (bind_primary.go)
+		s.throttle,              // too many failures from the address, or of the name from it (guards.go)
 		s.authenticate,          // the directory bind, and which entry it authenticated (identity.go)
 		s.identify,              // exemptions, the Duo username, secure groups (bind_secondary.go)
-		s.decide,                // plan, second factor, failmode; always ends the bind
+		s.decide,                // plan, bind cache, budgets, second factor, failmode; always ends the bind
 	} {
 		if res := step(ctx, a); res != nil {
 			return *res
@@ -90,6 +97,10 @@ type attempt struct {
 	request  []ldap.Control // the client's bind controls, passed to the directory
 	first    bool           // the first bind request on this connection
 
+	// tried is the name the password went to the directory with (the
+	// entry's DN with a lookup account): never an identity, only what a
+	// failed bind evicts from the bind cache.
+	tried string
 	// id is the entry the directory authenticated; only authenticate sets it.
 	id       directory.Identity
 	response []ldap.Control // the directory's bind response controls

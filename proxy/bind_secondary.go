@@ -55,8 +55,43 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		decision, decided = s.refuseBreakGlass(a)
 	}
 	if !decided {
+		if res := s.cached(ctx, a); res != nil {
+			return res
+		}
+		budget := s.cfg.Guards.Budget
+		at := failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode, Server: s.cfg.Name}
+		if budget != nil {
+			// Spent before Duo is contacted at all; Spend just before the
+			// second factor is sent, so only what reaches the user counts.
+			f := factorOf(a)
+			if spent, err := budget.Spent(ctx, a.id.Username, f); spent || err != nil {
+				return s.overBudget(ctx, a, f, err)
+			}
+			at.Admit = func(ctx context.Context, f failmode.Factor) error {
+				ok, err := budget.Spend(ctx, a.id.Username, f)
+				if err != nil {
+					return fmt.Errorf("%w: %w", errOverBudget, err)
+				}
+				if !ok {
+					return errOverBudget
+				}
+				return nil
+			}
+		}
 		ev.Factor = string(a.factor)
-		verdict, err := s.verify(ctx, failmode.Attempt{Username: a.id.Username, ClientIP: sess.clientIP, Factor: a.factor, Passcode: a.passcode})
+		verdict, err := s.verify(ctx, at)
+		if errors.Is(err, errOverBudget) {
+			return s.overBudget(ctx, a, factorOf(a), err)
+		}
+		if budget != nil && err == nil {
+			if serr := budget.Settle(context.WithoutCancel(ctx), a.id.Username, factorOf(a), verdict); serr != nil {
+				s.log.Warn("second factor budget", "conn", sess.id, "err", serr)
+			}
+			if verdict.Fraud {
+				s.log.Warn("push reported as fraud: pushes blocked for the user", "user", a.id.Username, "dn", a.id.DN, "client_ip", sess.clientIP)
+				s.guardAlert(GuardAlert{Rule: failmode.RuleDenied, Fraud: true, Username: a.id.Username, DN: a.id.DN, ClientIP: sess.clientIP})
+			}
+		}
 		outcome := failmode.OutcomeOf(verdict, err)
 		if err != nil && ctx.Err() != nil {
 			// The client hung up (or the server is stopping): whatever the
@@ -80,6 +115,13 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		return &bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
 	}
 	sess.letIn()
+	if c := s.cfg.Guards.Cache; c != nil && decision.Rule == failmode.RuleSecondFactor {
+		// Only a success Duo's second factor proved is remembered: never
+		// failmode, primary-only, bypass or an exemption.
+		if err := c.Remember(context.WithoutCancel(ctx), a.id.DN, sess.clientIP, a.password); err != nil {
+			s.log.Warn("bind cache remember", "conn", sess.id, "err", err)
+		}
+	}
 	if decision.Failmode || decision.Rule == failmode.RulePrimaryOnly {
 		s.log.Warn("allowed a bind without second factor", "conn", sess.id, "dn", a.id.DN, "rule", decision.Rule, "reason", decision.Reason)
 	}

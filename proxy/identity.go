@@ -112,6 +112,7 @@ func authzNames(authz string, id directory.Identity) bool {
 // releases the client's directory connection either way.
 func (s *Server) checkPassword(ctx context.Context, a *attempt, name string) *bindResult {
 	sess := a.sess
+	a.tried = name
 	for retried := false; ; retried = true {
 		var lent *directory.Lease
 		up := sess.up

@@ -51,6 +51,12 @@ var outcomes = map[failmode.Rule]outcome{
 	failmode.RuleLookupFailed:         {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
 	failmode.RuleIdentityMismatch:     {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
 	failmode.RuleNoUsername:           {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
+	// The guards (guards.go). A throttled bind answers as a wrong password
+	// does: no oracle telling a guesser that it was throttled.
+	failmode.RuleThrottled:      {gldap.ResultInvalidCredentials, msgInvalid, failmode.StatusReject},
+	failmode.RulePushBudget:     {gldap.ResultInvalidCredentials, msgTooMany, failmode.StatusReject},
+	failmode.RulePasscodeBudget: {gldap.ResultInvalidCredentials, msgTooMany, failmode.StatusReject},
+	failmode.RuleBindCache:      {gldap.ResultSuccess, "", failmode.StatusAllow},
 }
 
 // end ends the bind with the outcome of rule. err, when set, is logged for

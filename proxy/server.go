@@ -74,6 +74,8 @@ type Config struct {
 	// the section's Duo integration is known unreachable right now.
 	BreakGlass     BreakGlass
 	DuoUnreachable func() bool
+	// Guards are the section's abuse guards (guards.go); zero: none.
+	Guards Guards
 }
 
 // Server is one listening section. New returns its handle; the handle's

@@ -20,6 +20,9 @@ func (a *app) alert(e alert.Event) {
 	if e.Directory != "" {
 		attrs = append(attrs, "directory", e.Directory, "url", e.URL)
 	}
+	if e.User != "" || e.ClientIP != "" {
+		attrs = append(attrs, "user", e.User, "client_ip", e.ClientIP)
+	}
 	a.log.Warn(e.Msg, attrs...)
 	a.events.Notice(e.Kind, e.Server, e.Msg)
 	a.notify.Notify(e)

@@ -180,7 +180,15 @@ func (a *app) build(cfg *config.Config) (p *plan, err error) {
 			stores[sc.BreakGlass.UsedFile()] = g.store
 		}
 		pc.BreakGlass, pc.DuoUnreachable = g.codes, g.unreachable
-		s := &section{cfg: sc, duo: in, dir: dir, glass: g}
+		// Guards are built anew: the throttles' and budgets' counts live in
+		// the store and carry over; the bind cache starts empty, so no bind
+		// remembered under the old settings is taken under the new ones.
+		guards, cache, err := a.newGuards(sc, in)
+		if err != nil {
+			return nil, fmt.Errorf("servers[%d] (%s): %w", i, sc.Name, err)
+		}
+		pc.Guards = guards
+		s := &section{cfg: sc, duo: in, dir: dir, glass: g, cache: cache}
 		was, had := running[sc.Name]
 		delete(running, sc.Name)
 		if had && was.cfg.Listen == sc.Listen && was.cfg.LDAPSListen == sc.LDAPSListen {
@@ -309,6 +317,9 @@ func (a *app) commit(p *plan) {
 		if p.next.integrations[key] != in {
 			a.run.retire(in.stop, func() { in.client.Close() }, grace)
 		}
+	}
+	for _, s := range old.sections {
+		s.clearBindCache() // its successor has a cache of its own
 	}
 	kept := map[*store.Local]bool{}
 	for _, s := range p.next.sections {

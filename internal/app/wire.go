@@ -17,11 +17,13 @@ import (
 	"github.com/ldapgate/ldapgate/duoclient"
 	"github.com/ldapgate/ldapgate/duostate"
 	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/guard"
 	"github.com/ldapgate/ldapgate/health"
 	"github.com/ldapgate/ldapgate/internal/certfile"
 	"github.com/ldapgate/ldapgate/metrics"
 	"github.com/ldapgate/ldapgate/primaryonly"
 	"github.com/ldapgate/ldapgate/proxy"
+	"github.com/ldapgate/ldapgate/store"
 )
 
 // app is the assembled program: every long-lived part and what connects them.
@@ -38,6 +40,9 @@ type app struct {
 	notify   alert.Notifier
 	episodes *alert.Episodes
 	recorder failmode.Recorder
+
+	// guards is the state behind the abuse guards (guards.go).
+	guards *store.Local
 
 	primaryOnly *primaryonly.Switch
 
@@ -78,7 +83,9 @@ type integration struct {
 	client  *duoclient.Client
 	tracker *duostate.Tracker
 	gate    *duostate.Gate
-	stop    context.CancelFunc // ends its tracker; nil before it runs
+	// pushes are its users' push and passcode budgets.
+	pushes *guard.Pushes
+	stop   context.CancelFunc // ends its tracker; nil before it runs
 }
 
 // section is one server section: its configuration, its parts and its
@@ -96,6 +103,8 @@ type section struct {
 	done     chan struct{}      // closed when the listener stopped
 	// glass is the section's break-glass wiring (breakglass.go).
 	glass glass
+	// cache is the section's bind cache; nil when bind_cache_ttl is 0.
+	cache *guard.Cache
 }
 
 // assemble builds the program from cfg. Its result is not named: the
@@ -126,6 +135,9 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
 	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes, breakGlassAlerts{a}}
 	a.primaryOnly = primaryonly.New(sectionModes(cfg), nil, a.primaryOnlyChanged)
+	if a.guards, err = store.Open(store.Options{MaxKeys: config.GuardMaxKeys}); err != nil {
+		return nil, err
+	}
 
 	if p, err = a.build(cfg); err != nil {
 		return nil, err
@@ -175,6 +187,7 @@ func (a *app) newIntegration(dc config.Duo) (*integration, error) {
 		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
+	in.pushes = guard.NewPushes(a.guards, id, dc.MaxPushes, dc.MaxPasscodeAttempts, dc.PushWindow)
 	return in, nil
 }
 
@@ -324,6 +337,12 @@ func (a *app) close() {
 	a.run.closeRetired()
 	if a.events != nil {
 		a.events.Close()
+	}
+	if a.guards != nil {
+		_ = a.guards.Close()
+	}
+	if a.guards != nil {
+		_ = a.guards.Close()
 	}
 }
 
