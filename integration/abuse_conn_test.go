@@ -267,7 +267,7 @@ func TestIdleConnectionsAreCounted(t *testing.T) {
 // TestSlowRequestIsCutOff: a request that has begun must arrive within
 // request_timeout (slowloris); the client gets a notice and is dropped.
 func TestSlowRequestIsCutOff(t *testing.T) {
-	e := start(t, []section{{Name: "slow", Failmode: "secure", Extra: map[string]any{"request_timeout": "1s"}}})
+	e := startParallel(t, []section{{Name: "slow", Failmode: "secure", Extra: map[string]any{"request_timeout": "1s"}}})
 	c := e.dialFrom("slow", "127.0.0.1")
 	req := rawSearch(t, 1, "dc=example,dc=com").Bytes()
 	begun := time.Now()

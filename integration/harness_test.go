@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +53,18 @@ var (
 	sharedOnce sync.Once
 )
 
+// minParallel is how many parallel tests run at once unless -parallel says
+// otherwise. They wait on timers, not on the CPU, so the default (GOMAXPROCS,
+// 2 on a small machine) would leave them queueing behind one another.
+const minParallel = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if p := flag.Lookup("test.parallel"); !set && p != nil && p.Value.(flag.Getter).Get().(int) < minParallel {
+		_ = p.Value.Set(strconv.Itoa(minParallel))
+	}
 	code := m.Run()
 	if sharedStop != nil {
 		sharedStop()

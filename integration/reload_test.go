@@ -147,7 +147,7 @@ func TestSIGHUPReloadsWithBindsInFlight(t *testing.T) {
 	more("binds after the refused reload")
 	e.requireRunning()
 
-	cli := exec.Command(gateBin, "reload", "--config", e.configFile(), "--socket", e.adminSocket)
+	cli := exec.Command(gateBinary(t), "reload", "--config", e.configFile(), "--socket", e.adminSocket)
 	var out bytes.Buffer
 	cli.Stdout, cli.Stderr = &out, &out
 	err := cli.Run()
@@ -212,7 +212,7 @@ func (e *env) waitExit(within time.Duration) int {
 // TestSIGTERMDuringPendingPush: a bind waiting for a push when SIGTERM
 // arrives completes with the push's real answer, then the process exits 0.
 func TestSIGTERMDuringPendingPush(t *testing.T) {
-	e := start(t, []section{secureSection}, withProcess())
+	e := startParallel(t, []section{secureSection})
 	alice := person(t, "alice")
 	e.duo.SetPushDelay(pushTimeout / 2)
 	conn := e.dial("secure")
@@ -234,7 +234,7 @@ func TestSIGTERMDuringPendingPush(t *testing.T) {
 // TestShutdownTimeoutCutsPush: with shutdown_timeout shorter than a push,
 // the bind is cut at the timeout and the process still exits 0, within it.
 func TestShutdownTimeoutCutsPush(t *testing.T) {
-	e := start(t, []section{secureSection}, withProcess(), withConfig("shutdown_timeout", "1s"), withDuo("push_timeout", "20s"))
+	e := startParallel(t, []section{secureSection}, withConfig("shutdown_timeout", "1s"), withDuo("push_timeout", "20s"))
 	alice := person(t, "alice")
 	e.duo.SetPushDelay(10 * time.Second)
 	conn := e.dial("secure")
