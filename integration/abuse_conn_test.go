@@ -20,8 +20,8 @@ import (
 )
 
 // Issue 8: what one client can make ldapgate hold through its connections.
-// Each test drives the built binary over loopback and reads the result from
-// its /metrics.
+// Each test drives ldapgate over loopback and reads the result from its
+// /metrics.
 
 // metricValue scrapes /metrics and returns the value of the first series
 // of name whose labels include labels, and whether there is one.
@@ -142,6 +142,8 @@ func TestPipeliningWithoutReading(t *testing.T) {
 		"max_pending_requests": 32,
 	}}})
 	e.waitConnections("pipe", 0)
+	// In this process go_goroutines counts the whole test binary: this test
+	// must not run in parallel with another.
 	baseline := e.mustMetric("go_goroutines", nil)
 	rssBefore := e.mustMetric("process_resident_memory_bytes", nil)
 
