@@ -389,11 +389,8 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 }
 
 // startParallel is start for a test that mostly waits on timers: it marks
-// the test parallel and runs ldapgate as a process (withProcess). Not in
-// this process: serve sets go-asn1-ber's process-wide MaxPacketLengthBytes
-// (internal/app/serve.go), a data race with every LDAP client and server
-// already running in the test binary, so an in-process ldapgate may only
-// start while no other test runs.
+// the test parallel and runs ldapgate as a process (withProcess), so that
+// parallel tests share nothing but the machine.
 func startParallel(t *testing.T, sections []section, opts ...option) *env {
 	t.Helper()
 	t.Parallel()

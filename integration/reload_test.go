@@ -94,7 +94,9 @@ func (e *env) requireRunning() {
 // and not one bind fails. `ldapgate reload` on the invalid file prints the
 // problem and exits non-zero.
 func TestSIGHUPReloadsWithBindsInFlight(t *testing.T) {
-	e := start(t, []section{secureSection}, withProcess())
+	// Four clients push for alice at once: above the default push budget
+	// of 3 outstanding (each approval gives the budget back).
+	e := start(t, []section{secureSection}, withProcess(), withDuo("max_pushes", 8))
 	alice := person(t, "alice")
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value

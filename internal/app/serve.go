@@ -38,6 +38,11 @@ func newServeCommand(reload <-chan os.Signal) *cobra.Command {
 // BER decoder reserve that much memory.
 const maxPDU = 16 << 20
 
+// The bound is go-asn1-ber's, process-wide: set once, before any goroutine
+// decodes (setting it per serve raced with the LDAP clients and servers
+// already running, in-process tests among them).
+func init() { ber.MaxPacketLengthBytes = maxPDU }
+
 // serve assembles the program (wire.go) and runs every part until ctx is
 // cancelled or one part fails. It cannot reload (see serveFile).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
@@ -48,7 +53,6 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // received on reload (SIGHUP), and the admin socket's reload op, read it
 // again (reload.go).
 func serveFile(ctx context.Context, cfg *config.Config, path string, reload <-chan os.Signal, log *slog.Logger) error {
-	ber.MaxPacketLengthBytes = maxPDU
 	for _, f := range cfg.Audit() {
 		log.Warn("configuration finding (ldapgate check)", "id", f.ID, "severity", f.Severity, "key", f.Path, "finding", f.Message)
 	}
