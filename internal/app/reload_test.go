@@ -127,7 +127,8 @@ func (p *prog) write(top string, secs ...sec) {
 		if s.duoExtra != "" {
 			duoExtra = ", " + s.duoExtra
 		}
-		fmt.Fprintf(&b, "  - {name: %s, listen: %q, directory: sample, failmode: %s%s,\n     duo: {api_host: %q, integration_key: %q, secret_key: %q, ca_file: %q, timeout: 1s, push_timeout: 10s, probe_interval: 500ms%s}}\n",
+		// max_pushes: the tests push for alice from four clients at once.
+		fmt.Fprintf(&b, "  - {name: %s, listen: %q, directory: sample, failmode: %s%s,\n     duo: {api_host: %q, integration_key: %q, secret_key: %q, ca_file: %q, timeout: 1s, push_timeout: 10s, probe_interval: 500ms, max_pushes: 8%s}}\n",
 			s.name, listen, s.failmode, extra, p.sim.APIHost(), p.sim.IntegrationKey(), p.sim.SecretKey(), p.ca, duoExtra)
 	}
 	if err := os.WriteFile(p.cfgPath, []byte(b.String()), 0o600); err != nil {
