@@ -3,10 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,9 +22,11 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/admin"
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
+	"github.com/ldapgate/ldapgate/internal/testca"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
@@ -482,5 +486,45 @@ func TestStopLetsPushFinish(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReloadRereadsCertificates: a reload (what SIGHUP does) re-reads the
+// section's certificate at once, even within CertCheckInterval, when a
+// handshake alone would still present the old one; connections already
+// established keep theirs.
+func TestReloadRereadsCertificates(t *testing.T) {
+	ca := testca.New(t, "reload test CA")
+	certDir := t.TempDir()
+	certFile, keyFile := ca.Loopback(t).Write(t, certDir, "gate")
+	p := startProg(t, "", sec{name: "vpn", failmode: "secure",
+		extra: fmt.Sprintf("tls: {cert_file: %q, key_file: %q}", certFile, keyFile)})
+	serial := func() *big.Int {
+		t.Helper()
+		conn := p.dial("vpn")
+		if err := conn.StartTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := conn.TLSConnectionState()
+		conn.Close()
+		return st.PeerCertificates[0].SerialNumber
+	}
+	before := serial()
+	established := p.dial("vpn")
+	if err := established.StartTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	next := ca.Loopback(t)
+	next.Write(t, certDir, "gate")
+	if got := serial(); got.Cmp(before) != 0 {
+		t.Fatalf("the new certificate was served before any reload (serial %s): the test proves nothing within %s", got, config.CertCheckInterval)
+	}
+	p.mustReload()
+	if got := serial(); got.Cmp(next.Leaf.SerialNumber) != 0 {
+		t.Fatalf("after the reload the section serves serial %s, want the new %s", got, next.Leaf.SerialNumber)
+	}
+	alice, _ := sampledata.Lookup("alice")
+	if err := established.Bind(alice.DN(), alice.Password); err != nil {
+		t.Fatalf("the session established before the reload: %v", err)
 	}
 }
