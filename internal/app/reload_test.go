@@ -490,30 +490,35 @@ func TestStopLetsPushFinish(t *testing.T) {
 }
 
 // TestReloadRereadsCertificates: a reload (what SIGHUP does) re-reads the
-// section's certificate at once, even within CertCheckInterval, when a
-// handshake alone would still present the old one; connections already
-// established keep theirs.
+// certificate of a section's LDAPS listener at once, even within
+// CertCheckInterval, when a handshake alone would still present the old
+// one; connections already established keep theirs.
 func TestReloadRereadsCertificates(t *testing.T) {
 	ca := testca.New(t, "reload test CA")
 	certDir := t.TempDir()
 	certFile, keyFile := ca.Loopback(t).Write(t, certDir, "gate")
 	p := startProg(t, "", sec{name: "vpn", failmode: "secure",
-		extra: fmt.Sprintf("tls: {cert_file: %q, key_file: %q}", certFile, keyFile)})
-	serial := func() *big.Int {
+		extra: fmt.Sprintf(`ldaps_listen: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}`, certFile, keyFile)})
+	testutil.WaitFor(t, 10*time.Second, func() bool { return p.addrs.get("vpn/ldaps") != "" }, "the LDAPS listener")
+	dial := func() *ldap.Conn {
 		t.Helper()
-		conn := p.dial("vpn")
-		if err := conn.StartTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}); err != nil {
+		conn, err := ldap.DialURL("ldaps://"+p.addrs.get("vpn/ldaps"),
+			ldap.DialWithTLSConfig(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}))
+		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	serial := func() *big.Int {
+		t.Helper()
+		conn := dial()
+		defer conn.Close()
 		st, _ := conn.TLSConnectionState()
-		conn.Close()
 		return st.PeerCertificates[0].SerialNumber
 	}
 	before := serial()
-	established := p.dial("vpn")
-	if err := established.StartTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}); err != nil {
-		t.Fatal(err)
-	}
+	established := dial()
 	next := ca.Loopback(t)
 	next.Write(t, certDir, "gate")
 	if got := serial(); got.Cmp(before) != 0 {
@@ -521,7 +526,7 @@ func TestReloadRereadsCertificates(t *testing.T) {
 	}
 	p.mustReload()
 	if got := serial(); got.Cmp(next.Leaf.SerialNumber) != 0 {
-		t.Fatalf("after the reload the section serves serial %s, want the new %s", got, next.Leaf.SerialNumber)
+		t.Fatalf("after the reload the LDAPS listener serves serial %s, want the new %s", got, next.Leaf.SerialNumber)
 	}
 	alice, _ := sampledata.Lookup("alice")
 	if err := established.Bind(alice.DN(), alice.Password); err != nil {

@@ -34,7 +34,7 @@ func (l *logAddrs) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var rec struct {
-			Msg, Addr, Server string
+			Msg, Addr, Server, TLS string
 		}
 		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Addr == "" {
 			continue
@@ -42,6 +42,9 @@ func (l *logAddrs) read(r io.Reader) {
 		name := rec.Server
 		if rec.Msg == "health listener up" {
 			name = "health"
+		}
+		if rec.TLS == "ldaps" {
+			name += "/ldaps" // the section's LDAPS listener
 		}
 		l.mu.Lock()
 		l.addrs[name] = rec.Addr
