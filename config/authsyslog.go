@@ -109,9 +109,7 @@ func (s *AuthSyslog) validate(p *Problems, path string) {
 	}
 	checkCAFile(p, path+".ca_file", s.CAFile)
 	checkKeyPair(p, path, s.CertFile, s.KeyFile)
-	if name := s.TLSServerName; name != "" && (strings.ContainsAny(name, " /:@?#") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".")) {
-		p.add(path+".tls_server_name", ErrInvalid, "must be a host name (or IP address) as the certificate names it, without scheme or port")
-	}
+	checkTLSServerName(p, path+".tls_server_name", s.TLSServerName)
 }
 
 // notPrintASCII is true for a rune outside RFC 5424's PRINTUSASCII (33-126).
