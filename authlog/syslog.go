@@ -24,7 +24,7 @@ import (
 // MSG is the record's JSON line, over TCP with octet-counting framing (RFC
 // 6587 §3.4.1), optionally over TLS (RFC 5425).
 //
-// RecordBind, Notice and Write never block: they queue the message, or
+// RecordBind and Notice never block: they queue the message, or
 // drop it and count it when the queue is full. Run, in one goroutine,
 // connects, sends and reconnects; nothing a bind does waits on it. Create
 // one with NewSyslog.
@@ -145,9 +145,6 @@ func (s *Syslog) Notice(kind, section, msg string) {
 	s.enqueue(now, noticeRecord(now, kind, section, msg))
 }
 
-// Write queues r, stamped now.
-func (s *Syslog) Write(r Record) { s.enqueue(time.Now(), r) }
-
 func (s *Syslog) enqueue(t time.Time, r Record) {
 	msg, err := s.format(t, r)
 	if err != nil {
@@ -170,9 +167,6 @@ func (s *Syslog) Dropped() uint64 { return s.dropped.Load() }
 
 // Connected reports whether the sender holds a connection to the server.
 func (s *Syslog) Connected() bool { return s.connected.Load() }
-
-// Pending is the number of messages queued.
-func (s *Syslog) Pending() int { return len(s.queue) }
 
 // format is one framed message: "LEN <PRI>1 TIMESTAMP HOSTNAME APP-NAME
 // PROCID MSGID - JSON". The record's longest text fields are shortened
