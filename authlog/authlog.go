@@ -99,8 +99,11 @@ func (l *Log) Reopen() error {
 func New(w io.Writer) *Log { return &Log{w: w} }
 
 // RecordBind implements failmode.Recorder.
-func (l *Log) RecordBind(e failmode.BindEvent) {
-	l.Write(Record{
+func (l *Log) RecordBind(e failmode.BindEvent) { l.Write(bindRecord(e)) }
+
+// bindRecord is the record of a bind decision, for every sink.
+func bindRecord(e failmode.BindEvent) Record {
+	return Record{
 		Timestamp:     e.Time.UTC().Format(time.RFC3339Nano),
 		ServerSection: e.Server,
 		ClientIP:      e.ClientIP,
@@ -114,14 +117,19 @@ func (l *Log) RecordBind(e failmode.BindEvent) {
 		Rule:          string(e.Rule),
 		Failmode:      e.Failmode,
 		DurationMS:    float64(e.Duration.Microseconds()) / 1000,
-	})
+	}
 }
 
 // Notice records an operational event (a Duo state change, a primary-only
 // change) in the auth log, so a SIEM that watches only this file still
 // learns that failmode may be deciding binds.
 func (l *Log) Notice(kind, section, msg string) {
-	l.Write(Record{Timestamp: time.Now().UTC().Format(time.RFC3339Nano), ServerSection: section, Event: kind, Msg: msg})
+	l.Write(noticeRecord(time.Now(), kind, section, msg))
+}
+
+// noticeRecord is the record of an operational event, for every sink.
+func noticeRecord(t time.Time, kind, section, msg string) Record {
+	return Record{Timestamp: t.UTC().Format(time.RFC3339Nano), ServerSection: section, Event: kind, Msg: msg}
 }
 
 // Write appends one record. A write error is kept (see Err) rather than

@@ -17,6 +17,7 @@ import (
 type Config struct {
 	Log         Log                   `mapstructure:"log"`
 	AuthLog     string                `mapstructure:"auth_log"`
+	AuthSyslog  AuthSyslog            `mapstructure:"auth_syslog"`
 	Health      Health                `mapstructure:"health"`
 	Admin       Admin                 `mapstructure:"admin"`
 	Alerts      Alerts                `mapstructure:"alerts"`

@@ -232,6 +232,7 @@ func (c *Config) applyDefaults() {
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	c.Alerts.Timeout = cmp.Or(c.Alerts.Timeout, DefaultAlertTimeout)
+	c.AuthSyslog.applyDefaults()
 	for name, d := range c.Directories {
 		if d == nil {
 			continue
@@ -313,4 +314,36 @@ const (
 	// BreakGlassStoreMaxKeys bounds the in-memory part of the store that
 	// records a section's code uses (the uses themselves are in the file).
 	BreakGlassStoreMaxKeys = 1024
+)
+
+// auth_syslog: auth events shipped to a syslog server (README "Logs").
+const (
+	DefaultAuthSyslogAppName  = "ldapgate"
+	DefaultAuthSyslogFacility = "authpriv"
+	// DefaultAuthSyslogQueue is how many records wait for the sender at
+	// most; beyond it new ones are dropped and counted. Each is at most
+	// AuthSyslogMaxMessage bytes, so the queue holds at most queue times
+	// that in memory.
+	DefaultAuthSyslogQueue = 10_000
+	MinAuthSyslogQueue     = 1
+	MaxAuthSyslogQueue     = 100_000
+	// DefaultAuthSyslogTimeout bounds one connection attempt (TCP and the
+	// TLS handshake) and one write.
+	DefaultAuthSyslogTimeout = 5 * time.Second
+	MinAuthSyslogTimeout     = 100 * time.Millisecond
+	MaxAuthSyslogTimeout     = time.Minute
+	// AuthSyslogMinBackoff and AuthSyslogMaxBackoff bound the wait between
+	// connection attempts (doubling from the first to the second).
+	AuthSyslogMinBackoff = 500 * time.Millisecond
+	AuthSyslogMaxBackoff = 30 * time.Second
+	// AuthSyslogFlushTimeout is how long, at stop, queued records may
+	// still be sent once the listeners have stopped.
+	AuthSyslogFlushTimeout = 2 * time.Second
+	// AuthSyslogMaxMessage bounds one syslog message (header and JSON
+	// record), in bytes: below rsyslog's default maxMessageSize (8k), and
+	// it bounds the queue's memory. Longer records have their longest
+	// text fields shortened.
+	AuthSyslogMaxMessage = 8000
+	// MaxAuthSyslogAppName is RFC 5424's bound on APP-NAME.
+	MaxAuthSyslogAppName = 48
 )

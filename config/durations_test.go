@@ -101,6 +101,7 @@ func TestDurationFields(t *testing.T) {
 		"health.lame_duck",
 		"shutdown_timeout",
 		"alerts.timeout",
+		"auth_syslog.timeout",
 		"directories.corp.probe_interval",
 		"directories.corp.timeout",
 		"servers[0].duo.timeout",

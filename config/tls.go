@@ -34,12 +34,7 @@ func (t *TLS) validate(p *Problems, path string) {
 // where no URL uses TLS (where it would silently do nothing).
 func (d *Directory) validateTLS(p *Problems, path string) {
 	checkKeyPair(p, path, d.CertFile, d.KeyFile)
-	if d.TLSServerName != "" {
-		name := d.TLSServerName
-		if strings.ContainsAny(name, " /:@?#") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".") {
-			p.add(path+".tls_server_name", ErrInvalid, "must be a host name (or IP address) as the certificate names it, without scheme or port")
-		}
-	}
+	checkTLSServerName(p, path+".tls_server_name", d.TLSServerName)
 	if d.usesTLS() {
 		return
 	}
@@ -47,6 +42,14 @@ func (d *Directory) validateTLS(p *Problems, path string) {
 		if key.value != "" {
 			p.add(path+"."+key.name, ErrInvalid, "is set but no URL uses TLS: use ldaps:// URLs or start_tls")
 		}
+	}
+}
+
+// checkTLSServerName checks a tls_server_name key: a host name or IP
+// address as a certificate names it; "" is unset.
+func checkTLSServerName(p *Problems, path, name string) {
+	if name != "" && (strings.ContainsAny(name, " /:@?#") || strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".")) {
+		p.add(path, ErrInvalid, "must be a host name (or IP address) as the certificate names it, without scheme or port")
 	}
 }
 

@@ -106,6 +106,7 @@ func (c *Config) validate(p *Problems) {
 	checkListenCollisions(p, listens)
 	c.checkBreakGlassFiles(p)
 	checkLogFile(p, "auth_log", c.AuthLog)
+	c.AuthSyslog.validate(p, "auth_syslog")
 	c.validateAccept(p)
 }
 

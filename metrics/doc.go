@@ -21,9 +21,13 @@
 // | ldapgate_alerts_delivered_total           | counter   |                               | Operator alerts the webhook accepted (2xx). |
 // | ldapgate_alerts_dropped_total             | counter   |                               | Operator alerts dropped because the alert queue was full. |
 // | ldapgate_alerts_failed_total              | counter   |                               | Operator alerts given up on after every retry failed. |
+// | ldapgate_auth_syslog_sent_total           | counter   |                               | Auth events written to the auth_syslog server. |
+// | ldapgate_auth_syslog_dropped_total        | counter   |                               | Auth events not shipped to auth_syslog: the queue was full (server down or slow), or ldapgate stopped first. Alert on any increase. |
+// | ldapgate_auth_syslog_connected            | gauge     |                               | 1 while a connection to the auth_syslog server is held, else 0. |
 //
 // The Go runtime (go_*) and process (process_*) collectors are registered
-// too. The alert counters appear once AlertsFunc is called.
+// too. The alert counters appear once AlertsFunc is called, the auth_syslog
+// ones once AuthSyslogFunc is (auth_syslog.address is set).
 //
 // Suggested alerts: increase(ldapgate_failmode_decisions_total{decision="allow"}[5m]) > 0;
 // ldapgate_duo_state{state=~"unreachable|misconfigured"} == 1;

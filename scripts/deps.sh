@@ -19,6 +19,12 @@ have slapd || missing+=(slapd)
 { have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
 have prlimit || missing+=(util-linux)
 
+# auth_syslog tests: a real rsyslogd, started by the tests as the current
+# user, receives auth events (imtcp; rsyslog-gnutls's gtls driver for TLS,
+# RFC 5425). On a systemd host the package also enables the system logger.
+have rsyslogd || missing+=(rsyslog)
+compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null || missing+=(rsyslog-gnutls)
+
 if [ "${DEPS_FORCE:-}" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
 	missing=(slapd ldap-utils util-linux)
 	echo "deps: DEPS_FORCE=1, installing anyway"
@@ -56,4 +62,8 @@ for tool in slapd ldapwhoami ldapsearch prlimit; do
 		exit 1
 	fi
 done
+if ! have rsyslogd || ! compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null; then
+	echo "deps: rsyslogd or its gtls driver is still missing after apt-get install" >&2
+	exit 1
+fi
 echo "deps: installed ${missing[*]}"

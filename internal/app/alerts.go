@@ -24,7 +24,7 @@ func (a *app) alert(e alert.Event) {
 		attrs = append(attrs, "user", e.User, "client_ip", e.ClientIP)
 	}
 	a.log.Warn(e.Msg, attrs...)
-	a.events.Notice(e.Kind, e.Server, e.Msg)
+	a.notice(e.Kind, e.Server, e.Msg)
 	a.notify.Notify(e)
 }
 

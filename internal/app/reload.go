@@ -259,6 +259,7 @@ func restartOnly(a, b *config.Config) []string {
 	}{
 		{"log", a.Log == b.Log},
 		{"auth_log", a.AuthLog == b.AuthLog},
+		{"auth_syslog", a.AuthSyslog == b.AuthSyslog},
 		{"health", a.Health == b.Health},
 		{"admin.socket", a.Admin == b.Admin},
 		{"alerts", a.Alerts == b.Alerts},
@@ -360,7 +361,7 @@ func (a *app) Reload(ctx context.Context) (admin.ReloadResult, error) {
 			msg += "; not applied until restart: " + strings.Join(p.restart, ", ")
 		}
 		a.log.Info(msg, "config", path)
-		a.events.Notice("reload", "", msg)
+		a.notice("reload", "", msg)
 		return admin.ReloadResult{Changes: msg}, nil
 	}
 	problems := problemsOf(err)

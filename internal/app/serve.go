@@ -61,6 +61,9 @@ func serveFile(ctx context.Context, cfg *config.Config, path string, reload <-ch
 		return err
 	}
 	defer a.close()
+	// The auth events' syslog sender outlives the listeners (deferred
+	// calls run last first): the binds of the drain are shipped too.
+	defer a.startAuthSyslog()()
 	started := time.Now()
 
 	ctx, cancel := context.WithCancel(ctx)

@@ -41,6 +41,10 @@ type app struct {
 	episodes *alert.Episodes
 	recorder failmode.Recorder
 
+	// authSyslog ships the auth events off the box; nil when
+	// auth_syslog is off (authsyslog.go).
+	authSyslog *authlog.Syslog
+
 	// guards is the state behind the abuse guards (guards.go).
 	guards *store.Local
 
@@ -132,8 +136,11 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 		a.notify = a.webhook
 		a.metrics.AlertsFunc(a.webhook.Delivered, a.webhook.Dropped, a.webhook.Failed)
 	}
+	if err = a.openAuthSyslog(cfg.AuthSyslog); err != nil {
+		return nil, err
+	}
 	a.episodes = alert.NewEpisodes(alert.NotifierFunc(a.alert), nil)
-	a.recorder = recorders{a.events, a.metrics, a.binds, a.episodes, breakGlassAlerts{a}}
+	a.recorder = recorders{a.events, a.authSyslogRecorder(), a.metrics, a.binds, a.episodes, breakGlassAlerts{a}}
 	a.primaryOnly = primaryonly.New(sectionModes(cfg), nil, a.primaryOnlyChanged)
 	if a.guards, err = store.Open(store.Options{MaxKeys: config.GuardMaxKeys}); err != nil {
 		return nil, err
