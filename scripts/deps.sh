@@ -19,6 +19,10 @@ have slapd || missing+=(slapd)
 { have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
 have prlimit || missing+=(util-linux)
 
+# systemd's systemd-analyze: deploy/'s tests verify and score
+# deploy/systemd/ldapgate.service with it (no running systemd needed).
+have systemd-analyze || missing+=(systemd)
+
 if [ "${DEPS_FORCE:-}" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
 	missing=(slapd ldap-utils util-linux)
 	echo "deps: DEPS_FORCE=1, installing anyway"
@@ -56,4 +60,9 @@ for tool in slapd ldapwhoami ldapsearch prlimit; do
 		exit 1
 	fi
 done
+# systemd (deploy/'s tests)
+if ! have systemd-analyze; then
+	echo "deps: systemd-analyze is still missing after apt-get install" >&2
+	exit 1
+fi
 echo "deps: installed ${missing[*]}"
