@@ -38,6 +38,11 @@ func TestRelease(t *testing.T) {
 	root := repoRoot(t)
 	version := gitVersion(t, root)
 	dist := t.TempDir()
+	// Under make test, the outer make's flags and variables (VERSION=...
+	// on its command line) would reach this make through the environment.
+	for _, v := range []string{"MAKEFLAGS", "MFLAGS", "MAKELEVEL"} {
+		t.Setenv(v, "")
+	}
 
 	start := time.Now()
 	run(t, root, nil, "make", "--no-print-directory", "release", "DIST="+dist)

@@ -148,3 +148,39 @@ func unitSettings(t *testing.T, unit string) map[string][]string {
 	}
 	return settings
 }
+
+// TestSysusers creates the unit's user from ldapgate.sysusers.conf in an
+// empty root directory: a system user and group ldapgate, no login shell,
+// its home the state directory.
+func TestSysusers(t *testing.T) {
+	root := repoRoot(t)
+	sysusers, err := exec.LookPath("systemd-sysusers")
+	if err != nil {
+		t.Fatalf("systemd-sysusers not found (make deps installs the systemd package): %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.Open(filepath.Join(root, "deploy/systemd/ldapgate.sysusers.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conf.Close()
+	cmd := exec.Command(sysusers, "--root="+dir, "-")
+	cmd.Stdin = conf
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd := readFile(t, dir, "etc/passwd")
+	fields := strings.Split(strings.TrimSpace(passwd), ":")
+	if len(fields) != 7 || fields[0] != "ldapgate" || fields[5] != "/var/lib/ldapgate" || !strings.HasSuffix(fields[6], "nologin") {
+		t.Errorf("etc/passwd %q, want one ldapgate user, home /var/lib/ldapgate, no login shell", passwd)
+	}
+	if group := readFile(t, dir, "etc/group"); !strings.HasPrefix(group, "ldapgate:") {
+		t.Errorf("etc/group %q, want group ldapgate", group)
+	}
+	if user := unitSettings(t, readFile(t, root, unitPath))["User"]; len(user) != 1 || user[0] != fields[0] {
+		t.Errorf("%s: User=%q, not the sysusers user %q", unitPath, user, fields[0])
+	}
+}
