@@ -37,6 +37,7 @@ var releasePlatforms = []platform{
 func TestRelease(t *testing.T) {
 	root := repoRoot(t)
 	version := gitVersion(t, root)
+	goroot := strings.TrimSpace(run(t, root, nil, "go", "env", "GOROOT"))
 	dist := t.TempDir()
 	// Under make test, the outer make's flags and variables (VERSION=...
 	// on its command line) would reach this make through the environment.
@@ -54,8 +55,7 @@ func TestRelease(t *testing.T) {
 		t.Run(p.arch, func(t *testing.T) {
 			checkStaticELF(t, path, p.machine)
 			checkBuildInfo(t, path, p.arch)
-			checkVersionStamp(t, path, version)
-			checkNoBuildPaths(t, path, root)
+			checkContents(t, path, version, root, goroot)
 			if p.arch == runtime.GOARCH {
 				out := run(t, dist, nil, path, "version")
 				if want := "ldapgate " + version + "\n"; out != want {
@@ -110,19 +110,6 @@ func checkStaticELF(t *testing.T, path string, machine elf.Machine) {
 	}
 }
 
-// checkVersionStamp: the binary holds the version string (the -X stamp),
-// also for an architecture this machine cannot run.
-func checkVersionStamp(t *testing.T, path, version string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte(version)) {
-		t.Errorf("%s: does not contain the version %q: not stamped into internal/app.version", path, version)
-	}
-}
-
 // checkBuildInfo reads the build settings Go records in the binary.
 func checkBuildInfo(t *testing.T, path, arch string) {
 	t.Helper()
@@ -140,22 +127,25 @@ func checkBuildInfo(t *testing.T, path, arch string) {
 		}
 	}
 	// With -trimpath Go does not record -ldflags; the stamp is looked for in
-	// the binary itself (checkVersionStamp) and by running it.
+	// the binary itself (checkContents) and by running it.
 	if info.Path != "github.com/ldapgate/ldapgate/cmd/ldapgate" {
 		t.Errorf("%s: main package %s, want github.com/ldapgate/ldapgate/cmd/ldapgate", path, info.Path)
 	}
 }
 
-// checkNoBuildPaths: -trimpath leaves no path of the build machine in the
-// binary (neither the checkout nor GOROOT).
-func checkNoBuildPaths(t *testing.T, path, root string) {
+// checkContents: the binary holds the version string (the -X stamp; this
+// also checks the architectures this machine cannot run) and, thanks to
+// -trimpath, no path of the build machine (the checkout, GOROOT).
+func checkContents(t *testing.T, path, version string, buildPaths ...string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	goroot := strings.TrimSpace(run(t, root, nil, "go", "env", "GOROOT"))
-	for _, dir := range []string{root, goroot} {
+	if !bytes.Contains(b, []byte(version)) {
+		t.Errorf("%s: does not contain the version %q: not stamped into internal/app.version", path, version)
+	}
+	for _, dir := range buildPaths {
 		if bytes.Contains(b, []byte(dir+"/")) {
 			t.Errorf("%s: contains the build path %s: not built with -trimpath", path, dir)
 		}
