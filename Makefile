@@ -60,3 +60,29 @@ build:
 
 demo: build
 	./$(BIN) demo
+
+# Releases (README "Releases"): static linux/amd64 and linux/arm64
+# binaries, LICENSE, NOTICE and their SHA256SUMS in DIST, with the version
+# from git describe stamped in (`ldapgate version` prints it).
+# scripts/build-static.sh holds the build flags, shared with
+# deploy/container/Containerfile; deploy/'s tests run this target into a
+# temporary DIST.
+.PHONY: release
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null)
+endif
+DIST ?= dist
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+
+release:
+	@test -n "$(VERSION)" || { echo "release: no VERSION (git describe failed; set VERSION=...)" >&2; exit 1; }
+	@mkdir -p $(DIST)
+	@rm -f $(DIST)/ldapgate-*-linux-* $(DIST)/SHA256SUMS $(DIST)/LICENSE $(DIST)/NOTICE
+	@set -e; for platform in $(RELEASE_PLATFORMS); do \
+		os=$${platform%/*}; arch=$${platform#*/}; \
+		echo "release: $(DIST)/ldapgate-$(VERSION)-$$os-$$arch"; \
+		GOOS=$$os GOARCH=$$arch VERSION=$(VERSION) GO=$(GO) ./scripts/build-static.sh $(DIST)/ldapgate-$(VERSION)-$$os-$$arch; \
+	done
+	@cp LICENSE NOTICE $(DIST)/
+	@cd $(DIST) && sha256sum ldapgate-$(VERSION)-linux-* LICENSE NOTICE > SHA256SUMS
+	@echo "release: $(DIST)/SHA256SUMS"; cat $(DIST)/SHA256SUMS

@@ -1,45 +1,60 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs besides Go: OpenLDAP's slapd (integration
-# tests start real directories), ldap-utils (ldapwhoami, ldapsearch) and
-# util-linux's prlimit (tests run ldapgate and slapd under descriptor
-# limits). Does nothing when all are present. Installing needs root and
-# apt-get.
+# Installs what `make test` needs besides Go, all from Debian's packages:
+#   slapd, ldap-utils   real OpenLDAP directories and clients (ldapwhoami...)
+#   util-linux          prlimit: tests run ldapgate and slapd under descriptor limits
+#   rsyslog(-gnutls)    auth_syslog tests: a real rsyslogd over TCP and TLS
+#   redis-server        the shared state store's tests (store/, the fleet tests)
+#   haproxy             the worked fleet test (integration/fleet_test.go)
+#   systemd             systemd-analyze: deploy/'s tests verify the unit
+# The tests start every daemon themselves, as the current user, on loopback;
+# none is configured or left running. Does nothing when all are present.
+# Installing needs root and apt-get.
 #
 # DEPS_FORCE=1 runs the install even when everything is present (apt-get then
 # changes nothing), to exercise this script.
 set -euo pipefail
 
-# slapd lives in /usr/sbin, which is not on every PATH.
+# slapd and others live in /usr/sbin, which is not on every PATH.
 have() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
+gtls() { compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null; }
+
+# Each package and how to tell it is installed.
+check() {
+	case "$1" in
+	slapd) have slapd ;;
+	ldap-utils) have ldapwhoami && have ldapsearch ;;
+	util-linux) have prlimit ;;
+	rsyslog) have rsyslogd ;;
+	rsyslog-gnutls) gtls ;;
+	redis-server) have redis-server ;;
+	haproxy) have haproxy ;;
+	systemd) have systemd-analyze ;;
+	esac
+}
+packages=(slapd ldap-utils util-linux rsyslog rsyslog-gnutls redis-server haproxy systemd)
 
 missing=()
-have slapd || missing+=(slapd)
-{ have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
-have prlimit || missing+=(util-linux)
-
-# auth_syslog tests: a real rsyslogd, started by the tests as the current
-# user, receives auth events (imtcp; rsyslog-gnutls's gtls driver for TLS,
-# RFC 5425). On a systemd host the package also enables the system logger.
-have rsyslogd || missing+=(rsyslog)
-compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null || missing+=(rsyslog-gnutls)
+for p in "${packages[@]}"; do
+	check "$p" || missing+=("$p")
+done
 
 if [ "${DEPS_FORCE:-}" = 1 ] && [ ${#missing[@]} -eq 0 ]; then
-	missing=(slapd ldap-utils util-linux)
+	missing=("${packages[@]}")
 	echo "deps: DEPS_FORCE=1, installing anyway"
 elif [ ${#missing[@]} -eq 0 ]; then
-	echo "deps: slapd, ldap-utils and prlimit are installed"
+	echo "deps: ${packages[*]} are installed"
 	exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing ${missing[*]}, and installing needs root." >&2
-	echo "deps: run 'sudo make deps', or: sudo apt-get install slapd ldap-utils" >&2
+	echo "deps: run 'sudo make deps', or: sudo apt-get install ${missing[*]}" >&2
 	exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-	echo "deps: missing ${missing[*]}, and there is no apt-get; install OpenLDAP's slapd and client tools yourself" >&2
+	echo "deps: missing ${missing[*]}, and there is no apt-get; install them yourself" >&2
 	exit 1
 fi
 
@@ -56,14 +71,10 @@ apt-get update -q
 echo "deps: apt-get install ${missing[*]}"
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 
-for tool in slapd ldapwhoami ldapsearch prlimit; do
-	if ! have "$tool"; then
-		echo "deps: $tool is still missing after apt-get install" >&2
+for p in "${packages[@]}"; do
+	if ! check "$p"; then
+		echo "deps: $p is still missing after apt-get install" >&2
 		exit 1
 	fi
 done
-if ! have rsyslogd || ! compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null; then
-	echo "deps: rsyslogd or its gtls driver is still missing after apt-get install" >&2
-	exit 1
-fi
 echo "deps: installed ${missing[*]}"
