@@ -232,6 +232,7 @@ func (c *Config) applyDefaults() {
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	c.Alerts.Timeout = cmp.Or(c.Alerts.Timeout, DefaultAlertTimeout)
+	c.State.applyDefaults()
 	for name, d := range c.Directories {
 		if d == nil {
 			continue
