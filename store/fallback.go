@@ -225,9 +225,11 @@ func (h *Health) Check(ctx context.Context) {
 	}
 }
 
-func (h *Health) fail(err error) {
-	h.set(false, err)
-}
+// Fail marks the shared store down: a call that bypasses the Fallbacks
+// (the primary-only sync) found it unavailable.
+func (h *Health) Fail(err error) { h.set(false, err) }
+
+func (h *Health) fail(err error) { h.Fail(err) }
 
 func (h *Health) set(up bool, err error) {
 	h.mu.Lock()

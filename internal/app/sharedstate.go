@@ -114,6 +114,7 @@ func (a *app) runShared(ctx context.Context) {
 	reported := false
 	a.primaryOnly.Sync(ctx, switchRecord{a.shared.redis}, config.StateSyncInterval, config.StateClockSkew, func(err error) {
 		if store.IsUnavailable(err) {
+			a.shared.health.Fail(err)
 			if !reported { // Health alerts the outage; say once what it costs here
 				a.log.Warn("primary-only mode not shared while the state store is unavailable", "err", err)
 			}
