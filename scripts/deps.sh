@@ -14,6 +14,23 @@ have() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
+# --- redis-server: the shared state store's tests (store/, internal/app's
+# fleet test start a throwaway one; internal/redistest). A block of its
+# own: it installs only redis-server, before and whatever the block below
+# decides. The package's own service is left as Debian sets it up; the
+# tests never use it.
+if ! have redis-server || [ "${DEPS_FORCE:-}" = 1 ]; then
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps: redis-server is missing, and installing it needs root and apt-get: sudo apt-get install redis-server" >&2
+		exit 1
+	fi
+	echo "deps: apt-get install redis-server"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+	have redis-server || { echo "deps: redis-server is still missing after apt-get install" >&2; exit 1; }
+fi
+# --- end of redis-server
+
 missing=()
 have slapd || missing+=(slapd)
 { have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
