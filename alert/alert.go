@@ -26,6 +26,9 @@ const (
 	KindBreakGlass = "break_glass"
 	KindPushBudget = "push_budget" // a user's push budget is spent: binds refused without a push (User, ClientIP)
 	KindPushFraud  = "push_fraud"  // a user reported a push as fraud: pushes blocked for them (User, ClientIP)
+	// KindStateStore: the shared state store (Redis) became unavailable
+	// or available again.
+	KindStateStore = "state_store"
 )
 
 // Event is one operator alert, posted as this JSON object. It never carries

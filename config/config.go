@@ -24,6 +24,8 @@ type Config struct {
 	Directories map[string]*Directory `mapstructure:"directories"`
 	Servers     []*Server             `mapstructure:"servers"`
 	Check       Check                 `mapstructure:"check"`
+	// State is where the guards' state lives (state.go).
+	State State `mapstructure:"state"`
 
 	// ShutdownTimeout is how long, after SIGTERM (and the lame duck), and
 	// after a reload removed or moved a listener, binds in flight may run

@@ -233,6 +233,7 @@ func (c *Config) applyDefaults() {
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	c.Alerts.Timeout = cmp.Or(c.Alerts.Timeout, DefaultAlertTimeout)
 	c.AuthSyslog.applyDefaults()
+	c.State.applyDefaults()
 	for name, d := range c.Directories {
 		if d == nil {
 			continue

@@ -115,6 +115,7 @@ func TestDurationFields(t *testing.T) {
 		"servers[0].throttle.per_user_address_window",
 		"servers[0].throttle.per_address_window",
 		"servers[0].bind_cache_ttl",
+		"state.timeout",
 	}
 	got := durationPaths()
 	slices.Sort(got)
@@ -392,6 +393,7 @@ func TestDefaultsWithinBounds(t *testing.T) {
 		{"servers[].throttle.per_user_address_window", DefaultThrottlePerUserAddressWindow, MinThrottleWindow, MaxThrottleWindow},
 		{"servers[].throttle.per_address_window", DefaultThrottlePerAddressWindow, MinThrottleWindow, MaxThrottleWindow},
 		{"servers[].bind_cache_ttl", DefaultBindCacheTTL, MinBindCacheTTL, MaxBindCacheTTL},
+		{"state.timeout", DefaultStateTimeout, MinStateTimeout, MaxStateTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

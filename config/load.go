@@ -155,6 +155,7 @@ func (c *Config) resolveSecrets(lookupEnv func(string) (string, bool), p *Proble
 		c.resolveSecret(&d.BindPassword, d.BindPasswordFile, EnvName("directories", name, "bind_password"),
 			path+".bind_password", lookupEnv, p)
 	}
+	c.resolveSecret(&c.State.Password, c.State.PasswordFile, EnvName("state", "password"), "state.password", lookupEnv, p)
 	for i, s := range c.Servers {
 		if s == nil {
 			continue

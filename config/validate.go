@@ -54,6 +54,7 @@ func (c *Config) validate(p *Problems) {
 		}
 	}
 	checkRange(p, "alerts.timeout", c.Alerts.Timeout, MinAlertTimeout, MaxAlertTimeout)
+	c.State.validate(p)
 
 	if len(c.Directories) == 0 {
 		p.add("directories", ErrRequired, "at least one directory is required")

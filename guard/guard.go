@@ -184,19 +184,23 @@ func NewCache(st store.Store, section string, ttl time.Duration) (*Cache, error)
 	return &Cache{st: st, section: section, ttl: ttl, secret: secret}, nil
 }
 
-// group is the store group of an entry: section, generation and the DN's
-// canonical spelling; ok false for a DN that does not parse (never cached).
+// group is the store group of an entry: section and the DN's canonical
+// spelling; ok false for a DN that does not parse (never cached). It
+// holds nothing of this process, so that with a store shared by a fleet
+// a failed bind on any instance evicts the entry's binds on every one.
 func (c *Cache) group(entry string) (string, bool) {
 	d, err := dn.Parse(entry)
 	if err != nil {
 		return "", false
 	}
-	return key("cache", c.section, fmt.Sprint(c.gen.Load()), d.String()), true
+	return key("cache", c.section, d.String()), true
 }
 
+// entryKey is one remembered bind within group: under this process's
+// key and generation, so only this cache, until its next Clear, finds it.
 func (c *Cache) entryKey(group, addr, password string) string {
 	m := hmac.New(sha256.New, c.secret)
-	m.Write([]byte(key(group, addr, password)))
+	m.Write([]byte(key(group, fmt.Sprint(c.gen.Load()), addr, password)))
 	return key(addr, hex.EncodeToString(m.Sum(nil)))
 }
 

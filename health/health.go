@@ -59,6 +59,11 @@ type Section struct {
 	Listening    bool              `json:"listening"`
 	Connections  int64             `json:"connections"`
 	Binds        map[string]uint64 `json:"binds"`
+	// StateStore is the shared state store's condition ("" with the
+	// embedded one): "redis ok", or why it cannot be used. It does not
+	// change readiness: without it the instance decides safely alone
+	// (README "Running a fleet").
+	StateStore string `json:"state_store,omitempty"`
 }
 
 // Source returns the current view of every section. It is called on every
@@ -257,6 +262,8 @@ type SectionReady struct {
 	Reason      string         `json:"reason"`
 	DuoState    duostate.State `json:"duo_state"`
 	DirectoryUp bool           `json:"directory_up"`
+	// StateStore is Section.StateStore.
+	StateStore string `json:"state_store,omitempty"`
 }
 
 // Readiness computes the /readyz answer from sections. With no sections the
@@ -271,6 +278,7 @@ func Readiness(sections []Section) ReadyStatus {
 		rs.Ready = rs.Ready && ok
 		rs.Sections = append(rs.Sections, SectionReady{
 			Name: sec.Name, Ready: ok, Reason: why, DuoState: sec.DuoState, DirectoryUp: sec.DirectoryUp,
+			StateStore: sec.StateStore,
 		})
 	}
 	return rs

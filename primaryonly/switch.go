@@ -73,6 +73,9 @@ type Switch struct {
 
 	mu    sync.Mutex // serialises writers; readers use active
 	until map[string]time.Time
+	// changed is when each section's state was last set, here or on
+	// another instance (shared.go): a fleet's later change wins.
+	changed map[string]time.Time
 	// active is an immutable copy of until, replaced on every change, so the
 	// per-bind Active check takes no lock.
 	active atomic.Pointer[map[string]time.Time]
@@ -104,6 +107,7 @@ func New(sections map[string]failmode.Mode, now func() time.Time, onChange func(
 		now:      now,
 		onChange: onChange,
 		until:    map[string]time.Time{},
+		changed:  map[string]time.Time{},
 		wake:     make(chan struct{}, 1),
 	}
 	s.active.Store(&map[string]time.Time{})
@@ -138,6 +142,7 @@ func (s *Switch) SetSections(sections map[string]failmode.Mode) {
 			continue
 		}
 		delete(s.until, n)
+		s.changed[n] = stamp(now)
 	}
 	s.publishAndEmit(events)
 }
@@ -172,6 +177,7 @@ func (s *Switch) Enable(servers []string, d time.Duration) ([]Entry, error) {
 			continue // SetSections took it away since resolve
 		}
 		s.until[n] = until
+		s.changed[n] = stamp(now)
 		events = append(events, Event{Server: n, Enabled: true, Until: until, At: now, Reason: reason})
 	}
 	entries := s.entriesLocked(names, now)
@@ -192,6 +198,9 @@ func (s *Switch) Disable(servers []string) ([]Entry, error) {
 	now := s.now()
 	events := s.reapLocked(now)
 	for _, n := range names {
+		// Stamped even when off here: another instance of a fleet may
+		// have it on (shared.go).
+		s.changed[n] = stamp(now)
 		if _, on := s.until[n]; on {
 			delete(s.until, n)
 			events = append(events, Event{Server: n, At: now, Reason: "disabled by admin socket"})

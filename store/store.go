@@ -2,9 +2,9 @@
 // push and passcode budgets, the failed-bind throttles, the bind cache and
 // the break-glass codes' consumption. The policies (in proxy and duostate's
 // neighbours) speak only to Store; this package's Local keeps counters and
-// the cache in memory and what must survive a restart in a file. A store
-// shared by a fleet of instances can be added later as another Store
-// without touching the policies.
+// the cache in memory and what must survive a restart in a file; Redis
+// shares them across a fleet of instances, and Fallback puts Local behind
+// it for when it cannot answer, without touching the policies.
 //
 // Every key a client can make the store hold is bounded (MaxKeys): an
 // attacker who invents users or addresses cannot grow it without limit.

@@ -58,7 +58,7 @@ func (a *app) openBreakGlass(sc *config.Server, in *integration, open map[string
 		opened = true
 	}
 	k, err := breakglass.New(breakglass.Options{Section: sc.Name, Users: bg.Users, CodesFile: bg.CodesFile,
-		MaxParams: kdfMax, Checks: config.BreakGlassChecks, Log: a.log}, st)
+		MaxParams: kdfMax, Checks: config.BreakGlassChecks, Log: a.log}, a.glassUses(st))
 	if err != nil {
 		if opened {
 			st.Close()

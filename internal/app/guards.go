@@ -18,7 +18,7 @@ import (
 func (a *app) newGuards(sc *config.Server, in *integration) (proxy.Guards, *guard.Cache, error) {
 	th := sc.Throttle
 	g := proxy.Guards{
-		Throttle: guard.NewThrottle(a.guards, sc.Name,
+		Throttle: guard.NewThrottle(a.guardStore(), sc.Name,
 			store.Budget{N: th.PerUserAddress, Window: th.PerUserAddressWindow},
 			store.Budget{N: th.PerAddress, Window: th.PerAddressWindow}),
 		Budget:  in.pushes,
@@ -27,7 +27,7 @@ func (a *app) newGuards(sc *config.Server, in *integration) (proxy.Guards, *guar
 	var cache *guard.Cache
 	if sc.BindCacheTTL > 0 {
 		var err error
-		if cache, err = guard.NewCache(a.guards, sc.Name, sc.BindCacheTTL); err != nil {
+		if cache, err = guard.NewCache(a.guardStore(), sc.Name, sc.BindCacheTTL); err != nil {
 			return proxy.Guards{}, nil, err
 		}
 		g.Cache = cache

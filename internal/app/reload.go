@@ -263,6 +263,7 @@ func restartOnly(a, b *config.Config) []string {
 		{"health", a.Health == b.Health},
 		{"admin.socket", a.Admin == b.Admin},
 		{"alerts", a.Alerts == b.Alerts},
+		{"state", a.State == b.State},
 	} {
 		if !f.same {
 			out = append(out, f.key)

@@ -127,6 +127,7 @@ func serveFile(ctx context.Context, cfg *config.Config, path string, reload <-ch
 		return nil
 	})
 	g.Go(func() error { a.primaryOnly.Run(ctx); return nil })
+	g.Go(func() error { a.runShared(ctx); return nil })
 	if a.webhook != nil {
 		g.Go(func() error { a.webhook.Run(ctx); return nil })
 	}

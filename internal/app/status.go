@@ -28,6 +28,7 @@ func (a *app) healthSections() []health.Section {
 			// from accept to close.
 			Connections: int64(a.metrics.Conns(s.cfg.Name).Open()),
 			Binds:       a.binds.Snapshot(s.cfg.Name),
+			StateStore:  a.stateStoreCondition(),
 		}
 		if until := a.primaryOnly.Until(s.cfg.Name); !until.IsZero() {
 			sec.PrimaryOnlyUntil = &until

@@ -47,6 +47,9 @@ type app struct {
 
 	// guards is the state behind the abuse guards (guards.go).
 	guards *store.Local
+	// shared is the state store a fleet shares; nil with the embedded
+	// one (sharedstate.go).
+	shared *shared
 
 	primaryOnly *primaryonly.Switch
 
@@ -145,6 +148,9 @@ func assemble(cfg *config.Config, log *slog.Logger) (_ *app, err error) {
 	if a.guards, err = store.Open(store.Options{MaxKeys: config.GuardMaxKeys}); err != nil {
 		return nil, err
 	}
+	if a.shared, err = a.openShared(cfg); err != nil {
+		return nil, err
+	}
 
 	if p, err = a.build(cfg); err != nil {
 		return nil, err
@@ -194,7 +200,7 @@ func (a *app) newIntegration(dc config.Duo) (*integration, error) {
 		OnChange:     a.duoStateChanged,
 	}, client)
 	in.gate = duostate.NewGate(in.tracker, client)
-	in.pushes = guard.NewPushes(a.guards, id, dc.MaxPushes, dc.MaxPasscodeAttempts, dc.PushWindow)
+	in.pushes = guard.NewPushes(a.guardStore(), id, dc.MaxPushes, dc.MaxPasscodeAttempts, dc.PushWindow)
 	return in, nil
 }
 
@@ -348,8 +354,8 @@ func (a *app) close() {
 	if a.guards != nil {
 		_ = a.guards.Close()
 	}
-	if a.guards != nil {
-		_ = a.guards.Close()
+	if a.shared != nil {
+		_ = a.shared.redis.Close()
 	}
 }
 
