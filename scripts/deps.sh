@@ -14,6 +14,25 @@ have() {
 	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
 }
 
+# --- haproxy (integration/fleet_test.go) -----------------------------------
+# The worked fleet test runs Debian's haproxy in front of two ldapgate
+# instances (send-proxy-v2, /readyz?server= health checks). A block of its
+# own, before the one below (which exits once its packages are present).
+if ! have haproxy || [ "${DEPS_FORCE:-}" = 1 ]; then
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+		echo "deps: haproxy is missing, and installing it needs root and apt-get: apt-get install haproxy" >&2
+		exit 1
+	fi
+	echo "deps: apt-get install haproxy"
+	DEBIAN_FRONTEND=noninteractive apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends haproxy
+	have haproxy || { echo "deps: haproxy is still missing after apt-get install" >&2; exit 1; }
+	echo "deps: installed haproxy"
+else
+	echo "deps: haproxy is installed"
+fi
+# --- end haproxy -------------------------------------------------------------
+
 missing=()
 have slapd || missing+=(slapd)
 { have ldapwhoami && have ldapsearch; } || missing+=(ldap-utils)
