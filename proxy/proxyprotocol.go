@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jimlambrt/gldap"
 	"github.com/pires/go-proxyproto"
 )
 
@@ -84,10 +85,13 @@ func validHeader(h *proxyproto.Header) error {
 // HeaderTimeout, and at most maxPending at once: one balancer that is slow
 // to send a header holds neither the accept loop nor other clients.
 type proxyListener struct {
-	pl   *proxyproto.Listener
-	log  *slog.Logger
-	out  chan accepted
-	done chan struct{}
+	pl  *proxyproto.Listener
+	log *slog.Logger
+	// onEvent is told of the connections refused here (the section's
+	// OnConnEvent); nil: none.
+	onEvent func(gldap.ConnEvent)
+	out     chan accepted
+	done    chan struct{}
 	// slots bounds the headers being read at once; beyond it a trusted
 	// source's new connection is closed.
 	slots chan struct{}
@@ -104,9 +108,15 @@ type accepted struct {
 	err error
 }
 
-func newProxyListener(nl net.Listener, pp ProxyProtocol, maxPending int, log *slog.Logger) *proxyListener {
+// ReasonProxyProtocol is the ConnRefused reason of a connection from a
+// trusted source refused for its PROXY header (missing, late, invalid, or
+// beyond the headers read at once).
+const ReasonProxyProtocol = "proxy_protocol"
+
+func newProxyListener(nl net.Listener, pp ProxyProtocol, maxPending int, onEvent func(gldap.ConnEvent), log *slog.Logger) *proxyListener {
 	l := &proxyListener{
 		log:     log,
+		onEvent: onEvent,
 		out:     make(chan accepted),
 		done:    make(chan struct{}),
 		slots:   make(chan struct{}, maxPending),
@@ -168,7 +178,7 @@ func (l *proxyListener) acceptLoop() {
 		default:
 			l.log.Warn("PROXY protocol: too many headers being read at once; connection closed",
 				"source", pc.Raw().RemoteAddr().String(), "max", cap(l.slots))
-			_ = pc.Close()
+			l.refused(pc)
 			continue
 		}
 		if !l.track(pc) {
@@ -195,11 +205,19 @@ func (l *proxyListener) settle(pc *proxyproto.Conn) {
 			err = fmt.Errorf("no PROXY header (within the header timeout): %w", err)
 		}
 		l.log.Warn("PROXY protocol: connection from a trusted source refused", "source", pc.Raw().RemoteAddr().String(), "err", err)
-		_ = pc.Close()
+		l.refused(pc)
 		return
 	}
 	if !l.deliver(accepted{c: &proxiedConn{Conn: pc, remote: pc.RemoteAddr(), log: l.log}}) {
 		_ = pc.Close()
+	}
+}
+
+// refused closes a trusted source's connection refused here and says so.
+func (l *proxyListener) refused(pc *proxyproto.Conn) {
+	_ = pc.Close()
+	if l.onEvent != nil {
+		l.onEvent(gldap.ConnEvent{Kind: gldap.ConnRefused, Reason: ReasonProxyProtocol, RemoteAddr: pc.Raw().RemoteAddr()})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,10 +28,12 @@ var (
 
 // proxiedSection serves a safe section behind a balancer (127.0.0.1/32
 // trusted) and returns its address, the bind events and the attempts Duo
-// was asked about. Duo approves everyone.
-func proxiedSection(t *testing.T, headerTimeout time.Duration, perIP int) (string, chan failmode.BindEvent, chan failmode.Attempt) {
+// was asked about, and the reasons of the connections refused at accept.
+// Duo approves everyone.
+func proxiedSection(t *testing.T, headerTimeout time.Duration, perIP int) (string, chan failmode.BindEvent, chan failmode.Attempt, chan string) {
 	t.Helper()
 	events, attempts := make(chan failmode.BindEvent, 16), make(chan failmode.Attempt, 16)
+	refused := make(chan string, 16)
 	sf := fakeSF{verify: func(_ context.Context, a failmode.Attempt) (failmode.Verdict, error) {
 		attempts <- a
 		return failmode.Verdict{Allowed: true}, nil
@@ -41,12 +44,17 @@ func proxiedSection(t *testing.T, headerTimeout time.Duration, perIP int) (strin
 		Policy:              func() failmode.Policy { return failmode.Policy{Mode: failmode.Safe} },
 		MaxConnections:      16,
 		MaxConnectionsPerIP: perIP,
+		OnConnEvent: func(ev gldap.ConnEvent) {
+			if ev.Kind == gldap.ConnRefused {
+				refused <- ev.Reason
+			}
+		},
 		ProxyProtocol: &ProxyProtocol{
 			Trusted:       []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			HeaderTimeout: headerTimeout,
 		},
 	}, d, sf, rec)
-	return addr, events, attempts
+	return addr, events, attempts, refused
 }
 
 // dialFrom opens a TCP connection to addr from the local address ip.
@@ -99,7 +107,7 @@ func awaitClosed(t *testing.T, c net.Conn, limit time.Duration) time.Duration {
 // address of the v2 header is the client's everywhere: in the bind event
 // (auth log, throttles) and in the attempt Duo is asked about (ipaddr).
 func TestProxyProtocolClientAddress(t *testing.T) {
-	addr, events, attempts := proxiedSection(t, 5*time.Second, 0)
+	addr, events, attempts, _ := proxiedSection(t, 5*time.Second, 0)
 	c := dialFrom(t, balancerIP, addr)
 	if _, err := c.Write(v2Header(t, "203.0.113.9:40000", c)); err != nil {
 		t.Fatal(err)
@@ -118,7 +126,7 @@ func TestProxyProtocolClientAddress(t *testing.T) {
 
 // TestProxyProtocolV1: a v1 (text) header works as well.
 func TestProxyProtocolV1(t *testing.T) {
-	addr, events, _ := proxiedSection(t, 5*time.Second, 0)
+	addr, events, _, _ := proxiedSection(t, 5*time.Second, 0)
 	c := dialFrom(t, balancerIP, addr)
 	if _, err := io.WriteString(c, "PROXY TCP4 198.51.100.20 127.0.0.1 51000 389\r\n"); err != nil {
 		t.Fatal(err)
@@ -136,7 +144,7 @@ func TestProxyProtocolV1(t *testing.T) {
 // address: its connection is closed when it sends a header; without one it
 // is served with its own address.
 func TestProxyProtocolUntrusted(t *testing.T) {
-	addr, events, attempts := proxiedSection(t, 5*time.Second, 0)
+	addr, events, attempts, _ := proxiedSection(t, 5*time.Second, 0)
 
 	c := dialFrom(t, untrustedIP, addr)
 	hdr := v2Header(t, "203.0.113.9:40000", c)
@@ -167,13 +175,16 @@ func TestProxyProtocolUntrusted(t *testing.T) {
 // header: an LDAP request in its place closes the connection at once (not
 // after the header timeout), and nothing is decided.
 func TestProxyProtocolRequiredFromTrusted(t *testing.T) {
-	addr, events, _ := proxiedSection(t, time.Minute, 0)
+	addr, events, _, refused := proxiedSection(t, time.Minute, 0)
 	c := dialFrom(t, balancerIP, addr)
 	alice := person(t, "alice")
 	if err := ldapOver(t, c).Bind(alice.DN(), alice.Password); err == nil {
 		t.Fatal("a bind without a PROXY header from the balancer succeeded")
 	}
 	awaitClosed(t, c, 10*time.Second)
+	if r := <-refused; r != ReasonProxyProtocol {
+		t.Errorf("refused for %q, want %q", r, ReasonProxyProtocol)
+	}
 	select {
 	case e := <-events:
 		t.Errorf("a bind was decided: %+v", e)
@@ -186,7 +197,7 @@ func TestProxyProtocolRequiredFromTrusted(t *testing.T) {
 // accepted and served (the accept loop does not wait for it).
 func TestProxyProtocolHeaderTimeout(t *testing.T) {
 	const timeout = 4 * time.Second
-	addr, events, _ := proxiedSection(t, timeout, 0)
+	addr, events, _, refused := proxiedSection(t, timeout, 0)
 	slow := dialFrom(t, balancerIP, addr)
 	begin := time.Now()
 	if _, err := slow.Write(v2Header(t, "203.0.113.9:40000", slow)[:10]); err != nil {
@@ -209,6 +220,9 @@ func TestProxyProtocolHeaderTimeout(t *testing.T) {
 	}
 
 	awaitClosed(t, slow, 3*timeout)
+	if r := <-refused; r != ReasonProxyProtocol {
+		t.Errorf("refused for %q, want %q", r, ReasonProxyProtocol)
+	}
 	if took := time.Since(begin); took < timeout {
 		t.Errorf("incomplete header closed after %s, before header_timeout %s", took, timeout)
 	}
@@ -217,7 +231,7 @@ func TestProxyProtocolHeaderTimeout(t *testing.T) {
 // TestProxyProtocolPerIPLimit: max_connections_per_ip counts the proxied
 // client addresses, not the balancer's.
 func TestProxyProtocolPerIPLimit(t *testing.T) {
-	addr, _, _ := proxiedSection(t, 5*time.Second, 1)
+	addr, _, _, _ := proxiedSection(t, 5*time.Second, 1)
 	alice := person(t, "alice")
 	for _, src := range []string{"203.0.113.1:1000", "203.0.113.2:1000"} {
 		c := dialFrom(t, balancerIP, addr)
@@ -277,5 +291,33 @@ func TestProxyProtocolUnderTLS(t *testing.T) {
 	}
 	if got := <-opened; got != "192.0.2.45:3000" {
 		t.Errorf("connection opened for %s, want 192.0.2.45:3000", got)
+	}
+}
+
+// TestProxyProtocolNeedsRestart: the listener takes proxy_protocol at start,
+// so a reload that changes it is told it needs a restart; the same values
+// in a new block are no change.
+func TestProxyProtocolNeedsRestart(t *testing.T) {
+	pp := func(cidr string) *ProxyProtocol {
+		return &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix(cidr)}, HeaderTimeout: time.Second}
+	}
+	cases := []struct {
+		name string
+		a, b *ProxyProtocol
+		want bool
+	}{
+		{"same", pp("10.0.0.0/24"), pp("10.0.0.0/24"), false},
+		{"none", nil, nil, false},
+		{"turned on", nil, pp("10.0.0.0/24"), true},
+		{"turned off", pp("10.0.0.0/24"), nil, true},
+		{"other balancers", pp("10.0.0.0/24"), pp("10.0.1.0/24"), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := slices.Contains(ListenerChanges(Config{ProxyProtocol: c.a}, Config{ProxyProtocol: c.b}), "proxy_protocol")
+			if got != c.want {
+				t.Errorf("proxy_protocol among the changes: %v, want %v", got, c.want)
+			}
+		})
 	}
 }

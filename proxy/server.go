@@ -276,7 +276,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		// Under TLS: gldap's LDAPS listener wraps this one, so the header
 		// comes first on the wire, as balancers send it.
 		for i, nl := range opened {
-			opened[i] = newProxyListener(nl, *pp, s.cfg.MaxConnections, s.log)
+			opened[i] = newProxyListener(nl, *pp, s.cfg.MaxConnections, s.cfg.OnConnEvent, s.log)
 		}
 	}
 	errc := make(chan error, len(opened))
