@@ -174,6 +174,9 @@ type Server struct {
 	// remembered so an identical one skips Duo (the directory still checks
 	// the password); 0 disables the cache.
 	BindCacheTTL time.Duration `mapstructure:"bind_cache_ttl"`
+	// ProxyProtocol, when present, takes the client address from the PROXY
+	// protocol header of trusted load balancers (proxyprotocol.go).
+	ProxyProtocol *ProxyProtocol `mapstructure:"proxy_protocol"`
 
 	// mode and factor are Failmode and Factor parsed, once, by validation.
 	mode   failmode.Mode

@@ -265,6 +265,7 @@ func (c *Config) applyDefaults() {
 		s.WriteTimeout = cmp.Or(s.WriteTimeout, DefaultWriteTimeout)
 		s.RequestTimeout = cmp.Or(s.RequestTimeout, DefaultRequestTimeout)
 		s.TLS.MinVersion = cmp.Or(s.TLS.MinVersion, DefaultTLSMinVersion)
+		s.ProxyProtocol.applyDefaults()
 		th := &s.Throttle
 		th.PerUserAddress = cmp.Or(th.PerUserAddress, DefaultThrottlePerUserAddress)
 		th.PerUserAddressWindow = cmp.Or(th.PerUserAddressWindow, DefaultThrottlePerUserAddressWindow)
@@ -347,4 +348,16 @@ const (
 	AuthSyslogMaxMessage = 8000
 	// MaxAuthSyslogAppName is RFC 5424's bound on APP-NAME.
 	MaxAuthSyslogAppName = 48
+)
+
+// The PROXY protocol (servers[].proxy_protocol).
+const (
+	// DefaultProxyHeaderTimeout is proxy_protocol.header_timeout's
+	// default: a balancer sends its header at once; a trusted source that
+	// has not within it is closed, so it cannot hold a slot.
+	DefaultProxyHeaderTimeout = 5 * time.Second
+	MinProxyHeaderTimeout     = 100 * time.Millisecond
+	MaxProxyHeaderTimeout     = time.Minute
+	// MaxProxyTrusted bounds proxy_protocol.trusted: a few balancers.
+	MaxProxyTrusted = 256
 )

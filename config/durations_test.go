@@ -116,6 +116,7 @@ func TestDurationFields(t *testing.T) {
 		"servers[0].throttle.per_address_window",
 		"servers[0].bind_cache_ttl",
 		"state.timeout",
+		"servers[0].proxy_protocol.header_timeout",
 	}
 	got := durationPaths()
 	slices.Sort(got)
@@ -394,6 +395,7 @@ func TestDefaultsWithinBounds(t *testing.T) {
 		{"servers[].throttle.per_address_window", DefaultThrottlePerAddressWindow, MinThrottleWindow, MaxThrottleWindow},
 		{"servers[].bind_cache_ttl", DefaultBindCacheTTL, MinBindCacheTTL, MaxBindCacheTTL},
 		{"state.timeout", DefaultStateTimeout, MinStateTimeout, MaxStateTimeout},
+		{"servers[].proxy_protocol.header_timeout", DefaultProxyHeaderTimeout, MinProxyHeaderTimeout, MaxProxyHeaderTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

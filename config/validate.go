@@ -239,6 +239,7 @@ func (s *Server) validate(p *Problems, path string) {
 	}
 	s.Duo.validate(p, path+".duo", s.Name)
 	s.BreakGlass.validate(p, path+".break_glass", s)
+	s.ProxyProtocol.validate(p, path+".proxy_protocol")
 }
 
 func (d *Duo) validate(p *Problems, path, server string) {

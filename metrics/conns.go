@@ -7,9 +7,10 @@ import (
 
 // The reason label values of ldapgate_connections_refused_total and
 // ldapgate_connections_dropped_total (besides "other"). They are gldap's
-// ConnEvent reasons, spelled the same.
+// ConnEvent reasons, spelled the same ("proxy_protocol": proxy's
+// ReasonProxyProtocol).
 var (
-	refusedReasons = []string{"max_connections", "per_ip"}
+	refusedReasons = []string{"max_connections", "per_ip", "proxy_protocol"}
 	droppedReasons = []string{"idle", "write_timeout", "request_timeout", "buffer_budget", "protocol_error", "internal_error"}
 )
 

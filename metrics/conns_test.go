@@ -35,6 +35,7 @@ func TestConns(t *testing.T) {
 	corp.Refused("max_connections")
 	corp.Refused("per_ip")
 	corp.Refused("per_ip")
+	corp.Refused("proxy_protocol")
 	corp.Refused("uid=alice,dc=example,dc=com") // never a label value
 	vpn.Opened()
 
@@ -46,9 +47,11 @@ func TestConns(t *testing.T) {
 	wantValues(t, fams, "ldapgate_connections_refused_total", map[string]float64{
 		"reason=max_connections,server=corp": 1,
 		"reason=per_ip,server=corp":          2,
+		"reason=proxy_protocol,server=corp":  1,
 		"reason=other,server=corp":           1,
 		"reason=max_connections,server=vpn":  0,
 		"reason=per_ip,server=vpn":           0,
+		"reason=proxy_protocol,server=vpn":   0,
 	})
 	wantValues(t, fams, "ldapgate_connections_dropped_total", map[string]float64{
 		"reason=idle,server=corp":            1,

@@ -72,6 +72,7 @@ func ListenerChanges(a, b Config) []string {
 		{"max_request_size", a.MaxRequestSize == b.MaxRequestSize},
 		{"write_timeout", a.WriteTimeout == b.WriteTimeout},
 		{"request_timeout", a.RequestTimeout == b.RequestTimeout},
+		{"proxy_protocol", reflect.DeepEqual(a.ProxyProtocol, b.ProxyProtocol)},
 	} {
 		if !f.same {
 			out = append(out, f.name)

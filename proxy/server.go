@@ -76,6 +76,10 @@ type Config struct {
 	DuoUnreachable func() bool
 	// Guards are the section's abuse guards (guards.go); zero: none.
 	Guards Guards
+	// ProxyProtocol, when set, takes each client's address from the PROXY
+	// protocol header of trusted load balancers (proxyprotocol.go). It
+	// needs MaxConnections, which also bounds the headers read at once.
+	ProxyProtocol *ProxyProtocol
 }
 
 // Server is one listening section. New returns its handle; the handle's
@@ -166,6 +170,14 @@ func newGeneration(cfg Config, dir Directory, sf SecondFactor, rec failmode.Reco
 	}
 	if cfg.BreakGlass != nil && cfg.DuoUnreachable == nil {
 		return nil, errors.New("proxy: break-glass codes need the Duo state (DuoUnreachable)")
+	}
+	if pp := cfg.ProxyProtocol; pp != nil {
+		if err := pp.check(); err != nil {
+			return nil, err
+		}
+		if cfg.MaxConnections <= 0 {
+			return nil, errors.New("proxy: the PROXY protocol needs max connections (it bounds the headers read at once)")
+		}
 	}
 	if rec == nil {
 		rec = failmode.RecorderFunc(func(failmode.BindEvent) {})
@@ -260,6 +272,13 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		opened = append(opened, nl)
 	}
 	s.l.srv.Store(srv)
+	if pp := s.cfg.ProxyProtocol; pp != nil {
+		// Under TLS: gldap's LDAPS listener wraps this one, so the header
+		// comes first on the wire, as balancers send it.
+		for i, nl := range opened {
+			opened[i] = newProxyListener(nl, *pp, s.cfg.MaxConnections, s.cfg.OnConnEvent, s.log)
+		}
+	}
 	errc := make(chan error, len(opened))
 	for i, nl := range opened {
 		go func() { errc <- srv.Serve(nl, want[i].opts...) }()
@@ -267,7 +286,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		want[i].bound.Store(&addr)
 		// The address actually bound (a listen address with port 0 gets
 		// one from the kernel): tests and operators read it here.
-		s.log.Info("listening", append([]any{"addr", addr.String()}, want[i].attrs...)...)
+		attrs := append([]any{"addr", addr.String()}, want[i].attrs...)
+		if s.cfg.ProxyProtocol != nil {
+			attrs = append(attrs, "proxy_protocol", "required from trusted sources")
+		}
+		s.log.Info("listening", attrs...)
 	}
 	var served error
 	select {

@@ -266,7 +266,17 @@ func (a *app) proxyConfig(sc *config.Server, cfg *config.Config, certs *[]*certf
 		TLS:                 tlsCfg,
 		RequireTLS:          sc.TLS.Require,
 		ShutdownTimeout:     cfg.ShutdownTimeout,
+		ProxyProtocol:       proxyProtocol(sc.ProxyProtocol),
 	}, nil
+}
+
+// proxyProtocol is a section's proxy_protocol as the proxy takes it; nil
+// when the section has none.
+func proxyProtocol(pp *config.ProxyProtocol) *proxy.ProxyProtocol {
+	if pp == nil {
+		return nil
+	}
+	return &proxy.ProxyProtocol{Trusted: pp.Prefixes(), HeaderTimeout: pp.HeaderTimeout}
 }
 
 // logLimits logs the limits a section's listener starts with.
