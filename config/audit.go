@@ -53,6 +53,7 @@ var findings = map[string]struct {
 	"cleartext-directory":                 {Medium, "passwords cross the network to the directory in cleartext: use ldaps:// or start_tls"},
 	"secret-file-readable":                {High, "a secret file other users can read; chmod 600 it, owned by the user ldapgate runs as"},
 	"inline-secret-readable":              {High, "a secret written inline in a configuration file other users can read; move it to a *_file or the environment, or chmod 600 the file"},
+	"bind-dn-not-a-dn":                    {Low, "the lookup account is named by a UPN or DOMAIN\\user, which Active Directory accepts in a simple bind and other directories (OpenLDAP) refuse; use its DN for those"},
 	"health-non-loopback":                 {Low, "the health listener serves /status and /metrics (section names, Duo and directory state) beyond this host; keep it on loopback or firewall it"},
 }
 
@@ -88,6 +89,9 @@ func (c *Config) Audit() []Finding {
 		d := c.Directories[name]
 		path := "directories." + name
 		secretFile(add, path+".bind_password_file", d.BindPasswordFile)
+		if form := BindNameFormOf(d.BindDN); form == BindNameUPN || form == BindNameDownLevel {
+			add("bind-dn-not-a-dn", path+".bind_dn", fmt.Sprintf("%s is a %s", d.BindDN, form))
+		}
 		for i, raw := range d.URLs {
 			if u, err := url.Parse(raw); err == nil && u.Scheme == "ldap" && !d.StartTLS && !isLoopback(u.Hostname()) {
 				add("cleartext-directory", fmt.Sprintf("%s.urls[%d]", path, i), raw)

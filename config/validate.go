@@ -142,7 +142,7 @@ func (d *Directory) validate(p *Problems, path string) {
 	checkCAFile(p, path+".ca_file", d.CAFile)
 	d.validateTLS(p, path)
 	if d.BindDN != "" {
-		checkDN(p, path+".bind_dn", d.BindDN)
+		checkBindName(p, path+".bind_dn", d.BindDN)
 		if d.BindPassword == "" {
 			p.add(path+".bind_password", ErrRequired, "bind_dn needs bind_password, bind_password_file or %s", EnvName("directories", d.Name, "bind_password"))
 		}

@@ -88,7 +88,8 @@ func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCommand(reload), newReloadCommand(), newCheckCommand(), newVersionCommand(), newPrimaryOnlyCommand(),
-		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newStatusCommand(), newBreakGlassCommand())
+		newDemoCommand(), newDuoSimCommand(), newTryCommand(), newStatusCommand(), newBreakGlassCommand(),
+		newImportCommand())
 	return root
 }
 
