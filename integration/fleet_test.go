@@ -16,6 +16,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapgate/ldapgate/duosim"
+	"github.com/ldapgate/ldapgate/internal/redistest"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
@@ -229,14 +230,16 @@ func preauthsFrom(sim *duosim.Sim, ipaddr string) int {
 // the throttles count the client addresses, not haproxy's; and the
 // instance comes back when its Duo does.
 //
+// The two share one Redis for the guards' state: a client's failures count
+// once, whichever instance saw them.
+//
 // Both instances run in this process (two start calls, each with its own
 // Duo simulator); nothing here needs a process of its own.
 func TestFleetBehindHAProxy(t *testing.T) {
-	a := start(t, []section{fleetSection}, withDuo("probe_interval", probeInterval))
-	b := start(t, []section{fleetSection}, withDuo("probe_interval", probeInterval))
-	// Here the fleet would share one state store (Redis) for the guards;
-	// until then each instance counts on its own (README "Behind a load
-	// balancer").
+	rd := redistest.Start(t)
+	shared := withConfig("state", map[string]any{"backend": "redis", "url": rd.URL})
+	a := start(t, []section{fleetSection}, withDuo("probe_interval", probeInterval), shared)
+	b := start(t, []section{fleetSection}, withDuo("probe_interval", probeInterval), shared)
 	lb := startHAProxy(t, a, b)
 	lb.waitStatus("a", "UP", 10*time.Second)
 	lb.waitStatus("b", "UP", 10*time.Second)
@@ -283,9 +286,9 @@ func TestFleetBehindHAProxy(t *testing.T) {
 	if err := lb.bindFrom("127.0.0.3", alice.DN(), alice.Password); code(err) != ldap.LDAPResultInvalidCredentials {
 		t.Fatalf("127.0.0.3 after its budget of failures: %v, want 49 (throttled)", err)
 	}
-	if !hasEvent(b.authEvents(), "127.0.0.3", "throttled") {
-		t.Errorf("b's auth log has no throttled bind for client_ip 127.0.0.3: %v", b.authEvents())
-	}
+	// The record is written after the answer: await it.
+	testutil.WaitFor(t, 5*time.Second, func() bool { return hasEvent(b.authEvents(), "127.0.0.3", "throttled") },
+		"a throttled bind for client_ip 127.0.0.3 in b's auth log")
 	if err := lb.bindFrom("127.0.0.2", alice.DN(), alice.Password); err != nil {
 		t.Fatalf("127.0.0.2 throttled with 127.0.0.3: %v", err)
 	}
@@ -300,6 +303,35 @@ func TestFleetBehindHAProxy(t *testing.T) {
 		}
 		return preauthsFrom(a.duo, "127.0.0.2") > 0
 	}, "a login to reach a's Duo with ipaddr 127.0.0.2")
+
+	// The instances share the throttles' counts: one wrong password from
+	// 127.0.0.4 on a and one on b spend its per_address budget of 2, so
+	// its right password is refused on either (each alone counted one).
+	for _, e := range []*env{a, b} {
+		if err := bindDirect(e, "127.0.0.4", alice.DN(), "not-"+alice.Password); code(err) != ldap.LDAPResultInvalidCredentials {
+			t.Fatalf("wrong password: %v, want 49", err)
+		}
+	}
+	if err := bindDirect(a, "127.0.0.4", alice.DN(), alice.Password); code(err) != ldap.LDAPResultInvalidCredentials {
+		t.Fatalf("127.0.0.4 after one failure on each instance: %v, want 49 (throttled by the shared count)", err)
+	}
+	testutil.WaitFor(t, 5*time.Second, func() bool { return hasEvent(a.authEvents(), "127.0.0.4", "throttled") },
+		"a throttled bind for client_ip 127.0.0.4 in a's auth log")
+}
+
+// bindDirect binds on the instance's fleet section itself, not through
+// the balancer, from the local address from (no PROXY header: the
+// instance trusts only 127.0.0.1's).
+func bindDirect(e *env, from, dn, password string) error {
+	e.t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	conn, err := ldap.DialURL("ldap://"+e.addr["fleet"], ldap.DialWithDialer(d))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetTimeout(3 * pushTimeout)
+	return conn.Bind(dn, password)
 }
 
 // hasEvent reports whether an auth-log record has client_ip ip and rule.
