@@ -115,16 +115,19 @@ func TestPatch_WriteTimeout(t *testing.T) {
 
 	t.Run("slow-reader-keeps-its-connection", func(t *testing.T) {
 		// a client that reads, if slowly, is never cut: each write gets
-		// its own deadline
-		const timeout = 300 * time.Millisecond
-		_, addr := startPatchServer(t, bigEntries(t, 200, nil), []gldap.Option{gldap.WithWriteTimeout(timeout)})
+		// its own deadline. The deadline is 200 times the reader's pause,
+		// so that a reader descheduled for a while on a loaded machine is
+		// still a reader; 400 entries make the transfer outlast it.
+		const timeout = time.Second
+		const n = 400
+		_, addr := startPatchServer(t, bigEntries(t, n, nil), []gldap.Option{gldap.WithWriteTimeout(timeout)})
 		c := dialRaw(t, addr)
 		c.send(searchRequest(t, 1, "dc=x"))
 		start := time.Now()
 		for entries := 0; ; entries++ {
 			p := c.read()
 			if p.Children[1].Tag == gldap.ApplicationSearchResultDone {
-				assert.Equal(t, 200, entries)
+				assert.Equal(t, n, entries)
 				break
 			}
 			time.Sleep(5 * time.Millisecond) // 64 KiB per 5 ms: 13 MB/s at most
