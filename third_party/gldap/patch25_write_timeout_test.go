@@ -117,9 +117,9 @@ func TestPatch_WriteTimeout(t *testing.T) {
 		// a client that reads, if slowly, is never cut: each write gets
 		// its own deadline. The deadline is 200 times the reader's pause,
 		// so that a reader descheduled for a while on a loaded machine is
-		// still a reader; 400 entries make the transfer outlast it.
+		// still a reader; 200 big entries take longer than it to read.
 		const timeout = time.Second
-		const n = 400
+		const n = 200
 		_, addr := startPatchServer(t, bigEntries(t, n, nil), []gldap.Option{gldap.WithWriteTimeout(timeout)})
 		c := dialRaw(t, addr)
 		c.send(searchRequest(t, 1, "dc=x"))
