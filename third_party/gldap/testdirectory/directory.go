@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -96,13 +97,16 @@ func Start(t TestingT, opt ...Option) *Directory {
 	}
 	require := require.New(t)
 	opts := getOpts(t, opt...)
-	if opts.withPort == 0 {
-		opts.withPort = FreePort(t)
-	}
 	// Handle IPv6 addresses
 	if strings.Contains(opts.withHost, ":") && !strings.ContainsAny(opts.withHost, "[]") {
 		opts.withHost = "[" + opts.withHost + "]"
 	}
+	// Listen here, on the port asked for or one the kernel picks (patch
+	// 31): a port that FreePort found free could be taken before Run bound
+	// it, and Start then waited for Ready forever.
+	l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", opts.withHost, opts.withPort))
+	require.NoError(err)
+	opts.withPort = l.Addr().(*net.TCPAddr).Port
 
 	d := &Directory{
 		t:                  t,
@@ -116,7 +120,6 @@ func Start(t TestingT, opt ...Option) *Directory {
 		allowAnonymousBind: opts.withDefaults.AllowAnonymousBind,
 	}
 
-	var err error
 	var srvOpts []gldap.Option
 	if opts.withLogger != nil {
 		srvOpts = append(srvOpts, gldap.WithLogger(opts.withLogger))
@@ -160,7 +163,7 @@ func Start(t TestingT, opt ...Option) *Directory {
 		d.logger.Debug("not using TLS")
 	}
 	go func() {
-		err := d.s.Run(fmt.Sprintf("%s:%d", opts.withHost, opts.withPort), connOpts...)
+		err := d.s.Serve(l, connOpts...)
 		if err != nil {
 			d.logger.Error("Error during shutdown", "op", "testdirectory.Start", "err", err.Error())
 		}
