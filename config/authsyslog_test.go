@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/ldapgate/ldapgate/internal/testca"
@@ -35,12 +34,7 @@ func TestAuthSyslogValidation(t *testing.T) {
 	certFile, keyFile := ca.Client(t, "ldapgate").Write(t, dir, "client")
 	type set map[string]any
 	const addr = "auth_syslog.address"
-	cases := []struct {
-		name string
-		set  set
-		path string // "" when valid
-		msg  string
-	}{
+	cases := []keyCase{
 		{"plain tcp", set{addr: "127.0.0.1:514"}, "", ""},
 		{"tls with everything", set{addr: "logs.corp.example:6514", "auth_syslog.tls": true, "auth_syslog.ca_file": caFile,
 			"auth_syslog.cert_file": certFile, "auth_syslog.key_file": keyFile, "auth_syslog.tls_server_name": "logs.corp.example",
@@ -62,29 +56,5 @@ func TestAuthSyslogValidation(t *testing.T) {
 		{"timeout without unit", set{addr: "127.0.0.1:514", "auth_syslog.timeout": 5}, "auth_syslog.timeout", "5 has no unit; write 5s"},
 		{"unknown key", set{addr: "127.0.0.1:514", "auth_syslog.port": 514}, "auth_syslog.port", ""},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			doc := []byte(minimal)
-			for k, v := range c.set {
-				doc = withKey(t, string(doc), k, v)
-			}
-			_, err := Parse(doc, noEnv)
-			if c.path == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			p, ok := problemAt(t, err, c.path)
-			if !ok {
-				t.Fatalf("no problem at %s; got %v", c.path, err)
-			}
-			if c.msg != "" && p.Msg != c.msg {
-				t.Fatalf("%s: %q, want %q", c.path, p.Msg, c.msg)
-			}
-			if !errors.Is(p, ErrInvalid) && !errors.Is(p, ErrUnknownKey) && !errors.Is(p, ErrRequired) {
-				t.Fatalf("%s: %v wraps no sentinel", c.path, p)
-			}
-		})
-	}
+	checkKeyCases(t, cases, []error{ErrInvalid, ErrUnknownKey, ErrRequired})
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"testing"
 )
 
@@ -25,12 +24,7 @@ func TestGuardDefaults(t *testing.T) {
 
 func TestGuardBounds(t *testing.T) {
 	type set map[string]any
-	cases := []struct {
-		name string
-		set  set
-		path string // "" when valid
-		msg  string
-	}{
+	cases := []keyCase{
 		{"max_pushes 1", set{"servers[0].duo.max_pushes": 1}, "", ""},
 		{"max_pushes negative", set{"servers[0].duo.max_pushes": -1}, "servers[0].duo.max_pushes", "-1 is out of range; allowed 1 to 100"},
 		{"max_pushes too many", set{"servers[0].duo.max_pushes": 101}, "servers[0].duo.max_pushes", "101 is out of range; allowed 1 to 100"},
@@ -45,29 +39,5 @@ func TestGuardBounds(t *testing.T) {
 		{"bind cache 11m", set{"servers[0].bind_cache_ttl": "11m"}, "servers[0].bind_cache_ttl", "11m is out of range; allowed 0s to 10m"},
 		{"bind cache negative", set{"servers[0].bind_cache_ttl": "-1m"}, "servers[0].bind_cache_ttl", "-1m is out of range; allowed 0s to 10m"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			doc := []byte(minimal)
-			for k, v := range c.set {
-				doc = withKey(t, string(doc), k, v)
-			}
-			_, err := Parse(doc, noEnv)
-			if c.path == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			p, ok := problemAt(t, err, c.path)
-			if !ok {
-				t.Fatalf("no problem at %s; got %v", c.path, err)
-			}
-			if c.msg != "" && p.Msg != c.msg {
-				t.Fatalf("%s: %q, want %q", c.path, p.Msg, c.msg)
-			}
-			if !errors.Is(p, ErrInvalid) && !errors.Is(p, ErrUnknownKey) {
-				t.Fatalf("%s: %v wraps neither ErrInvalid nor ErrUnknownKey", c.path, p)
-			}
-		})
-	}
+	checkKeyCases(t, cases, []error{ErrInvalid, ErrUnknownKey})
 }

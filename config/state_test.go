@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -24,12 +22,7 @@ func TestStateDefaults(t *testing.T) {
 // printed.
 func TestStateValidation(t *testing.T) {
 	type set map[string]any
-	cases := []struct {
-		name string
-		set  set
-		path string // "" when valid
-		msg  string
-	}{
+	cases := []keyCase{
 		{"redis", set{"state.backend": "redis", "state.url": "redis://127.0.0.1:6379/2"}, "", ""},
 		{"rediss with a user", set{"state.backend": "redis", "state.url": "rediss://ldapgate@redis.example:6380"}, "", ""},
 		{"backend unknown", set{"state.backend": "etcd"}, "state.backend", "must be memory or redis"},
@@ -44,34 +37,7 @@ func TestStateValidation(t *testing.T) {
 		{"tls without rediss", set{"state.backend": "redis", "state.url": "redis://127.0.0.1:6379", "state.tls.ca_file": "testdata/none.pem"}, "state.tls.ca_file", ""},
 		{"unknown key", set{"state.hosts": "x"}, "state.hosts", ""},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			doc := []byte(minimal)
-			for k, v := range c.set {
-				doc = withKey(t, string(doc), k, v)
-			}
-			_, err := Parse(doc, noEnv)
-			if c.path == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			p, ok := problemAt(t, err, c.path)
-			if !ok {
-				t.Fatalf("no problem at %s; got %v", c.path, err)
-			}
-			if c.msg != "" && p.Msg != c.msg {
-				t.Fatalf("%s: %q, want %q", c.path, p.Msg, c.msg)
-			}
-			if !errors.Is(p, ErrInvalid) && !errors.Is(p, ErrRequired) && !errors.Is(p, ErrUnknownKey) {
-				t.Fatalf("%s: %v wraps no sentinel", c.path, p)
-			}
-			if strings.Contains(err.Error(), "hunter2") {
-				t.Fatalf("the error prints the password: %v", err)
-			}
-		})
-	}
+	checkKeyCases(t, cases, []error{ErrInvalid, ErrRequired, ErrUnknownKey}, "hunter2")
 }
 
 func TestStatePassword(t *testing.T) {
