@@ -216,8 +216,23 @@ func (d *Client) Problem() string {
 		return ""
 	case refused:
 		return "refuses the lookup account (bind_dn/bind_password)"
+	case !d.checked():
+		return errNotChecked
 	}
 	return "unreachable"
+}
+
+// checked reports whether anything has reached or tried a URL yet.
+func (d *Client) checked() bool {
+	for _, s := range d.urls {
+		s.mu.Lock()
+		c := !s.checked.IsZero()
+		s.mu.Unlock()
+		if c {
+			return true
+		}
+	}
+	return false
 }
 
 // HasLookupAccount reports whether a lookup account is configured.

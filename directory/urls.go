@@ -55,8 +55,13 @@ func newURLState(i int, raw string, now time.Time) (*urlState, error) {
 		// Never echo raw: it may carry a password.
 		return nil, fmt.Errorf("directory: urls[%d] is not an ldap:// or ldaps:// URL", i)
 	}
-	return &urlState{raw: raw, u: u, name: u.Scheme + "://" + u.Host, answers: true, since: now, wasServe: true}, nil
+	// Nothing is known before the first dial or probe: not serving, and
+	// the one "up" answer is false until something reached the URL.
+	return &urlState{raw: raw, u: u, name: u.Scheme + "://" + u.Host, since: now, err: errNotChecked}, nil
 }
+
+// errNotChecked is a URL's state before anything reached it.
+const errNotChecked = "not checked yet"
 
 func (s *urlState) serving() bool { return s.answers && !s.refused }
 

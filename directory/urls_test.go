@@ -97,7 +97,8 @@ func TestOperationsCreditTheirURL(t *testing.T) {
 	if _, err := d.Bind(context.Background(), conn, alice.DN(), alice.Password, nil); !IsUnavailable(err) {
 		t.Fatalf("bind on a stopped slapd: %v, want unavailable", err)
 	}
-	if u := d.URLs(); u[0].Up || !strings.Contains(u[0].Err, "bind") || !u[1].Up {
+	// credited to the first URL only: the second is still unchecked
+	if u := d.URLs(); u[0].Up || !strings.Contains(u[0].Err, "bind") || !u[1].Checked.IsZero() || u[1].Err != errNotChecked {
 		t.Fatalf("after a failed bind on the first URL: %+v", u)
 	}
 	c2, err := d.Dial(context.Background())
@@ -174,7 +175,7 @@ func TestPingHonoursContext(t *testing.T) {
 	if time.Since(start) > 30*time.Second {
 		t.Fatal("the ping ignored its context")
 	}
-	if u := d.URLs()[0]; !u.Up || !u.Checked.IsZero() {
+	if u := d.URLs()[0]; u.Up || !u.Checked.IsZero() || u.Err != errNotChecked {
 		t.Fatalf("a cancelled ping recorded %+v", u)
 	}
 
@@ -198,5 +199,21 @@ func TestURLStateHasNoUserinfo(t *testing.T) {
 		UserFilter: func(string, string) string { return "" }, GroupFilter: func(string) string { return "" },
 		UsernameAttribute: "uid"}, discard()); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad URL: %v", err)
+	}
+}
+
+// TestNothingKnownIsNotUp: before anything reached a URL the directory is
+// not up, and says why; the first answer makes it so.
+func TestNothingKnownIsNotUp(t *testing.T) {
+	dir := slapdtest.Start(t)
+	d := sampleClient(t, time.Second, lookupPassword(), dir.URL)
+	if d.Up() || d.Problem() != errNotChecked {
+		t.Fatalf("before any check: Up() = %v, Problem() = %q", d.Up(), d.Problem())
+	}
+	if err := d.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Up() || d.Problem() != "" {
+		t.Fatalf("after a ping: Up() = %v, Problem() = %q", d.Up(), d.Problem())
 	}
 }

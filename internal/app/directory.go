@@ -27,8 +27,8 @@ func (a *app) directoryProbed(d *directory.Client, last []directory.URLState, up
 		// The directory served before and serves now: a URL that changed
 		// did so while another served, which nothing else would tell.
 		for i, u := range urls {
-			if i >= len(last) || u.Up == last[i].Up {
-				continue
+			if i >= len(last) || last[i].Checked.IsZero() || u.Up == last[i].Up {
+				continue // unchanged, or its first check: nothing to announce
 			}
 			msg := fmt.Sprintf("directory %s: %s serves again; %d of %d URLs serve", d.Name(), u.URL, serving, len(urls))
 			from, to := "down", "up"

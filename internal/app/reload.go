@@ -294,7 +294,7 @@ func (a *app) commit(p *plan) {
 	}
 	for name, d := range p.next.dirs {
 		if old.dirs[name] != d {
-			a.metrics.SetDirectoryUp(name, true)
+			a.metrics.SetDirectoryUp(name, d.client.Up())
 			for _, u := range d.client.URLs() {
 				a.metrics.SetDirectoryURLUp(name, u.URL, u.Up)
 			}
