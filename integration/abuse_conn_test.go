@@ -158,7 +158,10 @@ func TestPipeliningWithoutReading(t *testing.T) {
 	sendErr := make(chan error, 1)
 	go func() {
 		for sent.Load() < total && !stop.Load() {
-			_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			// Long: under load the section may stop reading for a while
+			// (requests waiting on the directory); the client must go on
+			// sending until ldapgate cuts it, not give up first.
+			_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 			n, err := c.Write(batch)
 			sent.Add(int64(n))
 			if err != nil {
