@@ -205,6 +205,9 @@ func capitalize(s string) string {
 
 // chart draws each scenario's p50 latency per target on a log scale.
 func (r *report) chart(path string) error {
+	if len(r.order) == 0 {
+		return nil // only the pending pushes, which have no latency to compare
+	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("p50 latency per scenario (%s mode; storm: whole login)", r.sz.Mode)
 	p.Y.Label.Text = "p50 latency (ms, log scale)"

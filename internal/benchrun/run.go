@@ -357,8 +357,12 @@ func (b *bench) pending(ctx context.Context) (*pendingResult, error) {
 	}
 	mu.Unlock()
 	wg.Wait()
-	if p.Reached < p.Want {
-		p.Early[fmt.Sprintf("never reached Duo within %v", limit)] += p.Want - p.Reached
+	answered := 0
+	for _, n := range p.Early {
+		answered += n
+	}
+	if missing := p.Want - p.Reached - answered; missing > 0 {
+		p.Early[fmt.Sprintf("neither answered nor at Duo within %v", limit)] += missing
 	}
 	return p, nil
 }
