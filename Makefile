@@ -4,7 +4,7 @@
 GO ?= go
 BIN := bin/ldapgate
 
-.PHONY: all deps test lint vet fmt-check bench fuzz build demo
+.PHONY: all deps test lint vet fmt-check bench bench-quick bench-go fuzz build demo
 
 all: build
 
@@ -32,9 +32,20 @@ fmt-check:
 	fi; \
 	echo "gofmt: ok"
 
-# Benchmarks that start slapd need it installed.
-bench: deps
+# The Go benchmarks (go test -bench); those that start slapd need it installed.
+bench-go: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The load benchmarks (internal/benchrun, README "Benchmarks"): direct
+# slapd, slapd back-ldap and ldapgate (this tree's binary, its own process)
+# on loopback; they rewrite BENCHMARKS.md and benchmarks.png and fail when
+# any scenario had errors. bench is the full sizes (about ten minutes);
+# bench-quick a short run (under two minutes) whose numbers are indicative.
+bench: deps build
+	$(GO) run ./internal/benchrun --ldapgate $(BIN)
+
+bench-quick: deps build
+	$(GO) run ./internal/benchrun --ldapgate $(BIN) --quick
 
 # Every fuzz target of the repository (both modules: the root and
 # third_party/gldap), one after the other, for FUZZTIME each. Their seeds

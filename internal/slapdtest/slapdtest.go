@@ -75,6 +75,7 @@ type options struct {
 	certFile     string
 	keyFile      string
 	clientCA     string
+	backLDAP     string // WithBackLDAP: the URI the ldap database relays to
 }
 
 // WithTLS gives slapd a certificate: it serves LDAPS on a second port
@@ -234,6 +235,9 @@ func launch(dir string, opts []Option) (*Server, error) {
 
 // setup writes slapd.conf and loads the sample directory with slapadd.
 func (s *Server) setup() error {
+	if s.opts.backLDAP != "" {
+		return s.setupBackLDAP()
+	}
 	dbDir := filepath.Join(s.Dir, "db")
 	if err := os.Mkdir(dbDir, 0o700); err != nil {
 		return err
