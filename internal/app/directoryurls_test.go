@@ -214,11 +214,11 @@ servers:
 		return code == http.StatusOK
 	}, "/readyz?server=vpn to say ready")
 	// wiki's directory refuses the lookup account: its first probe (or
-	// first lookup) says so; until then nothing is known against it.
+	// first lookup) says so; until then it is "not checked yet".
 	testutil.WaitFor(t, 10*time.Second, func() bool {
-		code, _ := p.get(t, "/readyz?server=wiki")
-		return code == http.StatusServiceUnavailable
-	}, "/readyz?server=wiki to say not ready")
+		code, body := p.get(t, "/readyz?server=wiki")
+		return code == http.StatusServiceUnavailable && strings.Contains(string(body), "lookup account")
+	}, "/readyz?server=wiki to say the lookup account is refused")
 	if code, body := p.get(t, "/readyz?server=wiki"); code != http.StatusServiceUnavailable ||
 		!strings.Contains(string(body), "lookup account") || strings.Contains(string(body), `"vpn"`) {
 		t.Fatalf("/readyz?server=wiki: %d %s", code, body)
