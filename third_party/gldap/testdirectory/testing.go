@@ -14,7 +14,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jimlambrt/gldap"
@@ -98,13 +102,48 @@ func FreePort(t TestingT) int {
 		v.Helper()
 	}
 	require := require.New(t)
+	// Below the ephemeral range (patch 31): the kernel hands out ports of
+	// that range to every ":0" listener and every outgoing connection of
+	// the machine, so a port found free there was often taken before the
+	// caller bound it. Ports below it are only ever taken by name.
+	low, _ := ephemeralRange()
+	for range 100 {
+		port := freePortFloor + mrand.IntN(low-freePortFloor)
+		l, err := net.Listen("tcp", net.JoinHostPort("localhost", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
 	addr, err := net.ResolveTCPAddr("tcp", "localhost:0")
 	require.NoError(err)
-
 	l, err := net.ListenTCP("tcp", addr)
 	require.NoError(err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freePortFloor is the lowest port FreePort picks.
+const freePortFloor = 20000
+
+// ephemeralRange is the kernel's range for ephemeral ports (Linux's
+// ip_local_port_range; 32768-60999, its default, elsewhere).
+func ephemeralRange() (low, high int) {
+	low, high = 32768, 60999
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return low, high
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return low, high
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l <= freePortFloor+100 {
+		return 32768, 60999
+	}
+	return l, h
 }
 
 // supports WithMTLS
