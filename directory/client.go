@@ -84,6 +84,11 @@ var (
 	ErrGroupsTooDeep = errors.New("group nesting deeper than the limit")
 )
 
+// ErrSearchCut means a search ended without its result because its
+// connection was closing: the directory did not answer it. It is a
+// network error (ldap.ErrorNetwork), never the directory's answer.
+var ErrSearchCut = ldap.NewError(ldap.ErrorNetwork, errors.New("connection closing: the search got no result"))
+
 // UnavailableError means the directory could not be reached or did not
 // answer; it is never a statement about the user's credentials.
 type UnavailableError struct {
@@ -555,6 +560,11 @@ func (d *Client) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchR
 		return nil, fmt.Errorf("search %q: %w", req.BaseDN, ctx.Err())
 	}
 	err := res.Err()
+	if err == nil && conn.IsClosing() {
+		// go-ldap ends a search on a connection already closing with no
+		// entry and no error: that is not "nothing matches".
+		err = ErrSearchCut
+	}
 	if req.SizeLimit > 0 && ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 		// We asked for at most SizeLimit entries (FindUser asks for two to
 		// tell one match from several): the entries are the answer.

@@ -153,3 +153,29 @@ func TestHungServer(t *testing.T) {
 		t.Fatalf("bind after failover: %v", err)
 	}
 }
+
+// TestSearchOnAClosingConnectionIsNotAnAnswer: go-ldap ends a search on a
+// connection already closing with no entry and no error. The client must
+// not read that as "nothing matches": a user looked up on a connection
+// the directory just dropped is unavailable (52), never "no such user"
+// (49), and nothing counts as the directory's answer.
+func TestSearchOnAClosingConnectionIsNotAnAnswer(t *testing.T) {
+	dir := slapdtest.Start(t)
+	d := newTestClient(t, Config{URLs: []string{dir.URL}})
+	conn, err := d.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := person(t, "alice")
+	if _, err := d.Bind(context.Background(), conn, alice.DN(), alice.Password, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // what go-ldap's reader does when the directory goes away
+	_, err = d.FindUser(context.Background(), conn, "alice")
+	if errors.Is(err, ErrNoSuchUser) || !IsUnavailable(err) {
+		t.Fatalf("FindUser on a closed connection: %v, want unavailable", err)
+	}
+	if _, ok := Answered(err); ok {
+		t.Fatalf("%v reads as the directory's answer", err)
+	}
+}

@@ -117,7 +117,12 @@ func (s *Server) handleSearch(w *gldap.ResponseWriter, r *gldap.Request) {
 					return nil, err // the client is gone
 				}
 			}
-			return res.Controls(), res.Err()
+			if err := res.Err(); err != nil || !up.IsClosing() {
+				return res.Controls(), err
+			}
+			// go-ldap ends a search on a closing connection with no error:
+			// the client must not read that as an answer.
+			return nil, directory.ErrSearchCut
 		})
 }
 
