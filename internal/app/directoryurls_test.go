@@ -274,9 +274,9 @@ servers:
 		!urls[0].Up || !urls[1].Up {
 		t.Fatalf("/status directory_urls with both up: %+v", urls)
 	}
-	if urlUp(primary.URL) != "1" || urlUp(secondary.URL) != "1" {
-		t.Fatalf("ldapgate_directory_url_up with both up: %q %q", urlUp(primary.URL), urlUp(secondary.URL))
-	}
+	// The metrics follow each probe's report, a moment after the states.
+	testutil.WaitFor(t, 10*time.Second, func() bool { return urlUp(primary.URL) == "1" && urlUp(secondary.URL) == "1" },
+		"ldapgate_directory_url_up to be 1 for both URLs")
 
 	// The secondary goes down: noticed by the probe while the primary serves.
 	stopped := time.Now()
