@@ -270,6 +270,11 @@ servers:
 		t.Fatalf("/status has no vpn: %s", body)
 		return nil
 	}
+	// Each URL is "not checked yet" until the first probe reaches it.
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		urls := vpnURLs()
+		return len(urls) == 2 && urls[0].Up && urls[1].Up
+	}, "/status to list both URLs up")
 	if urls := vpnURLs(); len(urls) != 2 || urls[0].URL != primary.URL || urls[1].URL != secondary.URL ||
 		!urls[0].Up || !urls[1].Up {
 		t.Fatalf("/status directory_urls with both up: %+v", urls)
