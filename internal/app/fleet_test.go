@@ -150,23 +150,7 @@ func (f *fleet) serve(t *testing.T) {
 	for _, in := range f.inst {
 		logR, logW := io.Pipe()
 		go in.addrs.read(logR)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- Run(ctx, []string{"serve", "--config", in.cfg}, io.Discard, logW)
-			logW.Close()
-		}()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("serve did not stop")
-			}
-		})
+		serveInProcess(t, in.cfg, logW)
 	}
 	for i, in := range f.inst {
 		testutil.WaitFor(t, 10*time.Second, func() bool {

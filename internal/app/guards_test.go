@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,18 +96,7 @@ servers:
 	logR, logW := io.Pipe()
 	addrs := &logAddrs{addrs: map[string]string{}}
 	go addrs.read(logR)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve", "--config", cfg}, io.Discard, logW)
-		logW.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveInProcess(t, cfg, logW)
 	testutil.WaitFor(t, 10*time.Second, func() bool { return addrs.get("vpn") != "" }, "the vpn section to listen")
 	p.vpn = addrs.get("vpn")
 	return p

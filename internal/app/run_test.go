@@ -140,3 +140,27 @@ servers:
 		t.Fatal("serve did not stop within 20s of its context ending")
 	}
 }
+
+// serveInProcess runs the whole program on cfgFile in this process until
+// the test ends, its log written to w (closed when Run returns). The test
+// fails if Run returns an error or does not stop within 20s of its end.
+func serveInProcess(t *testing.T, cfgFile string, w io.WriteCloser) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--config", cfgFile}, io.Discard, w)
+		w.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop within 20s")
+		}
+	})
+}

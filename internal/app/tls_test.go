@@ -2,7 +2,6 @@ package app
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -110,23 +109,7 @@ servers:
 
 	logR, logW := io.Pipe()
 	lines := readListenLines(logR)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve", "--config", cfg}, io.Discard, logW)
-		logW.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
+	serveInProcess(t, cfg, logW)
 	testutil.WaitFor(t, 10*time.Second, func() bool { p, l := lines.get("vpn"); return p != "" && l != "" },
 		"both listeners of vpn to log their addresses")
 	plain, ldaps := lines.get("vpn")
