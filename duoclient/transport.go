@@ -92,6 +92,18 @@ func configureTransport(t *http.Transport, cfg Config) {
 	t.IdleConnTimeout = 90 * time.Second
 	t.MaxIdleConns = 64
 	t.MaxIdleConnsPerHost = 16
+	// HTTP/2 when Duo's endpoint offers it through ALPN, HTTP/1.1
+	// otherwise: with HTTP/2 every call in flight, however many pushes
+	// wait, shares one connection (up to the server's stream limit)
+	// instead of holding one each. net/http turns HTTP/2 off by itself once
+	// DialContext and TLSClientConfig are ours, as above; this turns it
+	// back on.
+	t.ForceAttemptHTTP2 = true
+	// A connection that stops answering is noticed by a ping after
+	// timeout of silence and closed when the ping is not answered within
+	// timeout, so that calls stop queueing onto it; pending pushes send
+	// no frames for minutes, so silence alone proves nothing.
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: cfg.Timeout, PingTimeout: cfg.Timeout}
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{}
 	}

@@ -117,6 +117,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		rec := Request{
 			Time:        now,
 			Method:      r.Method,
+			Proto:       r.Proto,
 			Path:        r.URL.Path,
 			Username:    params.Get("username"),
 			Factor:      params.Get("factor"),

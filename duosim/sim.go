@@ -113,9 +113,25 @@ type Options struct {
 	// headers are checked against (beyond MaxClockSkew, as with Duo,
 	// requests fail). For testing clock-skew reports; default 0.
 	ClockOffset time.Duration
+	// HTTP1Only serves HTTP/1.1 alone, like an endpoint that offers no
+	// HTTP/2 through ALPN; by default both are offered, HTTP/2 first, as
+	// Duo's API hosts do.
+	HTTP1Only bool
+	// MaxConcurrentStreams bounds the requests in flight on one HTTP/2
+	// connection (a client opens another past it); default 250, Go's.
+	MaxConcurrentStreams int
 	// Logger receives a start-up line, fault changes (Info) and one line per
 	// request (Debug). Nil discards.
 	Logger *slog.Logger
+}
+
+// Connections is how many connections the simulator has accepted since it
+// started (refused ones not counted): with HTTP/2 a client's calls share
+// one, with HTTP/1.1 each call in flight holds its own.
+func (s *Sim) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
 }
 
 // Calls counts the requests that reached each endpoint, whatever the answer
@@ -136,7 +152,9 @@ type Calls struct {
 type Request struct {
 	Time   time.Time `json:"time"`
 	Method string    `json:"method"`
-	Path   string    `json:"path"`
+	// Proto is the protocol the request came over: "HTTP/2.0" or "HTTP/1.1".
+	Proto string `json:"proto"`
+	Path  string `json:"path"`
 	// Username is the username parameter, or user_id when no username was sent.
 	Username string `json:"username,omitempty"`
 	Factor   string `json:"factor,omitempty"`
@@ -180,6 +198,8 @@ type Sim struct {
 	byName  map[string]User
 	byID    map[string]User
 	conns   map[*trackedConn]struct{}
+	// accepted counts the connections ever accepted (Connections).
+	accepted int
 	calls   Calls
 	reqs    []Request // ring buffer
 	reqNext int
@@ -229,9 +249,13 @@ func New(opts Options) (*Sim, error) {
 	if s.bad, err = newAuthority("UNTRUSTED", opts.Hostnames); err != nil {
 		return nil, fmt.Errorf("duosim: certificate: %w", err)
 	}
+	protos := []string{"h2", "http/1.1"}
+	if opts.HTTP1Only {
+		protos = []string{"http/1.1"}
+	}
 	s.tlsConfig = &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"http/1.1"},
+		NextProtos:     protos,
 		GetCertificate: s.getCertificate,
 	}
 	s.srv = &http.Server{
@@ -239,6 +263,7 @@ func New(opts Options) (*Sim, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: opts.MaxConcurrentStreams},
 	}
 
 	addr := opts.Addr
@@ -535,6 +560,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	dead := l.s.closed || l.s.fault == FaultRefuse
 	if !dead {
 		l.s.conns[tc] = struct{}{}
+		l.s.accepted++
 	}
 	l.s.mu.Unlock()
 	if dead {

@@ -189,6 +189,8 @@ type setup struct {
 	nofile int
 	// dirKeys are extra keys for every directory block (nested_groups...).
 	dirKeys map[string]any
+	// duoHTTP1 makes the simulator offer HTTP/1.1 alone (withDuoHTTP1).
+	duoHTTP1 bool
 }
 
 // withProcess runs ldapgate as a process of its own, the race-enabled
@@ -236,6 +238,13 @@ func withDuo(key string, value any) option {
 
 type option func(*setup)
 
+// withDuoHTTP1 makes the Duo simulator offer HTTP/1.1 alone, as an
+// endpoint without HTTP/2 does: every call in flight then dials a
+// connection of its own.
+func withDuoHTTP1() option {
+	return func(s *setup) { s.duoHTTP1 = true }
+}
+
 // withConfig sets a top-level key of the generated configuration.
 func withConfig(key string, value any) option {
 	return func(s *setup) { s.cfg[key] = value }
@@ -270,7 +279,7 @@ func start(t *testing.T, sections []section, opts ...option) *env {
 	for _, p := range sampledata.People {
 		users = append(users, duosim.User{Name: p.UID, Behavior: duosim.Behavior(p.DuoBehavior), Passcodes: p.Passcodes})
 	}
-	sim, err := duosim.New(duosim.Options{Users: users})
+	sim, err := duosim.New(duosim.Options{Users: users, HTTP1Only: su.duoHTTP1})
 	if err != nil {
 		t.Fatalf("duo simulator: %v", err)
 	}

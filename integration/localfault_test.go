@@ -103,7 +103,9 @@ func TestLocalFaultsNeverFailOpen(t *testing.T) {
 	// point here is what happens when it does.
 	sec.MaxConnections = 1000
 	sec.Extra = map[string]any{"max_connections_per_ip": 1000}
-	e := start(t, []section{sec}, withNoFile(localFaultNoFile))
+	// Over HTTP/1.1 every call to Duo dials, which is where the fault
+	// meets Duo; over HTTP/2 the calls share a connection and dial rarely.
+	e := start(t, []section{sec}, withNoFile(localFaultNoFile), withDuoHTTP1())
 	bob, alice := person(t, "bob"), person(t, "alice")
 	e.waitDuoState("safe", "ok")
 	before := e.sectionDuo("safe")

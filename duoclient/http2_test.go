@@ -1,0 +1,156 @@
+package duoclient_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ldapgate/ldapgate/duosim"
+	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/testutil"
+)
+
+// TestHTTP2WhenOffered: calls go over HTTP/2 when the endpoint offers it
+// through ALPN, and over HTTP/1.1 when it offers only that.
+func TestHTTP2WhenOffered(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		http1Only bool
+		want      string
+	}{
+		{"h2 offered", false, "HTTP/2.0"},
+		{"http/1.1 only", true, "HTTP/1.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, err := duosim.New(duosim.Options{HTTP1Only: tc.http1Only, Users: []duosim.User{{Name: "alice"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			c := simClient(t, sim, nil)
+			v, err := c.Verify(context.Background(), failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+			if err != nil || !v.Allowed {
+				t.Fatalf("Verify = %+v, %v", v, err)
+			}
+			reqs := sim.Requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d requests reached the simulator, want preauth and auth", len(reqs))
+			}
+			for _, r := range reqs {
+				if r.Proto != tc.want {
+					t.Errorf("%s came over %s, want %s", r.Path, r.Proto, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestPendingPushesShareAConnection: pushes waiting for their users hold
+// no connection each over HTTP/2; they share the one the first call opened.
+// Over HTTP/1.1 (the endpoint offers nothing else) each holds its own.
+func TestPendingPushesShareAConnection(t *testing.T) {
+	const pending = 40
+	for _, tc := range []struct {
+		name      string
+		http1Only bool
+	}{
+		{"h2", false},
+		{"http/1.1", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim, err := duosim.New(duosim.Options{HTTP1Only: tc.http1Only, Users: []duosim.User{{Name: "alice"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			c := simClient(t, sim, nil)
+			ctx := context.Background()
+			// The first call opens the connection the others will share.
+			if err := c.Check(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := sim.SetFault(duosim.FaultAuthHang); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, pending)
+			for range pending {
+				wg.Go(func() {
+					_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+					errs <- err
+				})
+			}
+			testutil.WaitFor(t, 10*time.Second, func() bool { return sim.Held() == pending }, "every push held")
+			switch n := sim.Connections(); {
+			case !tc.http1Only && n != 1:
+				t.Errorf("%d pending pushes over HTTP/2 opened %d connections to Duo, want the one", pending, n)
+			case tc.http1Only && n < pending:
+				t.Errorf("%d pending pushes over HTTP/1.1 opened only %d connections: each must hold its own", pending, n)
+			default:
+				t.Logf("%d pending pushes, %d connections", pending, n)
+			}
+			// Releasing them answers every push 503: Duo answered, the
+			// logins did not complete.
+			if err := sim.SetFault(duosim.FaultNone); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				var fe *failmode.Error
+				if !errors.As(err, &fe) || fe.Class != failmode.Degraded {
+					t.Fatalf("released push: %v, want Degraded", err)
+				}
+			}
+		})
+	}
+}
+
+// TestSharedConnectionLost: when Duo drops the one connection every
+// pending push shares, each push is Degraded (Duo stopped answering after
+// authentication began) and each new preauth, on a new connection, sees
+// the outage: never an unclassified (Local) error.
+func TestSharedConnectionLost(t *testing.T) {
+	const pending = 20
+	sim, err := duosim.New(duosim.Options{Users: []duosim.User{{Name: "alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	c := simClient(t, sim, nil)
+	ctx := context.Background()
+	if err := c.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SetFault(duosim.FaultAuthHang); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, pending)
+	for range pending {
+		wg.Go(func() {
+			_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+			errs <- err
+		})
+	}
+	testutil.WaitFor(t, 10*time.Second, func() bool { return sim.Held() == pending }, "every push held")
+	// refuse closes the listener and every connection, the shared one too.
+	if err := sim.SetFault(duosim.FaultRefuse); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		var fe *failmode.Error
+		if !errors.As(err, &fe) || fe.Class != failmode.Degraded || fe.Stage != failmode.StageAuth {
+			t.Fatalf("push whose connection was dropped: %v, want Degraded at auth", err)
+		}
+	}
+	_, err = c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+	var fe *failmode.Error
+	if !errors.As(err, &fe) || fe.Class != failmode.Unreachable || fe.Stage != failmode.StagePreauth {
+		t.Fatalf("preauth after the drop: %v, want Unreachable", err)
+	}
+}
