@@ -193,17 +193,17 @@ type Sim struct {
 	slowDelay time.Duration
 	pushDelay time.Duration
 	// offset is Options.ClockOffset: now() is the simulator's clock.
-	offset  time.Duration
-	users   []User
-	byName  map[string]User
-	byID    map[string]User
-	conns   map[*trackedConn]struct{}
+	offset time.Duration
+	users  []User
+	byName map[string]User
+	byID   map[string]User
+	conns  map[*trackedConn]struct{}
 	// accepted counts the connections ever accepted (Connections).
 	accepted int
-	calls   Calls
-	reqs    []Request // ring buffer
-	reqNext int
-	txns    map[string]*txn
+	calls    Calls
+	reqs     []Request // ring buffer
+	reqNext  int
+	txns     map[string]*txn
 
 	serveWG   sync.WaitGroup
 	handlerWG sync.WaitGroup
