@@ -106,6 +106,10 @@ type attempt struct {
 	response []ldap.Control // the directory's bind response controls
 	subject  failmode.Subject
 
+	// released is true once the directory connection was closed while the
+	// second factor was awaited (releaseWhileWaiting).
+	released bool
+
 	// breakGlass is a break-glass code typed after the password, canonical:
 	// a secret, never logged (breakglass.go).
 	breakGlass string

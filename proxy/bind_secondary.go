@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jimlambrt/gldap"
 
+	"github.com/ldapgate/ldapgate/directory"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/dn"
 )
@@ -79,7 +81,9 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 			}
 		}
 		ev.Factor = string(a.factor)
+		released := s.releaseWhileWaiting(a)
 		verdict, err := s.verify(ctx, at)
+		a.released = released()
 		if errors.Is(err, errOverBudget) {
 			return s.overBudget(ctx, a, factorOf(a), err)
 		}
@@ -114,6 +118,11 @@ func (s *Server) decide(ctx context.Context, a *attempt) *bindResult {
 		sess.closeUpstream()
 		return &bindResult{code: gldap.ResultInvalidCredentials, diag: decision.Diagnostic, event: ev, err: sfErr}
 	}
+	if a.released {
+		if res := s.rebind(ctx, a, &ev); res != nil {
+			return res
+		}
+	}
 	sess.letIn()
 	if c := s.cfg.Guards.Cache; c != nil && decision.Rule == failmode.RuleSecondFactor {
 		// Only a success Duo's second factor proved is remembered: never
@@ -139,4 +148,59 @@ func (s *Server) verify(ctx context.Context, at failmode.Attempt) (v failmode.Ve
 		}
 	}()
 	return s.sf.Verify(ctx, at)
+}
+
+// releaseWhileWaiting closes the bind's directory connection, bound as the
+// user, once the second factor has taken ReleaseUpstreamAfter: a push
+// waiting for its user then holds no directory connection (nor its
+// descriptor and goroutines). The returned func stops the timer and
+// reports whether the connection was released; rebind restores it.
+//
+// Only with a lookup account: the password then went to the directory as
+// the entry's own DN (a.tried), so binding that DN again authenticates the
+// same entry. Without one the bind name went as typed and the entry was
+// confirmed with Who Am I on this very connection, which is kept.
+func (s *Server) releaseWhileWaiting(a *attempt) (released func() bool) {
+	up := a.sess.up
+	if s.cfg.ReleaseUpstreamAfter <= 0 || up == nil || !s.dir.HasLookupAccount() || a.tried != a.id.DN {
+		return func() bool { return false }
+	}
+	t := time.AfterFunc(s.cfg.ReleaseUpstreamAfter, func() { up.Close() })
+	return func() bool {
+		if t.Stop() {
+			return false
+		}
+		// The connection is closed, or being closed: it is no use to anyone.
+		a.sess.closeUpstream()
+		return true
+	}
+}
+
+// rebind gives an allowed bind whose connection was released while it
+// waited a new one, bound with the same DN and password. A directory that
+// now refuses the password (it changed meanwhile) or cannot be reached
+// denies the bind: nothing is relayed as a user the directory did not just
+// accept.
+func (s *Server) rebind(ctx context.Context, a *attempt, ev *failmode.BindEvent) *bindResult {
+	fail := func(res *bindResult, err error) *bindResult {
+		a.sess.closeUpstream()
+		res.event.Username, res.event.Factor, res.event.Stage = ev.Username, ev.Factor, failmode.AuthSecondary
+		res.err = err
+		return res
+	}
+	conn, err := s.dir.Dial(ctx)
+	if err != nil {
+		err = fmt.Errorf("dial after the second factor: %w", err)
+		return fail(a.end(failmode.RuleDirectoryUnavailable, failmode.AuthSecondary, err), err)
+	}
+	if _, err := s.dir.Bind(ctx, conn, a.tried, a.password, a.request); err != nil {
+		conn.Close()
+		werr := fmt.Errorf("bind again after the second factor: %w", err)
+		if le, ok := directory.Answered(err); ok {
+			return fail(a.directoryRefused(le, nil), werr)
+		}
+		return fail(a.end(failmode.RuleDirectoryUnavailable, failmode.AuthSecondary, werr), werr)
+	}
+	a.sess.adopt(conn, s.dirEpoch)
+	return nil
 }

@@ -76,6 +76,11 @@ type Config struct {
 	DuoUnreachable func() bool
 	// Guards are the section's abuse guards (guards.go); zero: none.
 	Guards Guards
+	// ReleaseUpstreamAfter, when positive, closes the directory connection
+	// of a bind that has waited this long on its second factor; it is
+	// dialled and bound again (as the entry's DN) if the bind is allowed.
+	// Only with a lookup account, where that bind names the entry found.
+	ReleaseUpstreamAfter time.Duration
 	// ProxyProtocol, when set, takes each client's address from the PROXY
 	// protocol header of trusted load balancers (proxyprotocol.go). It
 	// needs MaxConnections, which also bounds the headers read at once.

@@ -124,6 +124,19 @@ func (d *Directory) forget(connID int) {
 	d.mu.Unlock()
 }
 
+// BoundAs counts the open connections bound as dn (compared without case).
+func (d *Directory) BoundAs(dn string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, b := range d.bound {
+		if strings.EqualFold(b, dn) {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *Directory) boundDN(connID int) (string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

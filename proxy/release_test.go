@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapgate/ldapgate/failmode"
+	"github.com/ldapgate/ldapgate/internal/demodir"
+	"github.com/ldapgate/ldapgate/internal/testutil"
+)
+
+// heldSF is a second factor whose every push waits until the test answers
+// it.
+type heldSF struct {
+	asked  chan struct{}
+	answer chan failmode.Verdict
+}
+
+func newHeldSF() *heldSF {
+	return &heldSF{asked: make(chan struct{}, 16), answer: make(chan failmode.Verdict, 16)}
+}
+
+func (h *heldSF) Verify(ctx context.Context, _ failmode.Attempt) (failmode.Verdict, error) {
+	h.asked <- struct{}{}
+	select {
+	case v := <-h.answer:
+		return v, nil
+	case <-ctx.Done():
+		return failmode.Verdict{}, ctx.Err()
+	}
+}
+
+// startReleasing serves a secure section over a fresh in-memory directory
+// whose binds release their directory connection after `after`.
+func startReleasing(t *testing.T, after time.Duration, sf SecondFactor) (string, *demodir.Directory) {
+	t.Helper()
+	dir, err := demodir.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Stop() })
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL())
+	return serveTest(t, Config{ReleaseUpstreamAfter: after}, d, sf, nil), dir
+}
+
+// TestPendingPushHoldsNoDirectoryConnection: a bind waiting on its push
+// gives up its directory connection (bound as the user) once it has waited
+// ReleaseUpstreamAfter; allowed, it is bound again, and the client's
+// operations are relayed as the user as before.
+func TestPendingPushHoldsNoDirectoryConnection(t *testing.T) {
+	sf := newHeldSF()
+	addr, dir := startReleasing(t, 20*time.Millisecond, sf)
+	alice := person(t, "alice")
+	conn := dialProxy(t, addr)
+	done := make(chan error, 1)
+	go func() { done <- conn.Bind(alice.DN(), alice.Password) }()
+	<-sf.asked
+	testutil.WaitFor(t, 5*time.Second, func() bool { return dir.BoundAs(alice.DN()) == 0 },
+		"the pending bind to release its directory connection")
+	sf.answer <- failmode.Verdict{Allowed: true}
+	if err := <-done; err != nil {
+		t.Fatalf("bind allowed by Duo after the release: %v", err)
+	}
+	if n := dir.BoundAs(alice.DN()); n != 1 {
+		t.Fatalf("%d directory connections bound as alice after the bind, want 1", n)
+	}
+	res, err := conn.WhoAmI(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AuthzID != "dn:"+alice.DN() {
+		t.Fatalf("relayed Who Am I answers %q, want alice", res.AuthzID)
+	}
+}
+
+// TestQuickAnswerKeepsDirectoryConnection: an answer within
+// ReleaseUpstreamAfter keeps the connection the password was checked on.
+func TestQuickAnswerKeepsDirectoryConnection(t *testing.T) {
+	sf := newHeldSF()
+	addr, dir := startReleasing(t, time.Hour, sf)
+	alice := person(t, "alice")
+	conn := dialProxy(t, addr)
+	done := make(chan error, 1)
+	go func() { done <- conn.Bind(alice.DN(), alice.Password) }()
+	<-sf.asked
+	if n := dir.BoundAs(alice.DN()); n != 1 {
+		t.Fatalf("%d directory connections bound as alice while the push waits, want the one kept", n)
+	}
+	sf.answer <- failmode.Verdict{Allowed: true}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReleasedBindDeniedWhenDirectoryGone: Duo allows, but the directory
+// cannot bind the user again: the bind is unavailable (52), never a
+// success without a connection the directory just accepted.
+func TestReleasedBindDeniedWhenDirectoryGone(t *testing.T) {
+	sf := newHeldSF()
+	events := make(chan failmode.BindEvent, 4)
+	dir, err := demodir.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Stop() })
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL())
+	addr := serveTest(t, Config{ReleaseUpstreamAfter: 20 * time.Millisecond}, d, sf,
+		failmode.RecorderFunc(func(e failmode.BindEvent) { events <- e }))
+	alice := person(t, "alice")
+	conn := dialProxy(t, addr)
+	done := make(chan error, 1)
+	go func() { done <- conn.Bind(alice.DN(), alice.Password) }()
+	<-sf.asked
+	testutil.WaitFor(t, 5*time.Second, func() bool { return dir.BoundAs(alice.DN()) == 0 },
+		"the pending bind to release its directory connection")
+	if err := dir.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sf.answer <- failmode.Verdict{Allowed: true}
+	err = <-done
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultUnavailable) {
+		t.Fatalf("bind = %v, want unavailable (52)", err)
+	}
+	ev := <-events
+	if ev.Status != failmode.StatusError || ev.Rule != failmode.RuleDirectoryUnavailable || ev.Username != "alice" {
+		t.Fatalf("event %+v, want a refusal by rule directory_unavailable naming alice", ev)
+	}
+}
