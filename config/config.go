@@ -119,6 +119,11 @@ type Directory struct {
 	// passwords of clients not yet let in; beyond it a bind is told "busy"
 	// (51). Only a session ldapgate let in keeps a connection of its own.
 	MaxConnections int `mapstructure:"max_connections"`
+	// LookupConnections bounds the lookup account's connections, and
+	// LookupInFlight the searches in flight on each: past both, a lookup
+	// waits for a place within timeout.
+	LookupConnections int `mapstructure:"lookup_connections"`
+	LookupInFlight    int `mapstructure:"lookup_in_flight"`
 }
 
 // MaxGroupNesting bounds nested_groups: membership that goes deeper counts

@@ -45,6 +45,12 @@ const (
 	// files (servers[].tls, directories.NAME.cert_file) are looked at for
 	// a change (modification time, size) to reload them.
 	CertCheckInterval = 10 * time.Second
+	// ReleaseUpstreamAfter is how long a bind waits on its second factor
+	// before its directory connection (bound as the user) is closed, to be
+	// dialled and bound again if Duo allows: a pending push then holds the
+	// client's connection alone (README "Descriptors"). Answers quicker
+	// than this (passcodes, bypass, an instant push) keep the connection.
+	ReleaseUpstreamAfter = time.Second
 
 	// Abuse bounds: what one client, or many without credentials, can make
 	// ldapgate hold.
@@ -54,6 +60,11 @@ const (
 	DefaultWriteTimeout            = 30 * time.Second
 	DefaultRequestTimeout          = 30 * time.Second
 	DefaultDirectoryMaxConnections = 32
+	// The lookup account's connections and the searches in flight on each:
+	// well below OpenLDAP's conn_max_pending_auth (1,000), past which it
+	// closes a connection.
+	DefaultLookupConnections = 4
+	DefaultLookupInFlight    = 64
 
 	// The abuse guards (README "Abuse resistance"). The throttles are
 	// meant to bite before the directory's own lockout: keep
@@ -97,6 +108,8 @@ const (
 	MinMaxRequestSize          = 1 << 10
 	MaxMaxRequestSize          = 64 << 20
 	MaxDirectoryMaxConnections = 10000
+	MaxLookupConnections       = 64
+	MaxLookupInFlight          = 1000
 	// BufferedRequestsFactor: the bytes buffered for requests still
 	// arriving, across all connections of a section, are bounded by this
 	// many max_request_size.
@@ -245,6 +258,8 @@ func (c *Config) applyDefaults() {
 		d.UserFilter = cmp.Or(d.UserFilter, DefaultUserFilter)
 		d.GroupFilter = cmp.Or(d.GroupFilter, DefaultGroupFilter)
 		d.MaxConnections = cmp.Or(d.MaxConnections, DefaultDirectoryMaxConnections)
+		d.LookupConnections = cmp.Or(d.LookupConnections, DefaultLookupConnections)
+		d.LookupInFlight = cmp.Or(d.LookupInFlight, DefaultLookupInFlight)
 	}
 	for _, s := range c.Servers {
 		if s == nil {

@@ -155,6 +155,8 @@ func (d *Directory) validate(p *Problems, path string) {
 		checkDN(p, path+".base_dn", d.BaseDN)
 	}
 	checkCount(p, path+".max_connections", d.MaxConnections, 1, MaxDirectoryMaxConnections, "")
+	checkCount(p, path+".lookup_connections", d.LookupConnections, 1, MaxLookupConnections, "")
+	checkCount(p, path+".lookup_in_flight", d.LookupInFlight, 1, MaxLookupInFlight, "")
 	if strings.ContainsAny(d.UsernameAttribute, " =()*\\,") || d.UsernameAttribute == "" {
 		p.add(path+".username_attribute", ErrInvalid, "must be an attribute name")
 	}

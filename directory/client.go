@@ -66,6 +66,11 @@ type Config struct {
 	// MaxConnections bounds the connections checking passwords of clients
 	// not yet let in (CheckConn); required.
 	MaxConnections int
+	// LookupConnections bounds the lookup account's connections, and
+	// LookupInFlight the searches in flight on each (lookup.go); required
+	// with a lookup account.
+	LookupConnections int
+	LookupInFlight    int
 }
 
 // Errors of Directory lookups. A network failure is never one of these: it
@@ -136,14 +141,14 @@ type Identity struct {
 }
 
 // Client is one upstream directory: it dials per-client connections and
-// runs lookups with the lookup account on one shared connection. Its
+// runs lookups with the lookup account on a bounded pool of connections. Its
 // methods are safe for concurrent use.
 type Client struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	lookup *ldap.Conn
+	// lookups are the lookup account's connections (lookup.go).
+	lookups *lookupPool
 
 	pool *checkPool
 
@@ -180,6 +185,9 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if cfg.TLS != nil && cfg.TLS.InsecureSkipVerify {
 		return nil, errors.New("directory: certificate verification cannot be turned off")
 	}
+	if cfg.BindDN != "" && (cfg.LookupConnections <= 0 || cfg.LookupInFlight <= 0) {
+		return nil, errors.New("directory: lookup connections and searches in flight per connection must be positive")
+	}
 	if cfg.MaxGroupDepth <= 0 {
 		cfg.MaxGroupDepth = 1 // direct membership only
 		if cfg.NestedGroups {
@@ -189,7 +197,8 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections)}
+	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections),
+		lookups: newLookupPool(max(cfg.LookupConnections, 1), max(cfg.LookupInFlight, 1))}
 	now := time.Now()
 	for i, raw := range cfg.URLs {
 		s, err := newURLState(i, raw, now)
@@ -509,8 +518,9 @@ func (d *Client) ReadEntry(ctx context.Context, conn *ldap.Conn, dn string) erro
 	return nil
 }
 
-// search runs req with the lookup account when there is one (retrying once
-// on a fresh connection after a network failure), else on conn.
+// search runs req with the lookup account when there is one, on the least
+// busy lookup connection (retrying once on a fresh connection after a
+// network failure), else on conn.
 func (d *Client) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRequest) ([]*ldap.Entry, error) {
 	if !d.HasLookupAccount() {
 		if conn == nil {
@@ -518,14 +528,19 @@ func (d *Client) search(ctx context.Context, conn *ldap.Conn, req *ldap.SearchRe
 		}
 		return d.collect(ctx, conn, req)
 	}
+	slot, err := d.lookups.acquire(ctx, d.cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer d.lookups.release(slot)
 	for attempt := 0; ; attempt++ {
-		lc, err := d.lookupConn(ctx)
+		lc, err := d.slotConn(ctx, slot)
 		if err == nil {
 			var entries []*ldap.Entry
 			if entries, err = d.collect(ctx, lc, req); err == nil || !IsUnavailable(err) {
 				return entries, err
 			}
-			d.dropLookup(lc)
+			slot.drop(lc)
 		}
 		// One retry on a fresh connection (Dial tries the next URL first
 		// after a failure), whether dialling, binding or searching failed.
@@ -584,43 +599,6 @@ func (d *Client) collect(ctx context.Context, conn *ldap.Conn, req *ldap.SearchR
 	return entries, nil
 }
 
-func (d *Client) lookupConn(ctx context.Context) (*ldap.Conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.lookup != nil && !d.lookup.IsClosing() {
-		return d.lookup, nil
-	}
-	conn, err := d.Dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	i, known := d.origin(conn)
-	if _, err := d.Bind(ctx, conn, d.cfg.BindDN, d.cfg.BindPassword, nil); err != nil {
-		conn.Close()
-		if _, ok := Answered(err); ok {
-			if known {
-				d.lookupAccepted(i, false)
-			}
-			return nil, fmt.Errorf("%w: %w", ErrLookupAccount, err)
-		}
-		return nil, err
-	}
-	if known {
-		d.lookupAccepted(i, true)
-	}
-	d.lookup = conn
-	return conn, nil
-}
-
-func (d *Client) dropLookup(conn *ldap.Conn) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.lookup == conn {
-		d.lookup = nil
-	}
-	conn.Close()
-}
-
 // Ping proves the directory answers: with the lookup account, a bind and a
 // rootDSE read; without one, an anonymous rootDSE read on a fresh connection.
 func (d *Client) Ping(ctx context.Context) error {
@@ -644,15 +622,10 @@ func (d *Client) Ping(ctx context.Context) error {
 	return err
 }
 
-// Close closes the lookup connection and the idle password-check ones.
+// Close closes the lookup connections and the idle password-check ones.
 func (d *Client) Close() {
 	d.pool.close()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.lookup != nil {
-		d.lookup.Close()
-		d.lookup = nil
-	}
+	d.lookups.close()
 }
 
 // bareName strips a DOMAIN\ prefix or an @domain suffix from a bind name.
@@ -677,8 +650,8 @@ func isDN(name string) bool {
 
 // Probe checks the directory every interval until ctx ends (the first at
 // once), so that Up and URLs notice an outage or a refused lookup account
-// even when no client binds: with a lookup account it pings the shared
-// lookup connection (a broken one is replaced now, not at the next
+// even when no client binds: with a lookup account it pings a lookup
+// connection (a broken one is replaced now, not at the next
 // lookup), then every URL at once on fresh connections of its own, each
 // given the directory's timeout, so that a down secondary is seen while
 // the primary serves. Then it calls after (nil to skip) with a context

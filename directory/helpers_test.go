@@ -40,6 +40,12 @@ func newTestClient(t testing.TB, cfg Config) *Client {
 	if cfg.GroupFilter == nil {
 		cfg.GroupFilter = func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" }
 	}
+	if cfg.LookupConnections == 0 {
+		cfg.LookupConnections = 4
+	}
+	if cfg.LookupInFlight == 0 {
+		cfg.LookupInFlight = 64
+	}
 	d, err := New(cfg, discard())
 	if err != nil {
 		t.Fatal(err)

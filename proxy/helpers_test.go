@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -47,6 +48,8 @@ func newTestDirectory(t testing.TB, cfg directory.Config) *directory.Client {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 8
 	}
+	cfg.LookupConnections = cmp.Or(cfg.LookupConnections, config.DefaultLookupConnections)
+	cfg.LookupInFlight = cmp.Or(cfg.LookupInFlight, config.DefaultLookupInFlight)
 	if cfg.UsernameAttribute == "" {
 		cfg.UsernameAttribute = "uid"
 	}

@@ -88,12 +88,16 @@ func (a *attempt) directoryRefused(le *ldap.Error, controls []ldap.Control) *bin
 }
 
 // lookupRule names a failed user lookup: a name that matches no single
-// entry is invalid credentials; anything else (the directory down, the
+// entry is invalid credentials; every lookup connection at its bound is
+// busy; anything else (the directory down, the
 // lookup account refused) is the directory being unavailable, never the
 // user's password being wrong.
 func lookupRule(err error) failmode.Rule {
 	if errors.Is(err, directory.ErrNoSuchUser) || errors.Is(err, directory.ErrAmbiguousUser) {
 		return failmode.RuleInvalidCredentials
+	}
+	if errors.Is(err, directory.ErrLookupBusy) {
+		return failmode.RuleDirectoryBusy
 	}
 	return failmode.RuleDirectoryUnavailable
 }

@@ -256,17 +256,18 @@ func (a *app) proxyConfig(sc *config.Server, cfg *config.Config, certs *[]*certf
 		IdleTimeout:       sc.IdleTimeout,
 		MaxConnections:    sc.EffectiveMaxConnections(a.nofile, len(cfg.Servers)),
 		// What clients can make the section hold (README "Limits").
-		MaxConnectionsPerIP: sc.MaxConnectionsPerIP,
-		MaxPendingRequests:  sc.MaxPendingRequests,
-		MaxRequestSize:      sc.MaxRequestSize,
-		MaxBufferedBytes:    sc.MaxBufferedBytes(),
-		WriteTimeout:        sc.WriteTimeout,
-		RequestTimeout:      sc.RequestTimeout,
-		OnConnEvent:         connEvents(a.metrics.Conns(sc.Name)),
-		TLS:                 tlsCfg,
-		RequireTLS:          sc.TLS.Require,
-		ShutdownTimeout:     cfg.ShutdownTimeout,
-		ProxyProtocol:       proxyProtocol(sc.ProxyProtocol),
+		MaxConnectionsPerIP:  sc.MaxConnectionsPerIP,
+		MaxPendingRequests:   sc.MaxPendingRequests,
+		MaxRequestSize:       sc.MaxRequestSize,
+		MaxBufferedBytes:     sc.MaxBufferedBytes(),
+		WriteTimeout:         sc.WriteTimeout,
+		RequestTimeout:       sc.RequestTimeout,
+		OnConnEvent:          connEvents(a.metrics.Conns(sc.Name)),
+		TLS:                  tlsCfg,
+		RequireTLS:           sc.TLS.Require,
+		ShutdownTimeout:      cfg.ShutdownTimeout,
+		ReleaseUpstreamAfter: config.ReleaseUpstreamAfter,
+		ProxyProtocol:        proxyProtocol(sc.ProxyProtocol),
 	}, nil
 }
 
@@ -328,6 +329,8 @@ func (a *app) newDirectory(dc *config.Directory, certs *[]*certfile.Reloader) (*
 		NestedGroups:      dc.NestedGroups,
 		MaxGroupDepth:     config.MaxGroupNesting,
 		MaxConnections:    dc.MaxConnections,
+		LookupConnections: dc.LookupConnections,
+		LookupInFlight:    dc.LookupInFlight,
 	}, a.log)
 }
 

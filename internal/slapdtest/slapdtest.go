@@ -76,6 +76,14 @@ type options struct {
 	keyFile      string
 	clientCA     string
 	backLDAP     string // WithBackLDAP: the URI the ldap database relays to
+	global       []string
+}
+
+// WithGlobal adds slapd.conf global directives ("threads 2",
+// "conn_max_pending_auth 4"), to bring the directory's own limits within a
+// test's reach.
+func WithGlobal(lines ...string) Option {
+	return func(o *options) { o.global = append(o.global, lines...) }
 }
 
 // WithTLS gives slapd a certificate: it serves LDAPS on a second port
@@ -278,6 +286,9 @@ func config(dir, dbDir string, o options) (string, error) {
 		fmt.Fprintf(&b, "include %s\n", filepath.Join(schemaDir, schema+".schema"))
 	}
 	fmt.Fprintf(&b, "pidfile %s\nargsfile %s\n", filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"))
+	for _, line := range o.global {
+		fmt.Fprintln(&b, line)
+	}
 	if o.certFile != "" {
 		fmt.Fprintf(&b, "TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", o.certFile, o.keyFile)
 	}
