@@ -709,10 +709,21 @@ func (c *conn) initConn(netConn net.Conn) error {
 	c.netMu.Lock()
 	c.netConn = netConn
 	c.netMu.Unlock()
-	c.reader = bufio.NewReader(c.netConn)
-	c.writer = bufio.NewWriter(c.netConn)
+	c.reader = bufio.NewReaderSize(c.netConn, connReadBuffer)
+	c.writer = bufio.NewWriterSize(c.netConn, connWriteBuffer)
 	return nil
 }
+
+// Per-connection buffers (patch 32). Each response is flushed as soon as
+// it is written, so a write buffer only costs memory: with an empty one,
+// bufio writes a packet larger than the buffer straight to the socket.
+// The read buffer holds a typical request (a bind, a search); a larger
+// one is read straight into its packet. Upstream used 4 KiB for each,
+// held by every connection for its whole life, idle or waiting.
+const (
+	connReadBuffer  = 1024
+	connWriteBuffer = 16
+)
 
 // close waits for in-flight handlers, sends a pending Notice of
 // Disconnection and closes the socket.  serveRequests has cancelled the
