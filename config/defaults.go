@@ -114,12 +114,17 @@ const (
 	// arriving, across all connections of a section, are bounded by this
 	// many max_request_size.
 	BufferedRequestsFactor = 16
-	// DescriptorsPerClient is what one client connection can cost: itself,
-	// its directory connection while bound, its share of Duo's.
-	DescriptorsPerClient = 3
-	// ReservedDescriptors are kept for listeners, logs, the lookup
-	// connections and Duo when max_connections is derived.
-	ReservedDescriptors = 64
+	// DescriptorsPerClient is what one client connection costs: itself,
+	// and its directory connection once let in. A push pending past
+	// ReleaseUpstreamAfter holds no directory connection, and its Duo call
+	// shares an HTTP/2 connection (over HTTP/1.1 it holds one of its own:
+	// two again).
+	DescriptorsPerClient = 2
+	// ReservedDescriptors are kept for listeners, logs, the lookup and
+	// password-check connections and Duo's HTTP/2 connections (one per
+	// server stream limit, often 100-250 calls) when max_connections is
+	// derived.
+	ReservedDescriptors = 128
 )
 
 // DefaultMaxConnections is servers[].max_connections when unset: what the

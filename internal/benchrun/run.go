@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/internal/loadgen"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
@@ -342,6 +343,12 @@ func (b *bench) pending(ctx context.Context) (*pendingResult, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.TookToReach = time.Since(begin)
+	// Each bind gives up its directory connection once it has waited
+	// config.ReleaseUpstreamAfter: measure what waiting costs after that.
+	select {
+	case <-time.After(config.ReleaseUpstreamAfter + 500*time.Millisecond):
+	case <-ctx.Done():
+	}
 	if p.During, err = b.gate.stats(); err != nil {
 		release()
 		return nil, err
