@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -18,11 +19,16 @@ var ErrBusy = errors.New("directory busy: every password-check connection is in 
 // it opens. A connection leaves the pool the moment the directory accepts a
 // password on it (it belongs to that session from then on, bound as its
 // user); a refused bind leaves it anonymous (RFC 4511 §4.2.1), so it goes
-// back to the pool for the next check. A pooled connection has therefore
-// never been bound as anybody.
+// back to the pool for the next check, and so may the connection of a
+// session whose client left after binding alone (Recycle). A pooled
+// connection is only ever used for a bind, which replaces whatever
+// identity it had: who it was bound as before never reaches anyone.
 type checkPool struct {
 	slots chan struct{}   // one token per connection checked out
-	idle  chan *ldap.Conn // anonymous connections ready for the next check
+	idle  chan *ldap.Conn // connections ready for the next check
+
+	mu     sync.Mutex // put against close: nothing joins a closed pool
+	closed bool
 }
 
 func newCheckPool(n int) *checkPool {
@@ -70,12 +76,37 @@ func (c *Lease) Keep() *ldap.Conn {
 // Release returns a connection on which the bind was refused (so it is
 // anonymous) to the pool.
 func (c *Lease) Release() {
-	select {
-	case c.pool.idle <- c.Conn:
-	default:
-		c.Conn.Close()
-	}
+	c.pool.put(c.Conn)
 	<-c.pool.slots
+}
+
+// Recycle offers the pool the connection of a session whose client has
+// gone, so that the next client's password check need not dial. The
+// caller promises that nothing but binds ever ran on it (no relayed
+// operation, whose state - a transaction, a paged search - the
+// connection could carry): the next use is a bind, which replaces the
+// identity it had. A full or closed pool closes it.
+func (d *Client) Recycle(conn *ldap.Conn) {
+	if conn.IsClosing() {
+		conn.Close()
+		return
+	}
+	d.pool.put(conn)
+}
+
+// put adds c to the idle connections, or closes it when the pool is full
+// or closed.
+func (p *checkPool) put(c *ldap.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		select {
+		case p.idle <- c:
+			return
+		default:
+		}
+	}
+	c.Close()
 }
 
 // Discard closes a connection that failed.
@@ -99,8 +130,11 @@ func (p *checkPool) takeIdle() *ldap.Conn {
 	}
 }
 
-// close closes the idle connections.
+// close closes the idle connections; any put afterwards closes its own.
 func (p *checkPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 	for {
 		select {
 		case c := <-p.idle:

@@ -22,6 +22,9 @@ type Directory interface {
 	HasLookupAccount() bool
 	Dial(ctx context.Context) (*ldap.Conn, error)
 	CheckConn(ctx context.Context) (*directory.Lease, error)
+	// Recycle takes back the connection of a session whose client left,
+	// on which nothing but binds ran, for the next password check.
+	Recycle(conn *ldap.Conn)
 	Bind(ctx context.Context, conn *ldap.Conn, name, password string, controls []ldap.Control) (*ldap.SimpleBindResult, error)
 	FindUser(ctx context.Context, conn *ldap.Conn, name string) (directory.Identity, error)
 	WhoAmI(ctx context.Context, conn *ldap.Conn) (string, error)

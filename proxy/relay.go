@@ -45,6 +45,7 @@ func (s *Server) withUpstream(r *gldap.Request, fn func(up *ldap.Conn)) (int, st
 		// The directory connection died; the client must bind again.
 		return gldap.ResultUnavailable, msgDirectoryDown
 	}
+	sess.relayed.Store(true)
 	fn(sess.up)
 	return 0, ""
 }

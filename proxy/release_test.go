@@ -9,6 +9,7 @@ import (
 
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/demodir"
+	"github.com/ldapgate/ldapgate/internal/sampledata"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
 
@@ -127,5 +128,61 @@ func TestReleasedBindDeniedWhenDirectoryGone(t *testing.T) {
 	ev := <-events
 	if ev.Status != failmode.StatusError || ev.Rule != failmode.RuleDirectoryUnavailable || ev.Username != "alice" {
 		t.Fatalf("event %+v, want a refusal by rule directory_unavailable naming alice", ev)
+	}
+}
+
+// allowSF lets every second factor through at once.
+var allowSF = fakeSF{verify: func(context.Context, failmode.Attempt) (failmode.Verdict, error) {
+	return failmode.Verdict{Allowed: true}, nil
+}}
+
+// TestBindOnlyConnectionIsRecycled: the directory connection of a client
+// that bound and left goes back to the password-check pool, and the next
+// client's bind replaces its identity there instead of dialling; one on
+// which an operation was relayed is closed with its client, whatever state
+// of that client's it may carry.
+func TestBindOnlyConnectionIsRecycled(t *testing.T) {
+	dir, err := demodir.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Stop() })
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL())
+	addr := serveTest(t, Config{}, d, allowSF, nil)
+	alice, bob, carol := person(t, "alice"), person(t, "bob"), person(t, "carol")
+
+	bindAndLeave := func(p sampledata.Person, relay bool) {
+		t.Helper()
+		c, err := ldap.DialURL("ldap://" + addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Bind(p.DN(), p.Password); err != nil {
+			t.Fatalf("bind as %s: %v", p.UID, err)
+		}
+		if relay {
+			if _, err := c.WhoAmI(nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bindAndLeave(alice, false)
+	// The lookup account's connection and alice's.
+	testutil.WaitFor(t, 5*time.Second, func() bool { return dir.Opened() == 2 && dir.BoundAs(alice.DN()) == 1 },
+		"alice's connection to wait in the pool")
+	bindAndLeave(bob, true)
+	if n := dir.Opened(); n != 2 {
+		t.Fatalf("the directory accepted %d connections, want 2: bob's bind dialled instead of taking alice's", n)
+	}
+	if n := dir.BoundAs(alice.DN()); n != 0 {
+		t.Fatalf("%d connections still bound as alice after bob's bind on hers", n)
+	}
+	// bob relayed an operation: his connection is closed, not pooled, so
+	// carol's bind dials.
+	testutil.WaitFor(t, 5*time.Second, func() bool { return dir.BoundAs(bob.DN()) == 0 }, "bob's connection to close")
+	bindAndLeave(carol, false)
+	if n := dir.Opened(); n != 3 {
+		t.Fatalf("the directory accepted %d connections, want 3: carol must not get bob's relayed-on connection", n)
 	}
 }

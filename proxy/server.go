@@ -406,7 +406,8 @@ func (s *Server) session(r *gldap.Request) *session {
 }
 
 // closeSession runs after gldap closed the client connection and every
-// handler of it returned: the upstream connection goes with it.
+// handler of it returned: the upstream connection goes with it, back to
+// the current generation's pool when only binds ran on it.
 func (s *Server) closeSession(id int) {
 	s.l.mu.Lock()
 	sess, ok := s.l.sessions[id]
@@ -415,8 +416,9 @@ func (s *Server) closeSession(id int) {
 	if !ok {
 		return
 	}
+	cur := s.current()
 	sess.mu.Lock()
-	sess.closeUpstream()
+	sess.release(cur.dir, cur.dirEpoch)
 	sess.mu.Unlock()
 }
 

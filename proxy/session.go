@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -35,6 +36,11 @@ type session struct {
 	binds int
 	// epoch is the directory generation up belongs to (Server.dirEpoch).
 	epoch uint64
+	// relayed is set once any operation other than a bind was relayed on
+	// up (under the shared lock, hence atomic): such a connection may carry
+	// state of that client's (a transaction, a paged search) and is closed
+	// with the session, never recycled.
+	relayed atomic.Bool
 }
 
 func newSession(id int, remote net.Addr) *session {
@@ -71,6 +77,7 @@ func (s *session) dialAnonymous(ctx context.Context, d Directory, epoch uint64) 
 		return err
 	}
 	s.up, s.epoch = conn, epoch
+	s.relayed.Store(false)
 	return nil
 }
 
@@ -81,6 +88,7 @@ func (s *session) adopt(conn *ldap.Conn, epoch uint64) {
 	if conn != s.up {
 		s.closeUpstream()
 		s.up = conn
+		s.relayed.Store(false)
 	}
 	s.upBound, s.epoch = true, epoch
 }
@@ -97,6 +105,19 @@ func (s *session) letIn() {
 // and the session is not authed, nothing is relayed on it.
 func (s *session) resetAuth() {
 	s.authed = false
+}
+
+// release ends the session's hold on its upstream connection when its
+// client has gone: a connection of the directory generation in force
+// (epoch) on which only binds ran goes back to the password-check pool,
+// so that the next client need not dial; any other is closed.
+func (s *session) release(d Directory, epoch uint64) {
+	if s.up != nil && s.epoch == epoch && !s.relayed.Load() && !s.up.IsClosing() {
+		d.Recycle(s.up)
+		s.up, s.upBound = nil, false
+		return
+	}
+	s.closeUpstream()
 }
 
 // closeUpstream closes the upstream connection: nothing is bound as anyone

@@ -24,11 +24,44 @@ type report struct {
 	SlapdVersion string
 	order        []scenario
 	results      map[string]map[string][]loadgen.Result // scenario → target → rounds
+	cpu          map[string]map[string]*cpuUse          // scenario → target → all rounds
 	Pending      *pendingResult
 }
 
+func (r *report) addCPU(scenario, target string, u cpuUse) {
+	if r.cpu[scenario] == nil {
+		r.cpu[scenario] = map[string]*cpuUse{}
+	}
+	if r.cpu[scenario][target] == nil {
+		r.cpu[scenario][target] = &cpuUse{}
+	}
+	r.cpu[scenario][target].add(u)
+}
+
+// writeCPU is a scenario's table of the cores each process kept busy
+// while each target was measured (warm-up included).
+func (r *report) writeCPU(b *strings.Builder, scenario string, targets []string) {
+	byTarget := r.cpu[scenario]
+	if len(byTarget) == 0 {
+		return
+	}
+	b.WriteString("\n| cores busy while measuring | " + strings.Join(procOrder, " | ") + " | all |\n|---|")
+	b.WriteString(strings.Repeat("---:|", len(procOrder)+1) + "\n")
+	for _, t := range targets {
+		u, ok := byTarget[t]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", t)
+		for _, p := range procOrder {
+			fmt.Fprintf(b, " %.2f |", u.cores(p))
+		}
+		fmt.Fprintf(b, " %.2f |\n", u.total())
+	}
+}
+
 func newReport(sz sizes) *report {
-	return &report{sz: sz, Date: time.Now(), results: map[string]map[string][]loadgen.Result{}}
+	return &report{sz: sz, Date: time.Now(), results: map[string]map[string][]loadgen.Result{}, cpu: map[string]map[string]*cpuUse{}}
 }
 
 func (r *report) add(sc scenario, target string, res loadgen.Result) {
@@ -131,6 +164,8 @@ func (r *report) write(mdPath, chartPath string) error {
 		"slapd with the sample directory (mdb), a second slapd whose database is back-ldap relaying to the first (the cost of any LDAP proxy), " +
 		"and ldapgate as its own process, built from this tree, in front of the first slapd. " +
 		"Ratios are ldapgate's (or back-ldap's) throughput and latency divided by direct slapd's for the same operation; for a latency, higher is slower. " +
+		"Under each table, the cores each process kept busy while each target was measured (its CPU time from /proc over the wall time, warm-up included): " +
+		"when they add up to the box's cores, the box is the bound, and a target that makes the directory do two operations for one (ldapgate's lookup, then the bind) cannot keep up with one operation. " +
 		"The Duo simulator answers over HTTPS on loopback, so a gated bind's cost is ldapgate's own work plus a TLS round trip per Duo call — real Duo adds the internet and the user.\n\n")
 	rel, err := filepath.Rel(filepath.Dir(mdPath), chartPath)
 	if err != nil {
@@ -160,6 +195,7 @@ func (r *report) write(mdPath, chartPath string) error {
 			}
 			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", t, res.Throughput(), tr, dur(s.P50), dur(s.P90), dur(s.P99), p50r, p99r, errText(res.Errors))
 		}
+		r.writeCPU(&b, sc.name, sc.targets)
 		if sc.name == "storm" {
 			b.WriteString("\nFor the storm, ops/s is the logins completed divided by the time from the first arrival to the last answer.\n")
 		}

@@ -84,6 +84,7 @@ func run(ctx context.Context, binary string, sz sizes, only string) (*report, er
 		return nil, err
 	}
 	b.urls = map[string]string{direct: dir.URL, relay: rel.URL, ldapgate: b.gate.url("gate")}
+	pids := map[string]int{procDirect: dir.PID(), procRelay: rel.PID(), procGate: b.gate.cmd.Process.Pid, procLoad: os.Getpid()}
 	b.safeURL = b.gate.url("safe")
 
 	want := func(name string) bool { return only == "" || only == name }
@@ -97,18 +98,24 @@ func run(ctx context.Context, binary string, sz sizes, only string) (*report, er
 					return nil, ctx.Err()
 				}
 				fmt.Fprintf(os.Stderr, "benchrun: round %d/%d %s → %s\n", round, sz.Rounds, sc.name, t)
-				r, err := sc.run(ctx, t)
+				var r loadgen.Result
+				var err error
+				use := measureCPU(pids, func() { r, err = sc.run(ctx, t) })
 				if err != nil {
 					return nil, fmt.Errorf("%s against %s: %w", sc.name, t, err)
 				}
 				rep.add(sc, t, r)
+				rep.addCPU(sc.name, t, use)
 			}
 		}
 	}
 	if want("storm") {
 		for _, t := range []string{direct, relay, ldapgate} {
 			fmt.Fprintf(os.Stderr, "benchrun: storm of %d → %s\n", sz.Storm, t)
-			rep.add(stormScenario, t, b.storm(ctx, t))
+			var r loadgen.Result
+			use := measureCPU(pids, func() { r = b.storm(ctx, t) })
+			rep.add(stormScenario, t, r)
+			rep.addCPU(stormScenario.name, t, use)
 		}
 	}
 	if want("pending") {

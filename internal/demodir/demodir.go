@@ -40,6 +40,8 @@ type Directory struct {
 
 	mu    sync.Mutex
 	bound map[int]string // connection ID → bound DN; absent = anonymous
+	// opened counts the connections ever accepted (Opened).
+	opened int
 
 	stopOnce sync.Once
 	stopErr  error
@@ -58,6 +60,13 @@ func Start(ctx context.Context, addr string) (*Directory, error) {
 	d.srv, err = gldap.NewServer(
 		gldap.WithLogger(hclog.NewNullLogger()),
 		gldap.WithOnClose(d.forget),
+		gldap.WithConnectionEvents(func(ev gldap.ConnEvent) {
+			if ev.Kind == gldap.ConnOpened {
+				d.mu.Lock()
+				d.opened++
+				d.mu.Unlock()
+			}
+		}),
 		gldap.WithMaxRequestSize(1<<20),
 	)
 	if err != nil {
@@ -122,6 +131,14 @@ func (d *Directory) forget(connID int) {
 	d.mu.Lock()
 	delete(d.bound, connID)
 	d.mu.Unlock()
+}
+
+// Opened counts the connections the directory has accepted since it
+// started.
+func (d *Directory) Opened() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opened
 }
 
 // BoundAs counts the open connections bound as dn (compared without case).

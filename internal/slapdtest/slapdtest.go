@@ -451,6 +451,17 @@ func (s *Server) ping() error {
 
 // Stop kills slapd and waits for it to exit. It is idempotent, and runs when
 // the test ends. The data stays in Dir for Restart.
+// PID is slapd's process ID (0 while it is stopped): for a benchmark that
+// reads its CPU time in /proc.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
