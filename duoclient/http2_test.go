@@ -154,3 +154,38 @@ func TestSharedConnectionLost(t *testing.T) {
 		t.Fatalf("preauth after the drop: %v, want Unreachable", err)
 	}
 }
+
+// TestCallOnAConnectionClosedUnderIt: Duo (or a balancer in front of it)
+// may close a connection the client holds idle at any moment. A check or
+// preauth that takes it just then is sent again on a new connection, as
+// net/http does by itself over HTTP/1.1: the close says nothing about Duo.
+func TestCallOnAConnectionClosedUnderIt(t *testing.T) {
+	sim, err := duosim.New(duosim.Options{Users: []duosim.User{{Name: "alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	c := simClient(t, sim, nil)
+	ctx := context.Background()
+	for i, call := range []func() error{
+		func() error { return c.Check(ctx) },
+		func() error {
+			_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+			return err
+		},
+	} {
+		if err := c.Check(ctx); err != nil { // the connection to be closed
+			t.Fatal(err)
+		}
+		// refuse closes every connection; clearing it listens again.
+		if err := sim.SetFault(duosim.FaultRefuse); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.SetFault(duosim.FaultNone); err != nil {
+			t.Fatal(err)
+		}
+		if err := call(); err != nil {
+			t.Fatalf("call %d on the closed connection: %v, want it sent again and answered", i, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package duoclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -9,10 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 )
@@ -205,7 +208,7 @@ type roundTripper struct {
 }
 
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := rt.next.RoundTrip(req.WithContext(rt.ctx))
+	resp, err := rt.send(req)
 	if err != nil {
 		return nil, err
 	}
@@ -218,6 +221,63 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	se := &StatusError{StatusCode: resp.StatusCode}
 	se.Code, se.Message = parseFail(body)
 	return nil, se
+}
+
+// send sends req once, or twice when a call without side effects (the
+// check, a preauth) was cut by the connection it reused closing under it:
+// a server may close a connection it holds idle at any moment, and a call
+// that happened to take it says nothing about Duo. net/http retries such a
+// call itself over HTTP/1.1 (errServerClosedIdle), not over HTTP/2, where
+// it ends in EOF or a reset. The push (auth) is never sent twice.
+func (rt roundTripper) send(req *http.Request) (*http.Response, error) {
+	if !sideEffectFree(req) {
+		return rt.next.RoundTrip(req.WithContext(rt.ctx))
+	}
+	// duo_api_golang sets Body without GetBody: keep the form (a few
+	// hundred bytes) to send it again.
+	var form []byte
+	if req.Body != nil {
+		var err error
+		if form, err = io.ReadAll(io.LimitReader(req.Body, maxRequestBody+1)); err != nil {
+			return nil, err
+		}
+		_ = req.Body.Close()
+		if len(form) > maxRequestBody {
+			return nil, fmt.Errorf("duo request body over %d bytes", maxRequestBody)
+		}
+	}
+	attempt := func(ctx context.Context) *http.Request {
+		r := req.Clone(ctx)
+		if req.Body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(form))
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(form)), nil }
+		}
+		return r
+	}
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	resp, err := rt.next.RoundTrip(attempt(httptrace.WithClientTrace(rt.ctx, trace)))
+	if err == nil || !reused || !connectionDropped(err) || rt.ctx.Err() != nil {
+		return resp, err
+	}
+	return rt.next.RoundTrip(attempt(rt.ctx))
+}
+
+// maxRequestBody bounds the form of a call sent again: a preauth's is a
+// few hundred bytes.
+const maxRequestBody = 64 << 10
+
+// sideEffectFree reports whether sending req twice is harmless: the check
+// and preauth ask, auth sends a push.
+func sideEffectFree(req *http.Request) bool {
+	return strings.HasSuffix(req.URL.Path, "/check") || strings.HasSuffix(req.URL.Path, "/preauth")
+}
+
+// connectionDropped reports an error that means the connection went away
+// under the call: closed (EOF) or reset.
+func connectionDropped(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // parseFail extracts Duo's code and message from a FAIL body, if it is one.
