@@ -117,6 +117,14 @@ func dur(d time.Duration) string {
 	return fmt.Sprintf("%.2f s", d.Seconds())
 }
 
+// signedDur is dur for a difference, which may be negative.
+func signedDur(d time.Duration) string {
+	if d < 0 {
+		return "−" + dur(-d)
+	}
+	return dur(d)
+}
+
 func ratio(a, b float64) string {
 	if b == 0 || a == 0 {
 		return "–"
@@ -195,6 +203,16 @@ func (r *report) write(mdPath, chartPath string) error {
 			}
 			fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", t, res.Throughput(), tr, dur(s.P50), dur(s.P90), dur(s.P99), p50r, p99r, errText(res.Errors))
 		}
+		if sc.name == "gated-bind" || sc.name == "gated-bind-latency" {
+			g, ok1 := r.merged(sc.name, ldapgate)
+			d, ok2 := r.merged(sc.name, direct)
+			u, ok3 := r.merged(sc.name, duoAlone)
+			if ok1 && ok2 && ok3 {
+				added := g.Summary().P50 - d.Summary().P50 - u.Summary().P50
+				fmt.Fprintf(&b, "\nAdded by ldapgate at p50, over a direct bind plus the two Duo calls: %s − %s − %s = **%s**.\n",
+					dur(g.Summary().P50), dur(d.Summary().P50), dur(u.Summary().P50), signedDur(added))
+			}
+		}
 		r.writeCPU(&b, sc.name, sc.targets)
 		if sc.name == "storm" {
 			b.WriteString("\nFor the storm, ops/s is the logins completed divided by the time from the first arrival to the last answer.\n")
@@ -203,7 +221,7 @@ func (r *report) write(mdPath, chartPath string) error {
 	}
 	if p := r.Pending; p != nil {
 		fmt.Fprintf(&b, "## pending\n\n%d gated binds whose push waits (the simulator holds every push), arriving at 1,000 a second; then the exempt app account binds on %d connections while they wait. "+
-			"%d pushes reached Duo in %s.", p.Want, sz.Conns, p.Reached, dur(p.TookToReach))
+			"%d pushes reached Duo in %s.", p.Want, pendingProbeConns, p.Reached, dur(p.TookToReach))
 		b.WriteString(" Measured once every bind has waited past config.ReleaseUpstreamAfter, when it holds its client's connection and nothing else of its own (README, Descriptors).")
 		b.WriteString("\n\n| ldapgate process | idle | while pending | per pending push |\n|---|---:|---:|---:|\n")
 		per := func(a, c int) string {
