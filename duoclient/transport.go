@@ -102,11 +102,15 @@ func configureTransport(t *http.Transport, cfg Config) {
 	// DialContext and TLSClientConfig are ours, as above; this turns it
 	// back on.
 	t.ForceAttemptHTTP2 = true
-	// A connection that stops answering is noticed by a ping after
-	// timeout of silence and closed when the ping is not answered within
-	// timeout, so that calls stop queueing onto it; pending pushes send
-	// no frames for minutes, so silence alone proves nothing.
-	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: cfg.Timeout, PingTimeout: cfg.Timeout}
+	// A connection that stops answering is noticed by a ping after a
+	// silence and closed when the ping is not answered in time, so that
+	// calls stop queueing onto it; pending pushes send no frames for
+	// minutes, so silence alone proves nothing. Closing it fails every
+	// push it carries (up to the server's stream limit) at once, so the
+	// ping gets at least pingPatience: a process busy with thousands of
+	// waiting logins must not mistake its own delay for Duo's.
+	patience := max(cfg.Timeout, pingPatience)
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: patience, PingTimeout: patience}
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{}
 	}
@@ -115,6 +119,10 @@ func configureTransport(t *http.Transport, cfg Config) {
 		t.TLSClientConfig.RootCAs = cfg.RootCAs
 	}
 }
+
+// pingPatience is the least silence before an HTTP/2 connection to Duo is
+// pinged, and the least time its ping has to come back.
+const pingPatience = 15 * time.Second
 
 // ProxyRefusedError means the HTTPS proxy (HTTPS_PROXY) answered our
 // CONNECT to Duo with something other than 200: a proxy policy or
