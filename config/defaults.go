@@ -60,6 +60,11 @@ const (
 	DefaultWriteTimeout            = 30 * time.Second
 	DefaultRequestTimeout          = 30 * time.Second
 	DefaultDirectoryMaxConnections = 32
+	// DirectoryIdleConnections bounds the password-check connections kept
+	// open for the next check (those of clients that bound and left, and
+	// of refused binds), so that a burst does not leave the directory
+	// holding hundreds of idle connections of ours.
+	DirectoryIdleConnections = 16
 	// The lookup account's connections and the searches in flight on each:
 	// well below OpenLDAP's conn_max_pending_auth (1,000), past which it
 	// closes a connection.

@@ -1,7 +1,8 @@
 // Package directory is ldapgate's client of the upstream directories
-// (OpenLDAP, Active Directory...): URL failover, the lookup account's shared
-// connection, finding a bind name's entry, group membership, Who Am I, the
-// bounded pool of password-check connections, and the one answer to "can
+// (OpenLDAP, Active Directory...): URL failover, the lookup account's
+// bounded pool of connections (lookup.go), finding a bind name's entry,
+// group membership, Who Am I, the bounded pool of password-check
+// connections (pool.go), and the one answer to "can
 // this directory authenticate users now" (Up, Problem, Probe) that
 // readiness, /status and ldapgate_directory_up all read.
 //
@@ -66,6 +67,9 @@ type Config struct {
 	// MaxConnections bounds the connections checking passwords of clients
 	// not yet let in (CheckConn); required.
 	MaxConnections int
+	// MaxIdle bounds the password-check connections kept open while
+	// unused, for the next check (at most MaxConnections); required.
+	MaxIdle int
 	// LookupConnections bounds the lookup account's connections, and
 	// LookupInFlight the searches in flight on each (lookup.go); required
 	// with a lookup account.
@@ -176,8 +180,8 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if cfg.UserFilter == nil || cfg.GroupFilter == nil || cfg.UsernameAttribute == "" {
 		return nil, errors.New("directory: user filter, group filter and username attribute are required")
 	}
-	if cfg.MaxConnections <= 0 {
-		return nil, errors.New("directory: max connections must be positive")
+	if cfg.MaxConnections <= 0 || cfg.MaxIdle <= 0 {
+		return nil, errors.New("directory: max connections and idle connections must be positive")
 	}
 	if cfg.TLS == nil && (cfg.StartTLS || slices.ContainsFunc(cfg.URLs, func(u string) bool { return strings.HasPrefix(strings.ToLower(u), "ldaps://") })) {
 		return nil, errors.New("directory: ldaps:// and StartTLS need a TLS configuration")
@@ -197,7 +201,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections),
+	d := &Client{cfg: cfg, log: log.With("directory", cfg.Name), pool: newCheckPool(cfg.MaxConnections, min(cfg.MaxIdle, cfg.MaxConnections)),
 		lookups: newLookupPool(max(cfg.LookupConnections, 1), max(cfg.LookupInFlight, 1))}
 	now := time.Now()
 	for i, raw := range cfg.URLs {

@@ -40,6 +40,9 @@ func newTestClient(t testing.TB, cfg Config) *Client {
 	if cfg.GroupFilter == nil {
 		cfg.GroupFilter = func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" }
 	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = 16
+	}
 	if cfg.LookupConnections == 0 {
 		cfg.LookupConnections = 4
 	}

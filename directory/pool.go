@@ -31,8 +31,8 @@ type checkPool struct {
 	closed bool
 }
 
-func newCheckPool(n int) *checkPool {
-	return &checkPool{slots: make(chan struct{}, n), idle: make(chan *ldap.Conn, n)}
+func newCheckPool(n, idle int) *checkPool {
+	return &checkPool{slots: make(chan struct{}, n), idle: make(chan *ldap.Conn, idle)}
 }
 
 // Lease is a pooled connection lent to one password check. Exactly one of

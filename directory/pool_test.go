@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/ldapgate/ldapgate/internal/slapdtest"
 	"github.com/ldapgate/ldapgate/internal/testutil"
 )
@@ -63,5 +65,43 @@ func TestPoolDoesNotWaitOnAHungDirectory(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, func() bool { return len(d.pool.slots) == 0 }, "the pool to be returned")
 	if n := len(d.pool.idle); n != 2 {
 		t.Fatalf("%d idle connections after two refused binds, want 2 (reused)", n)
+	}
+}
+
+// TestIdleConnectionsBounded: however many connections come back at once
+// (clients that bound and left after a burst), the pool keeps MaxIdle of
+// them open and closes the rest; a closed pool keeps none.
+func TestIdleConnectionsBounded(t *testing.T) {
+	dir := slapdtest.Start(t)
+	d := newTestClient(t, Config{URLs: []string{dir.URL}, MaxConnections: 8, MaxIdle: 3})
+	ctx := context.Background()
+	var conns []*ldap.Conn
+	for range 6 {
+		c, err := d.Dial(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		d.Recycle(c)
+	}
+	kept := 0
+	for _, c := range conns {
+		if !c.IsClosing() {
+			kept++
+		}
+	}
+	if kept != 3 || len(d.pool.idle) != 3 {
+		t.Fatalf("%d of 6 recycled connections kept open, %d idle; want MaxIdle, 3", kept, len(d.pool.idle))
+	}
+	d.Close()
+	c, err := d.Dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Recycle(c)
+	if !c.IsClosing() || len(d.pool.idle) != 0 {
+		t.Fatal("a closed pool kept a connection")
 	}
 }

@@ -195,7 +195,7 @@ func TestURLStateHasNoUserinfo(t *testing.T) {
 	if u := d.URLs()[0].URL; u != "ldap://127.0.0.1:1" {
 		t.Fatalf("URL = %q", u)
 	}
-	if _, err := New(Config{URLs: []string{"ldap://u:s3cret@[::1"}, Timeout: time.Second, MaxConnections: 1,
+	if _, err := New(Config{URLs: []string{"ldap://u:s3cret@[::1"}, Timeout: time.Second, MaxConnections: 1, MaxIdle: 1,
 		UserFilter: func(string, string) string { return "" }, GroupFilter: func(string) string { return "" },
 		UsernameAttribute: "uid"}, discard()); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad URL: %v", err)

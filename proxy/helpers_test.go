@@ -48,6 +48,7 @@ func newTestDirectory(t testing.TB, cfg directory.Config) *directory.Client {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 8
 	}
+	cfg.MaxIdle = cmp.Or(cfg.MaxIdle, config.DirectoryIdleConnections)
 	cfg.LookupConnections = cmp.Or(cfg.LookupConnections, config.DefaultLookupConnections)
 	cfg.LookupInFlight = cmp.Or(cfg.LookupInFlight, config.DefaultLookupInFlight)
 	if cfg.UsernameAttribute == "" {

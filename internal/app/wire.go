@@ -329,6 +329,7 @@ func (a *app) newDirectory(dc *config.Directory, certs *[]*certfile.Reloader) (*
 		NestedGroups:      dc.NestedGroups,
 		MaxGroupDepth:     config.MaxGroupNesting,
 		MaxConnections:    dc.MaxConnections,
+		MaxIdle:           config.DirectoryIdleConnections,
 		LookupConnections: dc.LookupConnections,
 		LookupInFlight:    dc.LookupInFlight,
 	}, a.log)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"maps"
 	"os"
@@ -17,6 +18,12 @@ import (
 
 	"github.com/ldapgate/ldapgate/internal/loadgen"
 )
+
+// notes is the hand-written part of BENCHMARKS.md: what bounds each
+// result and what each change bought, from full runs.
+//
+//go:embed notes.md
+var notes string
 
 type report struct {
 	sz           sizes
@@ -221,7 +228,7 @@ func (r *report) write(mdPath, chartPath string) error {
 	}
 	if p := r.Pending; p != nil {
 		fmt.Fprintf(&b, "## pending\n\n%d gated binds whose push waits (the simulator holds every push), arriving at 1,000 a second; then the exempt app account binds on %d connections while they wait. "+
-			"%d pushes reached Duo in %s.", p.Want, pendingProbeConns, p.Reached, dur(p.TookToReach))
+			"%d pushes reached Duo in %s.", p.Want, steadyConns, p.Reached, dur(p.TookToReach))
 		b.WriteString(" Measured once every bind has waited past config.ReleaseUpstreamAfter, when it holds its client's connection and nothing else of its own (README, Descriptors).")
 		b.WriteString("\n\n| ldapgate process | idle | while pending | per pending push |\n|---|---:|---:|---:|\n")
 		per := func(a, c int) string {
@@ -242,6 +249,10 @@ func (r *report) write(mdPath, chartPath string) error {
 			ratio(float64(ed.P50), float64(eb.P50)), ratio(float64(ed.P90), float64(eb.P90)), ratio(float64(ed.P99), float64(eb.P99)))
 		fmt.Fprintf(&b, "Gated binds answered while they should have waited: %s.\n", errText(p.Early))
 	}
+	// What each change bought, written by hand after a full run (notes.md):
+	// kept in every report so that regenerating it does not lose them.
+	b.WriteString("\n")
+	b.WriteString(notes)
 	if err := os.WriteFile(mdPath, []byte(b.String()), 0o644); err != nil {
 		return err
 	}

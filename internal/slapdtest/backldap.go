@@ -18,7 +18,10 @@ func WithBackLDAP(uri string) Option {
 }
 
 // setupBackLDAP writes a slapd.conf whose database is ldap, relaying to
-// opts.backLDAP.
+// opts.backLDAP. single-conn gives each client connection one upstream
+// connection, re-bound when the client binds again, as ldapgate does:
+// without it back-ldap caches a connection per identity, and binds of
+// thousands of people ran the relay out of them (52 Unavailable).
 func (s *Server) setupBackLDAP() error {
 	o := s.opts
 	schemaDir, err := findDir("core.schema", "/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
@@ -47,6 +50,7 @@ database ldap
 suffix %s
 uri %q
 rebind-as-user yes
+single-conn yes
 access to * by * read
 `, quote(s.BaseDN), o.backLDAP)
 	return os.WriteFile(s.ConfigFile, []byte(b.String()), 0o600)
