@@ -39,7 +39,7 @@ bench-go: deps
 # The load benchmarks (internal/benchrun, README "Benchmarks"): direct
 # slapd, slapd back-ldap and ldapgate (this tree's binary, its own process)
 # on loopback; they rewrite BENCHMARKS.md and benchmarks.png and fail when
-# any scenario had errors. bench is the full sizes (about ten minutes);
+# any scenario had errors. bench is the full sizes (about fifteen minutes);
 # bench-quick a short run (under two minutes) whose numbers are indicative.
 bench: deps build
 	$(GO) run ./internal/benchrun --ldapgate $(BIN)
