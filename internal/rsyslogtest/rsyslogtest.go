@@ -150,24 +150,26 @@ func (s *Server) start(t testing.TB, port int) {
 			t.Fatalf("rsyslogtest: rsyslogd exited: %s", s.logs.String())
 		default:
 		}
-		if port != 0 {
-			// rsyslog writes the port file only for port 0: try it.
-			c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if port == 0 {
+			// rsyslog writes the port file only for port 0, once it has
+			// the port: which may be before it accepts on it.
+			data, err := os.ReadFile(portFile)
 			if err != nil {
 				return false
 			}
-			c.Close()
-			return true
+			n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil || n == 0 {
+				return false
+			}
+			s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(n))
 		}
-		data, err := os.ReadFile(portFile)
+		// Listening means accepting: a sender started now must connect
+		// at its first try.
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 		if err != nil {
 			return false
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || n == 0 {
-			return false
-		}
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(n))
+		c.Close()
 		return true
 	}, "rsyslogd to listen")
 }
