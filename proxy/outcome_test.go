@@ -42,15 +42,16 @@ func TestOutcomesTable(t *testing.T) {
 }
 
 // TestLookupRule: a name that matches no single entry is invalid
-// credentials; a refused lookup account, an unreachable directory or
-// anything else is the directory being unavailable, never the user's
-// password being wrong.
+// credentials; every lookup connection at its bound is busy; a refused
+// lookup account, an unreachable directory or anything else is the
+// directory being unavailable, never the user's password being wrong.
 func TestLookupRule(t *testing.T) {
 	for err, want := range map[error]int{
 		directory.ErrNoSuchUser:                                ldap.LDAPResultInvalidCredentials,
 		fmt.Errorf("x: %w", directory.ErrAmbiguousUser):        ldap.LDAPResultInvalidCredentials,
 		fmt.Errorf("%w: refused", directory.ErrLookupAccount):  ldap.LDAPResultUnavailable,
 		&directory.UnavailableError{Op: "search", Err: io.EOF}: ldap.LDAPResultUnavailable,
+		fmt.Errorf("find: %w", directory.ErrLookupBusy):        ldap.LDAPResultBusy,
 		errors.New("anything else"):                            ldap.LDAPResultUnavailable,
 	} {
 		if code := outcomes[lookupRule(err)].code; code != want {

@@ -186,3 +186,52 @@ func TestBindOnlyConnectionIsRecycled(t *testing.T) {
 		t.Fatalf("the directory accepted %d connections, want 3: carol must not get bob's relayed-on connection", n)
 	}
 }
+
+// TestRecycledConnectionNeverActsAsItsLastUser is the attack on recycling:
+// alice binds and leaves, and her connection, still bound as alice at the
+// directory, waits in the pool. Mallory, who has no password, binds with a
+// wrong one: the bind on alice's connection is refused and nothing Mallory
+// asks is relayed. Carol binds next on the same connection: what is
+// relayed for her runs as carol, never as alice.
+func TestRecycledConnectionNeverActsAsItsLastUser(t *testing.T) {
+	dir, err := demodir.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dir.Stop() })
+	d := sampleDirectory(t, 2*time.Second, lookupPassword(), dir.URL())
+	addr := serveTest(t, Config{}, d, allowSF, nil)
+	alice, bob, carol := person(t, "alice"), person(t, "bob"), person(t, "carol")
+
+	a := dialProxy(t, addr)
+	if err := a.Bind(alice.DN(), alice.Password); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	testutil.WaitFor(t, 5*time.Second, func() bool { return dir.Opened() == 2 && dir.BoundAs(alice.DN()) == 1 },
+		"alice's connection to wait in the pool")
+
+	m := dialProxy(t, addr)
+	if err := m.Bind(bob.DN(), "not-bobs-password"); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		t.Fatalf("wrong password on a recycled connection: %v, want 49", err)
+	}
+	if res, err := m.WhoAmI(nil); err == nil {
+		t.Fatalf("after a refused bind Mallory's Who Am I was answered %q", res.AuthzID)
+	}
+	m.Close()
+
+	c := dialProxy(t, addr)
+	if err := c.Bind(carol.DN(), carol.Password); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.WhoAmI(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.AuthzID != "dn:"+carol.DN() {
+		t.Fatalf("carol's relayed Who Am I answers %q", res.AuthzID)
+	}
+	if n := dir.Opened(); n != 2 {
+		t.Fatalf("the directory accepted %d connections, want 2: the binds did not run on the recycled one", n)
+	}
+}
