@@ -20,7 +20,7 @@ import (
 func TestPasswordChangedWhileThePushWaits(t *testing.T) {
 	push := 3 * config.ReleaseUpstreamAfter
 	e := start(t, []section{lookupSection}, withOwnSlapd(), // a password changes
-		withDuo("push_timeout", (push + 10*time.Second).String()))
+		withDuo("push_timeout", (push+10*time.Second).String()))
 	alice := person(t, "alice")
 	e.duo.SetPushDelay(push)
 	before := e.duo.Calls().Auth
