@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapgate/ldapgate/duoclient"
 	"github.com/ldapgate/ldapgate/duosim"
 	"github.com/ldapgate/ldapgate/failmode"
 	"github.com/ldapgate/ldapgate/internal/testutil"
@@ -24,12 +25,7 @@ func TestHTTP2WhenOffered(t *testing.T) {
 		{"http/1.1 only", true, "HTTP/1.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, err := duosim.New(duosim.Options{HTTP1Only: tc.http1Only, Users: []duosim.User{{Name: "alice"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sim.Close() })
-			c := simClient(t, sim, nil)
+			sim, c := aliceSim(t, tc.http1Only)
 			v, err := c.Verify(context.Background(), failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
 			if err != nil || !v.Allowed {
 				t.Fatalf("Verify = %+v, %v", v, err)
@@ -47,6 +43,56 @@ func TestHTTP2WhenOffered(t *testing.T) {
 	}
 }
 
+// aliceSim is a simulator that knows alice (approving), offering HTTP/1.1
+// alone when asked, and a client of it.
+func aliceSim(t *testing.T, http1Only bool) (*duosim.Sim, *duoclient.Client) {
+	t.Helper()
+	sim, err := duosim.New(duosim.Options{HTTP1Only: http1Only, Users: []duosim.User{{Name: "alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim, simClient(t, sim, nil)
+}
+
+// holdPushes opens the client's connection with a check, then starts n
+// pushes the simulator holds (auth_hang) and returns once all n are held.
+// The returned func waits for them to end, as the test lets them, and
+// returns how each failed.
+func holdPushes(t *testing.T, sim *duosim.Sim, c *duoclient.Client, n int) (ended func() []*failmode.Error) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SetFault(duosim.FaultAuthHang); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+			errs <- err
+		})
+	}
+	testutil.WaitFor(t, 10*time.Second, func() bool { return sim.Held() == n }, "every push held")
+	return func() []*failmode.Error {
+		t.Helper()
+		wg.Wait()
+		close(errs)
+		var fes []*failmode.Error
+		for err := range errs {
+			var fe *failmode.Error
+			if !errors.As(err, &fe) {
+				t.Fatalf("held push ended with %v, want a classified error", err)
+			}
+			fes = append(fes, fe)
+		}
+		return fes
+	}
+}
+
 // TestPendingPushesShareAConnection: pushes waiting for their users hold
 // no connection each over HTTP/2; they share the one the first call opened.
 // Over HTTP/1.1 (the endpoint offers nothing else) each holds its own.
@@ -60,29 +106,8 @@ func TestPendingPushesShareAConnection(t *testing.T) {
 		{"http/1.1", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, err := duosim.New(duosim.Options{HTTP1Only: tc.http1Only, Users: []duosim.User{{Name: "alice"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sim.Close() })
-			c := simClient(t, sim, nil)
-			ctx := context.Background()
-			// The first call opens the connection the others will share.
-			if err := c.Check(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := sim.SetFault(duosim.FaultAuthHang); err != nil {
-				t.Fatal(err)
-			}
-			var wg sync.WaitGroup
-			errs := make(chan error, pending)
-			for range pending {
-				wg.Go(func() {
-					_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
-					errs <- err
-				})
-			}
-			testutil.WaitFor(t, 10*time.Second, func() bool { return sim.Held() == pending }, "every push held")
+			sim, c := aliceSim(t, tc.http1Only)
+			ended := holdPushes(t, sim, c, pending)
 			switch n := sim.Connections(); {
 			case !tc.http1Only && n != 1:
 				t.Errorf("%d pending pushes over HTTP/2 opened %d connections to Duo, want the one", pending, n)
@@ -96,12 +121,9 @@ func TestPendingPushesShareAConnection(t *testing.T) {
 			if err := sim.SetFault(duosim.FaultNone); err != nil {
 				t.Fatal(err)
 			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				var fe *failmode.Error
-				if !errors.As(err, &fe) || fe.Class != failmode.Degraded {
-					t.Fatalf("released push: %v, want Degraded", err)
+			for _, fe := range ended() {
+				if fe.Class != failmode.Degraded {
+					t.Fatalf("released push: %v, want Degraded", fe)
 				}
 			}
 		})
@@ -113,42 +135,18 @@ func TestPendingPushesShareAConnection(t *testing.T) {
 // authentication began) and each new preauth, on a new connection, sees
 // the outage: never an unclassified (Local) error.
 func TestSharedConnectionLost(t *testing.T) {
-	const pending = 20
-	sim, err := duosim.New(duosim.Options{Users: []duosim.User{{Name: "alice"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	c := simClient(t, sim, nil)
-	ctx := context.Background()
-	if err := c.Check(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.SetFault(duosim.FaultAuthHang); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, pending)
-	for range pending {
-		wg.Go(func() {
-			_, err := c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
-			errs <- err
-		})
-	}
-	testutil.WaitFor(t, 10*time.Second, func() bool { return sim.Held() == pending }, "every push held")
+	sim, c := aliceSim(t, false)
+	ended := holdPushes(t, sim, c, 20)
 	// refuse closes the listener and every connection, the shared one too.
 	if err := sim.SetFault(duosim.FaultRefuse); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		var fe *failmode.Error
-		if !errors.As(err, &fe) || fe.Class != failmode.Degraded || fe.Stage != failmode.StageAuth {
-			t.Fatalf("push whose connection was dropped: %v, want Degraded at auth", err)
+	for _, fe := range ended() {
+		if fe.Class != failmode.Degraded || fe.Stage != failmode.StageAuth {
+			t.Fatalf("push whose connection was dropped: %v, want Degraded at auth", fe)
 		}
 	}
-	_, err = c.Verify(ctx, failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
+	_, err := c.Verify(context.Background(), failmode.Attempt{Username: "alice", Factor: failmode.FactorPush})
 	var fe *failmode.Error
 	if !errors.As(err, &fe) || fe.Class != failmode.Unreachable || fe.Stage != failmode.StagePreauth {
 		t.Fatalf("preauth after the drop: %v, want Unreachable", err)
@@ -160,12 +158,7 @@ func TestSharedConnectionLost(t *testing.T) {
 // preauth that takes it just then is sent again on a new connection, as
 // net/http does by itself over HTTP/1.1: the close says nothing about Duo.
 func TestCallOnAConnectionClosedUnderIt(t *testing.T) {
-	sim, err := duosim.New(duosim.Options{Users: []duosim.User{{Name: "alice"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	c := simClient(t, sim, nil)
+	sim, c := aliceSim(t, false)
 	ctx := context.Background()
 	for i, call := range []func() error{
 		func() error { return c.Check(ctx) },
