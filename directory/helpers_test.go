@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"io"
 	"log/slog"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapgate/ldapgate/config"
 	"github.com/ldapgate/ldapgate/internal/sampledata"
 )
 
@@ -40,15 +42,10 @@ func newTestClient(t testing.TB, cfg Config) *Client {
 	if cfg.GroupFilter == nil {
 		cfg.GroupFilter = func(dn string) string { return "(member=" + ldap.EscapeFilter(dn) + ")" }
 	}
-	if cfg.MaxIdle == 0 {
-		cfg.MaxIdle = 16
-	}
-	if cfg.LookupConnections == 0 {
-		cfg.LookupConnections = 4
-	}
-	if cfg.LookupInFlight == 0 {
-		cfg.LookupInFlight = 64
-	}
+	// What config gives a directory block that sets none of them.
+	cfg.MaxIdle = cmp.Or(cfg.MaxIdle, config.DirectoryIdleConnections)
+	cfg.LookupConnections = cmp.Or(cfg.LookupConnections, config.DefaultLookupConnections)
+	cfg.LookupInFlight = cmp.Or(cfg.LookupInFlight, config.DefaultLookupInFlight)
 	d, err := New(cfg, discard())
 	if err != nil {
 		t.Fatal(err)
